@@ -1,0 +1,33 @@
+"""The step implementations, and the names a process definition may use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from activities.customer import CustomerActivities
+from activities.fulfilment import FulfilmentActivities
+from activities.review import ReviewActivities
+from activities.stock import StockActivities
+from activities.store import Store
+
+ACTIVITY_CLASSES = (ReviewActivities, StockActivities, FulfilmentActivities, CustomerActivities)
+
+
+def _defined(cls) -> list[tuple[str, str]]:
+    """(method name, activity name) for each @activity.defn method of a class."""
+    return [
+        (attr, fn.__temporal_activity_definition.name)
+        for attr, fn in vars(cls).items()
+        if hasattr(fn, "__temporal_activity_definition")
+    ]
+
+
+ACTIVITY_NAMES = frozenset(name for cls in ACTIVITY_CLASSES for _, name in _defined(cls))
+
+
+def build_activities(store: Store) -> list[Callable]:
+    activities = []
+    for cls in ACTIVITY_CLASSES:
+        instance = cls(store)
+        activities += [getattr(instance, attr) for attr, _ in _defined(cls)]
+    return activities

@@ -1,0 +1,35 @@
+"""Where things live and which cluster to talk to."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from activities.store import Store
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROCESS_DIR = PROJECT_ROOT / "process_defs"
+SAMPLES_DIR = PROJECT_ROOT / "samples"
+DEFAULT_PROCESS = PROCESS_DIR / "standard.yaml"
+DEFAULT_ADDRESS = "localhost:7233"
+UI_PORT = 8233
+
+
+def home() -> Path:
+    """State directory: the warehouse store, the dev server's database, waybill labels."""
+    return Path(os.environ.get("ORDEROPS_HOME", ".orderops")).resolve()
+
+
+def default_address() -> str:
+    return os.environ.get("TEMPORAL_ADDRESS") or DEFAULT_ADDRESS
+
+
+def default_namespace() -> str:
+    return os.environ.get("TEMPORAL_NAMESPACE") or "default"
+
+
+def open_store() -> Store:
+    """The warehouse store, seeded with the sample catalogue the first time."""
+    store = Store(home() / "warehouse.db", home() / "labels")
+    store.seed(SAMPLES_DIR / "warehouse.yaml")
+    return store

@@ -1,0 +1,20 @@
+"""Connecting to Temporal, with one clear line when nobody answers."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+
+class Unreachable(Exception):
+    pass
+
+
+async def connect(address: str, namespace: str) -> Client:
+    try:
+        return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+    except RuntimeError as err:
+        raise Unreachable(
+            f"cannot reach Temporal at {address} (namespace {namespace}): start one with `orderops server`, "
+            f"or point --address / TEMPORAL_ADDRESS at a running cluster"
+        ) from err

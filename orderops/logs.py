@@ -1,0 +1,48 @@
+"""structlog for everything, including the SDK's own (replay-safe) workflow logger."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def _temporal_context(_, __, event: dict) -> dict:
+    """Lift the order id out of the SDK's log extras so every line carries it."""
+    for key in ("temporal_workflow", "temporal_activity"):
+        info = event.pop(key, None)
+        if isinstance(info, dict) and "workflow_id" in info:
+            event.setdefault("order_id", str(info["workflow_id"]).removeprefix("order-"))
+            if "attempt" in info:
+                event.setdefault("attempt", info["attempt"])
+    return event
+
+
+def configure(log_format: str = "console", level: str = "info") -> None:
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _temporal_context],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )

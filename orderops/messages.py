@@ -1,0 +1,133 @@
+"""Every payload that crosses the workflow boundary: input, result, queries, updates, signals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orderops.order import Order, OrderEdit
+from orderops.process.load import DefinitionSnapshot
+
+TASK_QUEUE = "orderops"
+WORKFLOW_NAME = "OrderWorkflow"
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+
+
+class OrderInput(BaseModel):
+    order: Order
+    definition: DefinitionSnapshot
+
+
+class ReviewDecision(BaseModel):
+    """Payload of the `review` update and of the `review` signal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Name = Field(description="One of the user task's outcomes, e.g. approve, edit, reject")
+    agent: Name = Field(description="Who decided")
+    role: str = Field("support_agent", description="Must match the user task's role")
+    reason: str = ""
+    node: str | None = Field(None, description="The user task to decide; needed only when several are open")
+    changes: OrderEdit | None = Field(None, description="With the edit outcome: the corrected order fields")
+
+
+class ReviewReceipt(BaseModel):
+    order_id: str
+    node: str
+    decision: str
+    agent: str
+    next: str
+    at: datetime
+
+
+class ExternalEvent(BaseModel):
+    """Payload of the `event` signal, consumed by `receive` nodes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Name
+    by: str = "support"
+
+
+class CancelReceipt(BaseModel):
+    order_id: str
+    cancelled_at_nodes: list[str]
+    at: datetime
+
+
+class StepRecord(BaseModel):
+    node: str
+    type: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    activity: str | None = None
+    attempt: int | None = None
+    outcome: str = "running"
+    detail: str | None = None
+
+
+class DecisionRecord(BaseModel):
+    node: str
+    decision: str
+    agent: str
+    role: str
+    reason: str
+    at: datetime
+    via: str
+
+
+class EventRecord(BaseModel):
+    name: str
+    data: dict[str, Any]
+    received_at: datetime
+    consumed_by: str | None = None
+
+
+class PendingUserTask(BaseModel):
+    node: str
+    role: str
+    outcomes: list[str]
+    since: datetime
+    deadline: datetime
+    details: Any = None
+
+
+class ProcessRef(BaseModel):
+    id: str
+    version: int
+    sha256: str
+    path: str
+
+
+class OrderStatusView(BaseModel):
+    order_id: str
+    status: str
+    current_nodes: list[str]
+    process: ProcessRef
+    steps: list[StepRecord]
+    pending_user_tasks: list[PendingUserTask]
+    waiting_for_events: list[str]
+    accepted_events: list[str]
+    decisions: list[DecisionRecord]
+    events: list[EventRecord]
+    end_reason: str | None = None
+
+
+class OrderResult(BaseModel):
+    order_id: str
+    status: str
+    end_node: str | None
+    reason: str | None
+    process: ProcessRef
+    steps: list[StepRecord]
+    decisions: list[DecisionRecord]

@@ -1,0 +1,75 @@
+"""The order as it enters the system: validated once, here, for every entry point."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    province: Text
+    city: Text
+    district: str = ""
+    street: Text
+    postcode: str = ""
+
+
+class OrderItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Annotated[str, Field(min_length=1, max_length=64)]
+    quantity: int = Field(gt=0, le=10_000)
+    unit_price: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
+
+
+class Order(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")]
+    customer_id: Text
+    customer_name: Text
+    phone: Text
+    address: Address
+    items: list[OrderItem] = Field(min_length=1)
+    channel: Literal["web", "app", "mini_program", "phone", "fax", "store", "taobao", "jd"] = "web"
+    order_type: Literal["normal", "promotion", "urgent"] = "normal"
+    paid: bool = Field(description="Payment confirmed by the payment provider")
+
+    @computed_field
+    @property
+    def amount(self) -> Decimal:
+        return sum((item.unit_price * item.quantity for item in self.items), Decimal("0"))
+
+    def as_variable(self) -> dict:
+        """The order as CEL sees it: plain JSON types (amounts as floats)."""
+        data = self.model_dump(mode="json")
+        data["amount"] = float(self.amount)
+        for item in data["items"]:
+            item["unit_price"] = float(item["unit_price"])
+        return data
+
+
+class OrderEdit(BaseModel):
+    """What a support agent may change with the `edit` outcome."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_name: Text | None = None
+    phone: Text | None = None
+    address: Address | None = None
+    items: list[OrderItem] | None = Field(None, min_length=1)
+    paid: bool | None = None
+
+    def apply(self, order: Order) -> Order:
+        changes = self.model_dump(exclude_none=True)
+        return Order.model_validate({**order.model_dump(), **changes})
+
+
+def workflow_id(order_id: str) -> str:
+    return f"order-{order_id}"

@@ -1,0 +1,41 @@
+"""CEL conditions and mappings: compiled once, evaluated without `eval`."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+import cel
+
+# Comprehension macros bind their own variable (`items.all(i, i.quantity > 0)`);
+# CEL's static analysis lists it among the referenced names, so lint must skip it.
+_MACRO_VAR = re.compile(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
+
+
+class ExpressionError(ValueError):
+    pass
+
+
+@lru_cache(maxsize=512)
+def compile_expression(source: str) -> Any:
+    try:
+        return cel.compile(source)
+    except ValueError as err:
+        # The library's message spans several lines with a caret diagram; keep the first.
+        first = str(err).splitlines()[0]
+        raise ExpressionError(first.replace("Failed to parse expression", "invalid CEL expression")) from None
+
+
+def referenced_variables(source: str) -> set[str]:
+    bound = set(_MACRO_VAR.findall(source))
+    return set(compile_expression(source).variables()) - bound
+
+
+def evaluate(source: str, variables: dict[str, Any]) -> Any:
+    try:
+        return compile_expression(source).execute(variables)
+    except ExpressionError:
+        raise
+    except Exception as err:  # the CEL runtime raises KeyError/TypeError/ValueError/RuntimeError
+        raise ExpressionError(f"evaluating {source!r} failed: {type(err).__name__}: {err}") from None

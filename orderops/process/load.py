@@ -1,0 +1,161 @@
+"""Reading YAML process definitions while remembering where each value came from.
+
+Every problem is reported as a `Problem` with a line and column, so lint,
+the worker and `orderops start` all print `file:line:col: message`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from orderops.process.model import NODE_TYPES, ProcessDefinition
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    column: int
+    message: str
+
+    def format(self, filename: str) -> str:
+        return f"{filename}:{self.line}:{self.column}: {self.message}"
+
+
+@dataclass
+class Source:
+    """A definition's text, its plain data, and the position of every value in it."""
+
+    text: str
+    data: Any = None
+    marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Path_) -> tuple[int, int]:
+        """The position of the deepest part of `path` that exists in the file."""
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.marks:
+                return self.marks[path[:end]]
+        return (1, 1)
+
+    def problem(self, path: Path_, message: str) -> Problem:
+        line, column = self.position(path)
+        return Problem(line, column, message)
+
+
+class DefinitionSnapshot(BaseModel):
+    """What an order runs under: recorded in the workflow input, hence in history."""
+
+    id: str
+    version: int
+    sha256: str
+    path: str
+    source: str
+
+
+def _build(node: yaml.Node, path: Path_, marks: dict, constructor: yaml.constructor.SafeConstructor) -> Any:
+    marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+    if isinstance(node, yaml.MappingNode):
+        result = {}
+        for key_node, value_node in node.value:
+            key = constructor.construct_object(key_node, deep=True)
+            marks[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = _build(value_node, path + (key,), marks, constructor)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, path + (i,), marks, constructor) for i, item in enumerate(node.value)]
+    return constructor.construct_object(node, deep=True)
+
+
+def parse_yaml(text: str) -> tuple[Source, list[Problem]]:
+    source = Source(text)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return source, [Problem(*where, f"YAML syntax error: {err.problem or err.context}")]
+    if root is None:
+        return source, [Problem(1, 1, "the file is empty: a process definition needs id, version, start and nodes")]
+    source.data = _build(root, (), source.marks, yaml.constructor.SafeConstructor())
+    return source, []
+
+
+def _node_label(source: Source, loc: Path_) -> str:
+    if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int):
+        nodes = source.data.get("nodes") if isinstance(source.data, dict) else None
+        if isinstance(nodes, list) and loc[1] < len(nodes) and isinstance(nodes[loc[1]], dict):
+            return f"node {nodes[loc[1]].get('id', '#' + str(loc[1] + 1))!r}: "
+    return ""
+
+
+def _data_path(loc: Path_, data: Any) -> Path_:
+    """Drop the discriminator tags pydantic inserts into locations (nodes.3.task.next)."""
+    path: list[str | int] = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+            path.append(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+            path.append(part)
+        elif isinstance(part, str) and part in NODE_TYPES:
+            continue
+        else:
+            path.append(part)
+            data = None
+    return tuple(path)
+
+
+def _describe(error: dict, field_name: str) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return f"missing required field {field_name!r}"
+    if kind == "extra_forbidden":
+        return f"unknown field {field_name!r}"
+    if kind == "union_tag_invalid":
+        found = error.get("ctx", {}).get("tag")
+        return f"unknown construct type {found!r} (expected one of: {', '.join(NODE_TYPES)})"
+    if kind == "union_tag_not_found":
+        return f"missing field 'type' (one of: {', '.join(NODE_TYPES)})"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{field_name}: {message}" if field_name else message
+
+
+def validate(source: Source) -> tuple[ProcessDefinition | None, list[Problem]]:
+    if not isinstance(source.data, dict):
+        return None, [Problem(1, 1, "a process definition must be a mapping with id, version, start and nodes")]
+    try:
+        return ProcessDefinition.model_validate(source.data), []
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            path = _data_path(tuple(error["loc"]), source.data)
+            field_name = str(path[-1]) if path else ""
+            problems.append(source.problem(path, _node_label(source, path) + _describe(error, field_name)))
+        return None, problems
+
+
+def load_text(text: str) -> tuple[ProcessDefinition | None, Source, list[Problem]]:
+    """Parse and validate (structure only; see `lint` for the graph and expression checks)."""
+    source, problems = parse_yaml(text)
+    if problems:
+        return None, source, problems
+    definition, problems = validate(source)
+    return definition, source, problems
+
+
+def snapshot(path: Path, text: str, definition: ProcessDefinition) -> DefinitionSnapshot:
+    return DefinitionSnapshot(
+        id=definition.id,
+        version=definition.version,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        path=str(path),
+        source=text,
+    )

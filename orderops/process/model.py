@@ -1,0 +1,193 @@
+"""The process-definition language, version 1, as pydantic models.
+
+These models are the single source of truth for the YAML format: the loader
+validates against them, `orderops lint` reports their errors with line
+numbers, and the workflow interpreter walks them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+_DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept '90s', '5m', '1h30m', '2d' (and plain seconds) besides timedelta."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not value.strip() or not match or not any(match.groups()):
+            raise ValueError(f"invalid duration {value!r}: use forms like 30s, 5m, 1h30m, 2d")
+        days, hours, minutes, seconds = match.groups()
+        return timedelta(
+            days=int(days or 0),
+            hours=int(hours or 0),
+            minutes=int(minutes or 0),
+            seconds=float(seconds or 0),
+        )
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+NodeId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
+VarName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Expression = Annotated[str, Field(min_length=1, description="A CEL expression")]
+
+END_STATUSES = ("completed", "cancelled", "rejected", "failed")
+EndStatus = Literal["completed", "cancelled", "rejected", "failed"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryPolicy(Strict):
+    maximum_attempts: int = Field(0, ge=0, description="0 means retry until a timeout stops it")
+    initial_interval: Duration = timedelta(seconds=1)
+    backoff: float = Field(2.0, ge=1.0)
+    maximum_interval: Duration | None = None
+    non_retryable: list[str] = Field(default_factory=list, description="Error types that fail at once")
+
+
+class Timeouts(Strict):
+    start_to_close: Duration | None = None
+    schedule_to_close: Duration | None = None
+    heartbeat: Duration | None = None
+
+
+class NodeBase(Strict):
+    id: NodeId
+    description: str | None = None
+    status: str | None = Field(None, description="Business status shown while the order is at this node")
+
+
+class TaskNode(NodeBase):
+    """Runs an activity."""
+
+    type: Literal["task"]
+    activity: str
+    input: dict[str, Expression] | None = Field(
+        None, description="Activity arguments: name -> CEL expression. Default: {order: order}"
+    )
+    result: VarName | None = Field(None, description="Variable that receives the activity's result")
+    retry: RetryPolicy = RetryPolicy()
+    timeouts: Timeouts = Timeouts(start_to_close=timedelta(minutes=1))
+    compensation: str | None = Field(None, description="Activity that undoes this task (saga)")
+    next: NodeId
+    on_error: NodeId | None = Field(None, description="Where to go when the task fails for good")
+
+
+class Branch(Strict):
+    when: Expression
+    next: NodeId
+
+
+class ExclusiveGateway(NodeBase):
+    """The first branch whose condition holds is taken, else the default."""
+
+    type: Literal["exclusive"]
+    branches: list[Branch] = Field(min_length=1)
+    default: NodeId | None = None
+
+
+class ParallelGateway(NodeBase):
+    """Each branch runs from its first node until it reaches `join`."""
+
+    type: Literal["parallel"]
+    branches: list[NodeId] = Field(min_length=2)
+    join: NodeId
+    on_error: NodeId | None = None
+
+
+class UserTask(NodeBase):
+    """A human decision among declared outcomes."""
+
+    type: Literal["user_task"]
+    role: str
+    outcomes: dict[str, NodeId | None] = Field(min_length=1)
+    timeout: Duration
+    on_timeout: NodeId
+    details: Expression | None = Field(None, description="CEL expression shown to the person deciding")
+    result: VarName | None = None
+
+
+class Wait(NodeBase):
+    """A timer: a fixed duration, or until a time computed from variables."""
+
+    type: Literal["wait"]
+    duration: Duration | None = None
+    until: Expression | None = Field(None, description="CEL expression giving an ISO-8601 time")
+    next: NodeId
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "Wait":
+        if (self.duration is None) == (self.until is None):
+            raise ValueError("a wait needs exactly one of 'duration' or 'until'")
+        return self
+
+
+class Receive(NodeBase):
+    """Waits for a named external event."""
+
+    type: Literal["receive"]
+    event: VarName
+    timeout: Duration
+    on_timeout: NodeId
+    result: VarName | None = None
+    next: NodeId
+
+
+class End(NodeBase):
+    type: Literal["end"]
+    status: EndStatus
+    reason: str | None = None
+
+
+Node = Annotated[
+    Union[TaskNode, ExclusiveGateway, ParallelGateway, UserTask, Wait, Receive, End],
+    Field(discriminator="type"),
+]
+NODE_TYPES = ("task", "exclusive", "parallel", "user_task", "wait", "receive", "end")
+
+
+class ProcessDefinition(Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]*$")]
+    version: int = Field(ge=1)
+    name: str | None = None
+    description: str | None = None
+    variables: dict[VarName, Any] = Field(default_factory=dict, description="Process variables and initial values")
+    start: NodeId
+    nodes: list[Node] = Field(min_length=1)
+
+    def node_map(self) -> dict[str, Node]:
+        return {node.id: node for node in self.nodes}
+
+
+def edges(node: Node) -> list[tuple[str, str]]:
+    """(field path, target) for every transition a node can take."""
+    match node:
+        case TaskNode():
+            out = [("next", node.next)]
+            return out + ([("on_error", node.on_error)] if node.on_error else [])
+        case ExclusiveGateway():
+            out = [(f"branches.{i}.next", b.next) for i, b in enumerate(node.branches)]
+            return out + ([("default", node.default)] if node.default else [])
+        case ParallelGateway():
+            out = [(f"branches.{i}", b) for i, b in enumerate(node.branches)] + [("join", node.join)]
+            return out + ([("on_error", node.on_error)] if node.on_error else [])
+        case UserTask():
+            out = [(f"outcomes.{k}", v) for k, v in node.outcomes.items() if v]
+            return out + [("on_timeout", node.on_timeout)]
+        case Wait():
+            return [("next", node.next)]
+        case Receive():
+            return [("next", node.next), ("on_timeout", node.on_timeout)]
+        case End():
+            return []
+    raise TypeError(node)

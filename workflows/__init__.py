@@ -1,0 +1,3 @@
+from workflows.order import OrderWorkflow
+
+__all__ = ["OrderWorkflow"]

@@ -1,0 +1,476 @@
+"""OrderWorkflow: one order, walked through the process definition it started with.
+
+The definition travels in the workflow input, so the history records exactly
+what the order ran under and editing a YAML file never changes an order in
+flight. The interpreter itself must stay deterministic: any change that alters
+the commands it issues needs `workflow.patched` (docs/process-language.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from orderops import search_attributes as sa
+    from orderops.messages import (
+        CancelReceipt,
+        CancelRequest,
+        DecisionRecord,
+        EventRecord,
+        ExternalEvent,
+        OrderInput,
+        OrderResult,
+        OrderStatusView,
+        PendingUserTask,
+        ProcessRef,
+        ReviewDecision,
+        ReviewReceipt,
+        StepRecord,
+        WORKFLOW_NAME,
+    )
+    from orderops.process.expressions import ExpressionError, evaluate
+    from orderops.process.lint import known_variables, lint_text
+    from orderops.process.model import (
+        End,
+        ExclusiveGateway,
+        Node,
+        ParallelGateway,
+        Receive,
+        TaskNode,
+        UserTask,
+        Wait,
+    )
+
+COMPENSATION_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=1))
+
+
+class ProcessFailure(Exception):
+    """A step failed for good and the definition gives it nowhere to go."""
+
+    def __init__(self, node: str, message: str):
+        super().__init__(message)
+        self.node = node
+
+
+@dataclass
+class Compensation:
+    node: str
+    activity: str
+    args: dict
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class OrderWorkflow:
+    @workflow.init
+    def __init__(self, inp: OrderInput) -> None:
+        snapshot = inp.definition
+        self._process = ProcessRef(id=snapshot.id, version=snapshot.version, sha256=snapshot.sha256, path=snapshot.path)
+        self._definition, problems = lint_text(snapshot.source, known_activities=None)
+        self._problems = [p.format(snapshot.path) for p in problems]
+        self._nodes = self._definition.node_map() if self._definition else {}
+        self._order = inp.order
+        self._vars: dict[str, Any] = {"order": inp.order.as_variable(), "error": None}
+        if self._definition:
+            self._vars.update(self._definition.variables)
+            # Every result variable exists from the start, so `x == null` works before it is set.
+            for name in known_variables(self._definition):
+                self._vars.setdefault(name, None)
+        self._status = "accepted"
+        self._current: list[str] = []
+        self._steps: list[StepRecord] = []
+        self._pending: dict[str, PendingUserTask] = {}
+        self._answers: dict[str, ReviewDecision] = {}
+        self._decisions: list[DecisionRecord] = []
+        self._events: list[EventRecord] = []
+        self._waiting_events: list[str] = []
+        self._compensations: list[Compensation] = []
+        self._cancel: CancelRequest | None = None
+        self._finished = False
+        self._end_reason: str | None = None
+        self._activity_seq = 0
+        self._published: tuple[str, str] | None = None
+
+    # -- the story: set up, walk the definition, settle the outcome --------
+
+    @workflow.run
+    async def run(self, inp: OrderInput) -> OrderResult:
+        if self._definition is None:
+            raise ApplicationError(
+                "invalid process definition: " + "; ".join(self._problems), type="InvalidDefinition", non_retryable=True
+            )
+        self._publish()
+        status, end_node, reason = await self._walk_until_end_or_cancel()
+        self._finished = True
+        if status != "completed":
+            await self._compensate()
+        self._status, self._end_reason = status, reason
+        self._current = []
+        self._publish(step=end_node or "")
+        workflow.logger.info("order ended", extra={"status": status, "node": end_node})
+        return OrderResult(
+            order_id=self._order.order_id,
+            status=status,
+            end_node=end_node,
+            reason=reason,
+            process=self._process,
+            steps=self._steps,
+            decisions=self._decisions,
+        )
+
+    async def _walk_until_end_or_cancel(self) -> tuple[str, str | None, str | None]:
+        flow = asyncio.create_task(self._walk(self._definition.start, join=None))
+        cancel_requested = asyncio.create_task(workflow.wait_condition(lambda: self._cancel is not None))
+        try:
+            await workflow.wait([flow, cancel_requested], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # `temporal workflow cancel` takes the same path as `orderops cancel`.
+            self._cancel = self._cancel or CancelRequest(reason="workflow cancellation requested", by="temporal")
+        if not flow.done():
+            flow.cancel()
+            try:
+                await flow
+            except (asyncio.CancelledError, ActivityError, ProcessFailure):
+                pass
+            return "cancelled", None, f"cancelled by {self._cancel.by}: {self._cancel.reason}"
+        cancel_requested.cancel()
+        try:
+            end: End = flow.result()
+        except ProcessFailure as failure:
+            return "failed", failure.node, str(failure)
+        return end.status, end.id, end.reason
+
+    async def _walk(self, start: str, join: str | None) -> End | None:
+        """Follow transitions from `start` until an end node, or until `join` for a parallel branch."""
+        node_id = start
+        while node_id != join:
+            node = self._nodes[node_id]
+            if isinstance(node, End):
+                return node
+            self._enter(node)
+            try:
+                node_id = await self._step(node)
+            finally:
+                self._leave(node)
+        return None
+
+    async def _step(self, node: Node) -> str:
+        match node:
+            case TaskNode():
+                return await self._run_task(node)
+            case ExclusiveGateway():
+                return self._choose_branch(node)
+            case ParallelGateway():
+                return await self._run_parallel(node)
+            case UserTask():
+                return await self._await_decision(node)
+            case Wait():
+                return await self._wait(node)
+            case Receive():
+                return await self._receive(node)
+        raise TypeError(f"unsupported node {node!r}")
+
+    # -- constructs ---------------------------------------------------------
+
+    async def _run_task(self, node: TaskNode) -> str:
+        args = self._evaluate_mapping(node, node.input or {"order": "order"})
+        step = self._record(node, activity=node.activity)
+        self._activity_seq += 1
+        retry = node.retry
+        try:
+            envelope = await workflow.execute_activity(
+                node.activity,
+                args,
+                activity_id=f"{node.id}-{self._activity_seq}",
+                summary=node.id,
+                start_to_close_timeout=node.timeouts.start_to_close,
+                schedule_to_close_timeout=node.timeouts.schedule_to_close,
+                heartbeat_timeout=node.timeouts.heartbeat,
+                retry_policy=RetryPolicy(
+                    initial_interval=retry.initial_interval,
+                    backoff_coefficient=retry.backoff,
+                    maximum_interval=retry.maximum_interval,
+                    maximum_attempts=retry.maximum_attempts,
+                    non_retryable_error_types=retry.non_retryable or None,
+                ),
+                result_type=dict,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            message = getattr(cause, "message", None) or str(cause or err)
+            error_type = getattr(cause, "type", None) or type(cause).__name__
+            self._finish(step, "failed", f"{error_type}: {message}")
+            self._vars["error"] = {"node": node.id, "type": error_type, "message": message}
+            if node.on_error:
+                return node.on_error
+            raise ProcessFailure(node.id, f"step {node.id!r} failed: {error_type}: {message}") from None
+        step.attempt = envelope.get("attempt")
+        self._finish(step, "completed")
+        if node.result:
+            self._vars[node.result] = envelope.get("result")
+        if node.compensation:
+            self._compensations.append(
+                Compensation(node.id, node.compensation, {**args, "result": envelope.get("result")})
+            )
+        return node.next
+
+    def _choose_branch(self, node: ExclusiveGateway) -> str:
+        step = self._record(node)
+        for index, branch in enumerate(node.branches):
+            if self._condition(node, branch.when):
+                self._finish(step, "completed", f"branch {index + 1}: {branch.when}")
+                return branch.next
+        self._finish(step, "completed", "default")
+        return node.default
+
+    async def _run_parallel(self, node: ParallelGateway) -> str:
+        step = self._record(node)
+        branches = [asyncio.create_task(self._walk(start, join=node.join)) for start in node.branches]
+        await workflow.wait(branches, return_when=asyncio.FIRST_EXCEPTION)
+        failed = next((b for b in branches if b.done() and not b.cancelled() and b.exception()), None)
+        if failed is None:
+            self._finish(step, "completed")
+            return node.join
+        for sibling in branches:
+            sibling.cancel()
+        await workflow.wait(branches)
+        failure = failed.exception()
+        self._finish(step, "failed", str(failure))
+        if node.on_error and isinstance(failure, ProcessFailure):
+            return node.on_error
+        raise failure
+
+    async def _await_decision(self, node: UserTask) -> str:
+        step = self._record(node)
+        now = workflow.now()
+        self._pending[node.id] = PendingUserTask(
+            node=node.id,
+            role=node.role,
+            outcomes=list(node.outcomes),
+            since=now,
+            deadline=now + node.timeout,
+            details=self._evaluate(node, node.details) if node.details else None,
+        )
+        self._publish()
+        try:
+            await workflow.wait_condition(lambda: node.id in self._answers, timeout=node.timeout)
+        except asyncio.TimeoutError:
+            self._finish(step, "timed_out", f"no decision within {node.timeout}")
+            return node.on_timeout
+        finally:
+            self._pending.pop(node.id, None)
+        decision = self._answers.pop(node.id)
+        if decision.changes is not None:
+            self._order = decision.changes.apply(self._order)
+            self._vars["order"] = self._order.as_variable()
+        if node.result:
+            self._vars[node.result] = {"decision": decision.decision, "agent": decision.agent, "reason": decision.reason}
+        self._finish(step, "completed", f"{decision.decision} by {decision.agent}")
+        return node.outcomes[decision.decision]
+
+    async def _wait(self, node: Wait) -> str:
+        step = self._record(node)
+        if node.duration is not None:
+            delay = node.duration
+        else:
+            value = self._evaluate(node, node.until)
+            try:
+                until = datetime.fromisoformat(str(value))
+            except ValueError:
+                raise ProcessFailure(node.id, f"step {node.id!r}: 'until' gave {value!r}, not an ISO-8601 time")
+            delay = max(until - workflow.now(), timedelta(0))
+        await workflow.sleep(delay)
+        self._finish(step, "completed", f"waited {delay}")
+        return node.next
+
+    async def _receive(self, node: Receive) -> str:
+        step = self._record(node)
+        self._waiting_events.append(node.event)
+        self._publish()
+        try:
+            await workflow.wait_condition(lambda: self._unconsumed(node.event) is not None, timeout=node.timeout)
+        except asyncio.TimeoutError:
+            self._finish(step, "timed_out", f"no {node.event!r} event within {node.timeout}")
+            return node.on_timeout
+        finally:
+            self._waiting_events.remove(node.event)
+        event = self._unconsumed(node.event)
+        event.consumed_by = node.id
+        if node.result:
+            self._vars[node.result] = event.data
+        self._finish(step, "completed", f"event {node.event!r} received")
+        return node.next
+
+    async def _compensate(self) -> None:
+        """Undo completed steps in reverse order (saga); one failing undo does not stop the rest."""
+        while self._compensations:
+            comp = self._compensations.pop()
+            step = StepRecord(
+                node=comp.node, type="compensation", activity=comp.activity, started_at=workflow.now()
+            )
+            self._steps.append(step)
+            self._activity_seq += 1
+            try:
+                envelope = await workflow.execute_activity(
+                    comp.activity,
+                    comp.args,
+                    activity_id=f"undo-{comp.node}-{self._activity_seq}",
+                    summary=f"undo {comp.node}",
+                    start_to_close_timeout=timedelta(minutes=1),
+                    retry_policy=COMPENSATION_RETRY,
+                    result_type=dict,
+                )
+            except ActivityError as err:
+                self._finish(step, "failed", str(err.cause or err))
+                continue
+            step.attempt = envelope.get("attempt")
+            self._finish(step, "completed")
+
+    # -- handlers: support agents and external systems ------------------------
+
+    @workflow.update(name="review")
+    def review(self, decision: ReviewDecision) -> ReviewReceipt:
+        return self._accept_decision(decision, via="update")
+
+    @review.validator
+    def _validate_review(self, decision: ReviewDecision) -> None:
+        self._check_decision(decision)
+
+    @workflow.signal(name="review")
+    def review_signal(self, decision: ReviewDecision) -> None:
+        try:
+            self._check_decision(decision)
+        except ValueError as err:
+            workflow.logger.warning("review signal ignored: %s", err)
+            return
+        self._accept_decision(decision, via="signal")
+
+    @workflow.signal(name="event")
+    def event(self, event: ExternalEvent) -> None:
+        self._events.append(EventRecord(name=event.name, data=event.data, received_at=workflow.now()))
+
+    @workflow.update(name="cancel")
+    def cancel(self, request: CancelRequest) -> CancelReceipt:
+        self._cancel = request
+        return CancelReceipt(order_id=self._order.order_id, cancelled_at_nodes=list(self._current), at=workflow.now())
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelRequest) -> None:
+        if self._finished:
+            raise ValueError(f"order {self._order.order_id} already ended ({self._status}); nothing to cancel")
+        if self._cancel is not None:
+            raise ValueError(f"order {self._order.order_id} is already being cancelled")
+
+    @workflow.query(name="status")
+    def status(self) -> OrderStatusView:
+        return OrderStatusView(
+            order_id=self._order.order_id,
+            status=self._status,
+            current_nodes=list(self._current),
+            process=self._process,
+            steps=self._steps,
+            pending_user_tasks=list(self._pending.values()),
+            waiting_for_events=list(self._waiting_events),
+            accepted_events=sorted({n.event for n in self._nodes.values() if isinstance(n, Receive)}),
+            decisions=self._decisions,
+            events=self._events,
+            end_reason=self._end_reason,
+        )
+
+    def _check_decision(self, decision: ReviewDecision) -> None:
+        order_id = self._order.order_id
+        open_tasks = [t for t in self._pending.values() if t.node not in self._answers]
+        if decision.node:
+            open_tasks = [t for t in open_tasks if t.node == decision.node]
+        if not open_tasks:
+            where = f" at {decision.node!r}" if decision.node else ""
+            raise ValueError(f"order {order_id} is not awaiting a decision{where} (status: {self._status})")
+        if len(open_tasks) > 1:
+            raise ValueError(f"order {order_id} awaits several decisions; name one with node: {[t.node for t in open_tasks]}")
+        task = open_tasks[0]
+        if decision.decision not in task.outcomes:
+            raise ValueError(f"{decision.decision!r} is not an outcome of {task.node!r}; allowed: {', '.join(task.outcomes)}")
+        if decision.role != task.role:
+            raise ValueError(f"{task.node!r} must be decided by role {task.role!r}, not {decision.role!r}")
+        if decision.changes is not None and decision.decision != "edit":
+            raise ValueError("order changes are accepted only with the 'edit' decision")
+
+    def _accept_decision(self, decision: ReviewDecision, via: str) -> ReviewReceipt:
+        task = next(t for t in self._pending.values() if t.node not in self._answers and decision.node in (None, t.node))
+        self._answers[task.node] = decision
+        now = workflow.now()
+        self._decisions.append(
+            DecisionRecord(
+                node=task.node,
+                decision=decision.decision,
+                agent=decision.agent,
+                role=decision.role,
+                reason=decision.reason,
+                at=now,
+                via=via,
+            )
+        )
+        next_node = self._nodes[task.node].outcomes[decision.decision]
+        return ReviewReceipt(
+            order_id=self._order.order_id, node=task.node, decision=decision.decision, agent=decision.agent, next=next_node, at=now
+        )
+
+    # -- bookkeeping ------------------------------------------------------------
+
+    def _unconsumed(self, name: str) -> EventRecord | None:
+        return next((e for e in self._events if e.name == name and e.consumed_by is None), None)
+
+    def _enter(self, node: Node) -> None:
+        self._current.append(node.id)
+        if node.status:
+            self._status = node.status
+        elif isinstance(node, UserTask):
+            self._status = "awaiting_review"
+        elif isinstance(node, Receive):
+            self._status = f"awaiting_{node.event}"
+        else:
+            self._status = "in_progress"
+        self._publish()
+
+    def _leave(self, node: Node) -> None:
+        self._current.remove(node.id)
+
+    def _publish(self, step: str | None = None) -> None:
+        """Mirror status and current step into search attributes for `orderops list`."""
+        current = step if step is not None else "+".join(self._current)
+        if self._published == (self._status, current):
+            return
+        self._published = (self._status, current)
+        workflow.upsert_search_attributes([sa.ORDER_STATUS.value_set(self._status), sa.CURRENT_STEP.value_set(current)])
+
+    def _record(self, node: Node, activity: str | None = None) -> StepRecord:
+        step = StepRecord(node=node.id, type=node.type, activity=activity, started_at=workflow.now())
+        self._steps.append(step)
+        return step
+
+    @staticmethod
+    def _finish(step: StepRecord, outcome: str, detail: str | None = None) -> None:
+        step.ended_at = workflow.now()
+        step.outcome = outcome
+        step.detail = detail
+
+    def _evaluate(self, node: Node, expression: str) -> Any:
+        try:
+            return evaluate(expression, self._vars)
+        except ExpressionError as err:
+            raise ProcessFailure(node.id, f"step {node.id!r}: {err}") from None
+
+    def _condition(self, node: Node, expression: str) -> bool:
+        value = self._evaluate(node, expression)
+        if not isinstance(value, bool):
+            raise ProcessFailure(node.id, f"step {node.id!r}: condition {expression!r} gave {value!r}, not true/false")
+        return value
+
+    def _evaluate_mapping(self, node: TaskNode, mapping: dict[str, str]) -> dict[str, Any]:
+        return {name: self._evaluate(node, expression) for name, expression in mapping.items()}
