@@ -116,8 +116,11 @@ class Store:
         self.labels_dir = labels_dir
         path.parent.mkdir(parents=True, exist_ok=True)
         labels_dir.mkdir(parents=True, exist_ok=True)
-        with self.transaction() as db:
+        db = self.connect()
+        try:
             db.executescript(SCHEMA)
+        finally:
+            db.close()
 
     def connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)

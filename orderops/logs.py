@@ -6,6 +6,7 @@ import logging
 import sys
 
 import structlog
+from temporalio import activity, workflow
 
 
 def _temporal_context(_, __, event: dict) -> dict:
@@ -28,7 +29,7 @@ def configure(log_format: str = "console", level: str = "info") -> None:
     renderer = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -37,6 +38,9 @@ def configure(log_format: str = "console", level: str = "info") -> None:
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    # The order id and attempt go in fields of their own, not appended to the message.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,0 +1,491 @@
+"""The `orderops` command line: start, inspect, decide and cancel orders.
+
+Every failure a user can cause (bad files, unknown orders, wrong state, no
+server) ends as one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus as Status,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities import ACTIVITY_NAMES
+from orderops import config, logs, search_attributes as sa
+from orderops.connect import Unreachable, connect
+from orderops.messages import (
+    TASK_QUEUE,
+    CancelReceipt,
+    CancelRequest,
+    ExternalEvent,
+    OrderInput,
+    OrderResult,
+    OrderStatusView,
+    ReviewDecision,
+    ReviewReceipt,
+    WORKFLOW_NAME,
+)
+from orderops.order import Order, OrderEdit, workflow_id
+from orderops.process.lint import InvalidDefinition, lint_text, load_definition
+from orderops.process.load import DefinitionSnapshot
+
+QUERY_TIMEOUT = timedelta(seconds=10)
+# Piped output (CI logs, less) gets a wide table instead of rich's 80-column default.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+# -- reading input ------------------------------------------------------------
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CliError(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}") from None
+
+
+def _parse_json_documents(path: str, text: str) -> list:
+    """One JSON object, a JSON list, or JSON Lines."""
+    if not text.strip():
+        raise CliError(f"{path}: no orders in the file")
+    try:
+        data = json.loads(text)
+        return data if isinstance(data, list) else [data]
+    except json.JSONDecodeError as whole_error:
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        if len(lines) < 2 or text.lstrip().startswith("["):
+            raise CliError(f"{path}:{whole_error.lineno}:{whole_error.colno}: malformed JSON: {whole_error.msg}") from None
+        documents = []
+        for number, line in lines:
+            try:
+                documents.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise CliError(f"{path}:{number}:{err.colno}: malformed JSON line: {err.msg}") from None
+        return documents
+
+
+def _field_errors(err: ValidationError) -> list[str]:
+    messages = []
+    for error in err.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "order"
+        message = "missing" if error["type"] == "missing" else error["msg"]
+        messages.append(f"field {where!r}: {message}")
+    return messages
+
+
+def read_orders(path: str) -> list[Order]:
+    """Validate every order before any starts: one bad order refuses the whole file."""
+    documents = _parse_json_documents(path, _read_text(path))
+    orders, problems = [], []
+    for index, document in enumerate(documents, 1):
+        if not isinstance(document, dict):
+            problems.append(f"{path}: order #{index}: expected a JSON object, got {type(document).__name__}")
+            continue
+        label = f"order #{index}" + (f" ({document['order_id']})" if isinstance(document.get("order_id"), str) else "")
+        try:
+            orders.append(Order.model_validate(document))
+        except ValidationError as err:
+            problems += [f"{path}: {label}: {message}" for message in _field_errors(err)]
+    seen: set[str] = set()
+    for order in orders:
+        if order.order_id in seen:
+            problems.append(f"{path}: order {order.order_id} appears twice in the file")
+        seen.add(order.order_id)
+    if problems:
+        raise CliError("\n".join(problems + ["no order was started"]))
+    return orders
+
+
+def _parse_json_option(name: str, text: str | None) -> dict:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CliError(f"{name}: malformed JSON: {err.msg} at column {err.colno}") from None
+    if not isinstance(value, dict):
+        raise CliError(f"{name}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+# -- talking to workflows ----------------------------------------------------------
+
+
+def _handle(client: Client, order_id: str) -> WorkflowHandle:
+    return client.get_workflow_handle(workflow_id(order_id))
+
+
+async def _describe(client: Client, order_id: str):
+    try:
+        return await _handle(client, order_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise CliError(f"no order {order_id!r} (no workflow {workflow_id(order_id)})") from None
+        raise
+
+
+async def _require_running(client: Client, order_id: str) -> None:
+    description = await _describe(client, order_id)
+    if description.status != Status.RUNNING:
+        raise CliError(f"order {order_id} has already ended ({description.status.name.lower()}); nothing changed")
+
+
+def _update_error(err: WorkflowUpdateFailedError) -> str:
+    cause = err.cause
+    return getattr(cause, "message", None) or str(cause or err)
+
+
+async def _update(client: Client, order_id: str, name: str, payload, result_type):
+    await _require_running(client, order_id)
+    try:
+        return await _handle(client, order_id).execute_update(
+            name, payload, result_type=result_type, rpc_timeout=QUERY_TIMEOUT
+        )
+    except WorkflowUpdateFailedError as err:
+        raise CliError(f"refused: {_update_error(err)}") from None
+    except RPCError as err:
+        if err.status == RPCStatusCode.DEADLINE_EXCEEDED:
+            raise CliError(f"no worker answered within {QUERY_TIMEOUT.seconds}s; is `orderops worker` running?") from None
+        raise CliError(f"order {order_id}: {err.message}") from None
+
+
+async def fetch_status(client: Client, order_id: str) -> OrderStatusView:
+    description = await _describe(client, order_id)
+    handle = _handle(client, order_id)
+    try:
+        return await handle.query("status", result_type=OrderStatusView, rpc_timeout=QUERY_TIMEOUT)
+    except WorkflowQueryFailedError as err:
+        raise CliError(f"order {order_id}: status query failed: {err}") from None
+    except RPCError as err:
+        if err.status != RPCStatusCode.DEADLINE_EXCEEDED:
+            raise CliError(f"order {order_id}: {err.message}") from None
+        state = description.status.name.lower() if description.status else "unknown"
+        raise CliError(
+            f"order {order_id} is {state}, but no worker answered the status query; start one with `orderops worker`"
+        ) from None
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+async def cmd_start(args, client: Client) -> int:
+    orders = read_orders(args.orders)
+    snapshot = load_definition(Path(args.process), ACTIVITY_NAMES)
+    for order in orders:
+        try:
+            await client.start_workflow(
+                WORKFLOW_NAME,
+                OrderInput(order=order, definition=snapshot),
+                id=workflow_id(order.order_id),
+                task_queue=TASK_QUEUE,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=initial_search_attributes(snapshot),
+            )
+        except WorkflowAlreadyStartedError:
+            raise CliError(
+                f"order {order.order_id} was already submitted (workflow {workflow_id(order.order_id)}); not started again"
+            ) from None
+        print(workflow_id(order.order_id))
+    return 0
+
+
+def initial_search_attributes(snapshot: DefinitionSnapshot) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.PROCESS_ID, snapshot.id),
+            SearchAttributePair(sa.PROCESS_VERSION, snapshot.version),
+            SearchAttributePair(sa.ORDER_STATUS, "accepted"),
+        ]
+    )
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _clock(value) -> str:
+    return value.strftime("%H:%M:%S") if value else ""
+
+
+async def cmd_status(args, client: Client) -> int:
+    view = await fetch_status(client, args.order_id)
+    if args.json:
+        print(view.model_dump_json(indent=2))
+        return 0
+    out.print(f"[bold]Order {view.order_id}[/]  status: [bold]{view.status}[/]")
+    out.print(f"process: {view.process.id} v{view.process.version}  sha256 {view.process.sha256[:12]}  ({view.process.path})")
+    if view.current_nodes:
+        out.print(f"current: {', '.join(view.current_nodes)}")
+    if view.end_reason:
+        out.print(f"reason: {view.end_reason}")
+    steps = Table("node", "type", "started", "ended", "try", "outcome", "detail", title="Steps")
+    for s in view.steps:
+        kind = f"{s.type}: {s.activity}" if s.activity else s.type
+        steps.add_row(s.node, kind, _clock(s.started_at), _clock(s.ended_at), str(s.attempt or ""), s.outcome, s.detail or "")
+    out.print(steps)
+    for task in view.pending_user_tasks:
+        out.print(
+            f"[bold yellow]Awaiting decision[/] at {task.node} by role {task.role}: "
+            f"{' / '.join(task.outcomes)} (deadline {_when(task.deadline)})"
+        )
+        if task.details:
+            out.print(f"  details: {json.dumps(task.details, ensure_ascii=False)}")
+    if view.waiting_for_events:
+        out.print(f"waiting for event: {', '.join(view.waiting_for_events)}")
+    for d in view.decisions:
+        out.print(f"decision: {d.node} -> {d.decision} by {d.agent} ({d.role}) at {_when(d.at)} via {d.via}: {d.reason}")
+    return 0
+
+
+async def cmd_list(args, client: Client) -> int:
+    query = f"WorkflowType = '{WORKFLOW_NAME}'"
+    if args.status:
+        query += f" AND OrderStatus = '{args.status}'"
+    rows = []
+    async for wf in client.list_workflows(query, limit=args.limit):
+        attrs = wf.typed_search_attributes
+        rows.append(
+            {
+                "order_id": wf.id.removeprefix("order-"),
+                "status": attrs.get(sa.ORDER_STATUS) or "",
+                "step": attrs.get(sa.CURRENT_STEP) or "",
+                "process": f"{attrs.get(sa.PROCESS_ID) or '?'} v{attrs.get(sa.PROCESS_VERSION) or '?'}",
+                "workflow": wf.status.name.lower() if wf.status else "",
+                "started": _when(wf.start_time),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table("order", "status", "step", "process", "workflow", "started")
+    for row in rows:
+        table.add_row(*row.values())
+    out.print(table)
+    out.print(f"{len(rows)} order(s)")
+    return 0
+
+
+async def cmd_review(args, client: Client) -> int:
+    changes = _parse_json_option("--changes", args.changes)
+    try:
+        decision = ReviewDecision(
+            decision=args.decision,
+            agent=args.agent,
+            role=args.role,
+            reason=args.reason,
+            node=args.node,
+            changes=OrderEdit.model_validate(changes) if changes else None,
+        )
+    except ValidationError as err:
+        raise CliError(f"invalid review: {_field_errors(err)[0]}") from None
+    receipt: ReviewReceipt = await _update(client, args.order_id, "review", decision, ReviewReceipt)
+    print(f"order {receipt.order_id}: {receipt.decision} by {receipt.agent} recorded at {receipt.node}; next: {receipt.next}")
+    return 0
+
+
+async def cmd_event(args, client: Client) -> int:
+    try:
+        event = ExternalEvent(name=args.name, data=_parse_json_option("--data", args.data))
+    except ValidationError as err:
+        raise CliError(f"invalid event: {_field_errors(err)[0]}") from None
+    view = await fetch_status(client, args.order_id)
+    await _require_running(client, args.order_id)
+    if event.name not in view.accepted_events:
+        raise CliError(
+            f"order {args.order_id}'s process has no receive for event {event.name!r}; it accepts: {', '.join(view.accepted_events)}"
+        )
+    await _handle(client, args.order_id).signal("event", event)
+    waiting = "it was waiting for it" if event.name in view.waiting_for_events else "kept until a step waits for it"
+    print(f"event {event.name!r} delivered to order {args.order_id} ({waiting})")
+    return 0
+
+
+async def cmd_cancel(args, client: Client) -> int:
+    receipt: CancelReceipt = await _update(client, args.order_id, "cancel", CancelRequest(reason=args.reason, by=args.by), CancelReceipt)
+    at = ", ".join(receipt.cancelled_at_nodes) or "between steps"
+    print(f"order {receipt.order_id}: cancellation accepted at {at}; completed steps are being undone")
+    return 0
+
+
+def cmd_lint(args) -> int:
+    failed = False
+    for name in args.files:
+        try:
+            snapshot = load_definition(Path(name), ACTIVITY_NAMES)
+        except InvalidDefinition as err:
+            failed = True
+            for message in err.messages:
+                print(message)
+            continue
+        definition, _ = lint_text(snapshot.source, ACTIVITY_NAMES)
+        print(f"{name}: ok ({snapshot.id} v{snapshot.version}, {len(definition.nodes)} nodes)")
+    return 1 if failed else 0
+
+
+async def cmd_worker(args, client: Client) -> int:
+    import worker
+
+    await worker.serve(client, config.open_store(), Path(args.process_dir))
+    return 0
+
+
+def cmd_server(args) -> int:
+    from orderops import server
+
+    command = server.command(port=args.port, ui_port=args.ui_port, namespace=args.namespace)
+    print(f"Temporal dev server on 127.0.0.1:{args.port}, Web UI http://localhost:{args.ui_port}, data in {config.home()}")
+    sys.stdout.flush()
+    os.execv(command[0], command)
+
+
+async def cmd_demo(args) -> int:
+    from orderops import demo
+
+    return await demo.run(args.address, args.namespace, args.orders)
+
+
+# -- argument parsing ---------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="orderops", description="Durable order fulfilment on Temporal, driven by YAML process definitions.")
+    parser.add_argument("--address", default=config.default_address(), help="Temporal frontend HOST:PORT (env TEMPORAL_ADDRESS)")
+    parser.add_argument("--namespace", default=config.default_namespace(), help="Temporal namespace (env TEMPORAL_NAMESPACE)")
+    parser.add_argument("--log-format", choices=["console", "json"], default="console")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+
+    p = commands.add_parser("server", help="run the embedded Temporal dev server (data in .orderops/)")
+    p.add_argument("--port", type=int, default=7233)
+    p.add_argument("--ui-port", type=int, default=config.UI_PORT)
+    p.set_defaults(run=cmd_server)
+
+    p = commands.add_parser("worker", help="run a worker for order workflows and activities")
+    p.add_argument("--process-dir", default=str(config.PROCESS_DIR), help="definitions to check before serving")
+    p.set_defaults(run=cmd_worker, needs_client=True)
+
+    p = commands.add_parser("start", help="start orders from a JSON object, list or JSON Lines file ('-' for stdin)")
+    p.add_argument("orders")
+    p.add_argument("--process", default=str(config.DEFAULT_PROCESS), help="process definition (default: standard)")
+    p.set_defaults(run=cmd_start, needs_client=True)
+
+    p = commands.add_parser("status", help="an order's current step, history of steps and pending decision")
+    p.add_argument("order_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_status, needs_client=True)
+
+    p = commands.add_parser("list", help="orders by status, from Temporal visibility")
+    p.add_argument("--status", help="e.g. awaiting_review, in_transit, completed, rejected, cancelled, failed")
+    p.add_argument("--limit", type=_positive, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_list, needs_client=True)
+
+    p = commands.add_parser("review", help="decide an order awaiting manual review")
+    p.add_argument("order_id")
+    p.add_argument("--decision", required=True, help="an outcome of the pending user task, e.g. approve, edit, reject")
+    p.add_argument("--agent", required=True, help="who decides")
+    p.add_argument("--reason", default="")
+    p.add_argument("--role", default="support_agent")
+    p.add_argument("--node", help="the user task, when several are open")
+    p.add_argument("--changes", help='with --decision edit: JSON of corrected fields, e.g. \'{"phone": "13800138000"}\'')
+    p.set_defaults(run=cmd_review, needs_client=True)
+
+    p = commands.add_parser("event", help="deliver an external event (courier scan, sign-off, feedback)")
+    p.add_argument("order_id")
+    p.add_argument("name", help="event name, e.g. delivered, feedback")
+    p.add_argument("--data", help="JSON object payload")
+    p.set_defaults(run=cmd_event, needs_client=True)
+
+    p = commands.add_parser("cancel", help="cancel an order; completed steps are undone in reverse")
+    p.add_argument("order_id")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by", default="support")
+    p.set_defaults(run=cmd_cancel, needs_client=True)
+
+    p = commands.add_parser("lint", help="check process definitions; file:line:col: message on error")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(run=cmd_lint)
+
+    p = commands.add_parser("demo", help="server + worker + sample orders, decided and delivered, then a summary")
+    p.add_argument("--orders", type=_positive, default=8)
+    p.set_defaults(run=cmd_demo)
+    return parser
+
+
+async def _dispatch(args) -> int:
+    if getattr(args, "needs_client", False):
+        client = await connect(args.address, args.namespace)
+        return await args.run(args, client)
+    result = args.run(args)
+    return await result if asyncio.iscoroutine(result) else result
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure(args.log_format, args.log_level)
+    try:
+        return asyncio.run(_dispatch(args))
+    except (CliError, Unreachable) as err:
+        print(f"orderops: {err}", file=sys.stderr)
+        return 1
+    except InvalidDefinition as err:
+        print("\n".join(err.messages), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    code = run(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # sdk-python#300: the SDK's Rust core can abort during interpreter teardown.
+    # All output is flushed and the exit status decided, so skip the teardown.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
