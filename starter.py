@@ -154,7 +154,8 @@ async def _describe(client: Client, order_id: str):
 async def _require_running(client: Client, order_id: str) -> None:
     description = await _describe(client, order_id)
     if description.status != Status.RUNNING:
-        raise CliError(f"order {order_id} has already ended ({description.status.name.lower()}); nothing changed")
+        ended = description.typed_search_attributes.get(sa.ORDER_STATUS) or description.status.name.lower()
+        raise CliError(f"order {order_id} has already ended ({ended}); nothing changed")
 
 
 def _update_error(err: WorkflowUpdateFailedError) -> str:
@@ -195,25 +196,31 @@ async def fetch_status(client: Client, order_id: str) -> OrderStatusView:
 # -- commands ------------------------------------------------------------------------
 
 
+async def start_order(client: Client, order: Order, snapshot: DefinitionSnapshot) -> WorkflowHandle:
+    """One workflow per order id, ever: a resubmitted order is refused, not run twice."""
+    try:
+        return await client.start_workflow(
+            WORKFLOW_NAME,
+            OrderInput(order=order, definition=snapshot),
+            id=workflow_id(order.order_id),
+            task_queue=TASK_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=initial_search_attributes(snapshot),
+            result_type=OrderResult,
+        )
+    except WorkflowAlreadyStartedError:
+        raise CliError(
+            f"order {order.order_id} was already submitted (workflow {workflow_id(order.order_id)}); not started again"
+        ) from None
+
+
 async def cmd_start(args, client: Client) -> int:
     orders = read_orders(args.orders)
     snapshot = load_definition(Path(args.process), ACTIVITY_NAMES)
     for order in orders:
-        try:
-            await client.start_workflow(
-                WORKFLOW_NAME,
-                OrderInput(order=order, definition=snapshot),
-                id=workflow_id(order.order_id),
-                task_queue=TASK_QUEUE,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=initial_search_attributes(snapshot),
-            )
-        except WorkflowAlreadyStartedError:
-            raise CliError(
-                f"order {order.order_id} was already submitted (workflow {workflow_id(order.order_id)}); not started again"
-            ) from None
-        print(workflow_id(order.order_id))
+        handle = await start_order(client, order, snapshot)
+        print(handle.id)
     return 0
 
 
@@ -450,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_lint)
 
     p = commands.add_parser("demo", help="server + worker + sample orders, decided and delivered, then a summary")
-    p.add_argument("--orders", type=_positive, default=8)
+    p.add_argument("--orders", type=_positive, default=10, help="default: each sample scenario once")
     p.set_defaults(run=cmd_demo)
     return parser
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from orderops.order import Order, OrderEdit
 from orderops.process.load import DefinitionSnapshot
@@ -13,7 +13,13 @@ from orderops.process.load import DefinitionSnapshot
 TASK_QUEUE = "orderops"
 WORKFLOW_NAME = "OrderWorkflow"
 
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+Name = Annotated[str, Field(max_length=200), AfterValidator(_not_blank)]
 
 
 class OrderInput(BaseModel):
