@@ -357,9 +357,14 @@ def cmd_lint(args) -> int:
     return 1 if failed else 0
 
 
-async def cmd_worker(args, client: Client) -> int:
+async def cmd_worker(args) -> int:
     import worker
 
+    # Definitions first: a broken one is reported even when no server is up yet.
+    problems = worker.check_definitions(Path(args.process_dir))
+    if problems:
+        raise InvalidDefinition(problems)
+    client = await connect(args.address, args.namespace)
     await worker.serve(client, config.open_store(), Path(args.process_dir))
     return 0
 
@@ -412,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("worker", help="run a worker for order workflows and activities")
     p.add_argument("--process-dir", default=str(config.PROCESS_DIR), help="definitions to check before serving")
-    p.set_defaults(run=cmd_worker, needs_client=True)
+    p.set_defaults(run=cmd_worker)
 
     p = commands.add_parser("start", help="start orders from a JSON object, list or JSON Lines file ('-' for stdin)")
     p.add_argument("orders")

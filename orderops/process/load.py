@@ -138,6 +138,8 @@ def validate(source: Source) -> tuple[ProcessDefinition | None, list[Problem]]:
         for error in err.errors():
             path = _data_path(tuple(error["loc"]), source.data)
             field_name = str(path[-1]) if path else ""
+            if error["type"] == "union_tag_invalid":
+                path += ("type",)  # point at the offending `type:` line, not the node's first
             problems.append(source.problem(path, _node_label(source, path) + _describe(error, field_name)))
         return None, problems
 

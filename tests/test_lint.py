@@ -1,0 +1,148 @@
+"""`orderops lint`: one test per class of error, each pointing at the right line."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from activities import ACTIVITY_NAMES
+from orderops.process.lint import lint_text
+from tests.conftest import ROOT, run_cli
+from worker import check_definitions
+
+VALID = """\
+id: sample
+version: 1
+start: review
+nodes:
+  - id: review
+    type: task
+    activity: review_order
+    result: review
+    next: route
+  - id: route
+    type: exclusive
+    branches:
+      - when: size(review.anomalies) > 0
+        next: manual
+    default: done
+  - id: manual
+    type: user_task
+    role: support_agent
+    outcomes: {approve: done, reject: rejected}
+    timeout: 1h
+    on_timeout: rejected
+  - id: done
+    type: end
+    status: completed
+  - id: rejected
+    type: end
+    status: rejected
+"""
+
+
+def problems(text: str) -> list[tuple[int, str]]:
+    definition, found = lint_text(textwrap.dedent(text), ACTIVITY_NAMES)
+    assert definition is None, "expected the definition to be rejected"
+    return [(p.line, p.message) for p in found]
+
+
+def test_valid_definition_passes():
+    definition, found = lint_text(VALID, ACTIVITY_NAMES)
+    assert found == []
+    assert [n.id for n in definition.nodes] == ["review", "route", "manual", "done", "rejected"]
+
+
+@pytest.mark.parametrize(
+    "change, line, message",
+    [
+        (("  - id: route\n    type: exclusive", "  - id: route\n    type: exclusive:"), 11, "YAML syntax error"),
+        (("    type: exclusive", "    type: switch"), 11, "unknown construct type 'switch'"),
+        (("    result: review\n", "    result: review\n    colour: red\n"), 9, "unknown field 'colour'"),
+        (("activity: review_order", "activity: review_ordr"), 7, "unknown activity 'review_ordr'"),
+        (("        next: manual", "        next: manul"), 14, "'branches.0.next' points to unknown node 'manul'"),
+        (("    default: done\n", ""), 10, "exclusive gateway has no 'default' branch"),
+        (("size(review.anomalies) > 0", "size(review.anomalies) >"), 13, "invalid CEL expression"),
+        (("size(review.anomalies) > 0", "size(reviews.anomalies) > 0"), 13, "names unknown variable 'reviews'"),
+        (("outcomes: {approve: done, reject: rejected}", "outcomes: {approve: done, reject: }"), 19, "outcome 'reject' has no target"),
+        (("  - id: rejected", "  - id: done"), 25, "duplicated node id 'done'"),
+    ],
+    ids=[
+        "yaml-syntax",
+        "unknown-construct",
+        "unknown-field",
+        "unknown-activity",
+        "dangling-next",
+        "gateway-without-default",
+        "invalid-cel",
+        "unknown-variable",
+        "outcome-without-target",
+        "duplicated-id",
+    ],
+)
+def test_each_error_class_is_reported_at_its_line(change, line, message):
+    old, new = change
+    assert old in VALID
+    found = problems(VALID.replace(old, new, 1))
+    assert any(l == line and message in m for l, m in found), found
+
+
+def test_unreachable_node():
+    text = VALID + "  - id: orphan\n    type: end\n    status: failed\n"
+    assert (28, "node 'orphan' is unreachable from start 'review'") in problems(text)
+
+
+def test_cycle_with_no_way_out():
+    text = VALID.replace("outcomes: {approve: done, reject: rejected}", "outcomes: {approve: loop_a, reject: rejected}") + (
+        "  - id: loop_a\n    type: wait\n    duration: 1m\n    next: loop_b\n"
+        "  - id: loop_b\n    type: wait\n    duration: 1m\n    next: loop_a\n"
+    )
+    found = problems(text)
+    assert any("cycle with no way out: loop_a -> loop_b" in m for _, m in found), found
+
+
+def test_cycle_with_an_exit_is_fine():
+    text = VALID.replace("outcomes: {approve: done, reject: rejected}", "outcomes: {approve: done, edit: review, reject: rejected}")
+    definition, found = lint_text(text, ACTIVITY_NAMES)
+    assert found == [] and definition is not None
+
+
+def test_parallel_branch_must_reach_its_join():
+    text = VALID.replace("start: review", "start: fork") + (
+        "  - id: fork\n    type: parallel\n    branches: [review, done]\n    join: route\n"
+    )
+    found = problems(text)
+    assert any("branch 'done' reaches end node 'done' before join 'route'" in m for _, m in found), found
+
+
+def test_shipped_definitions_pass(tmp_path):
+    assert check_definitions(ROOT / "process_defs") == []
+
+
+def test_cli_reports_file_line_col_and_fails(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(VALID.replace("next: manual", "next: nowhere"))
+    good = ROOT / "process_defs" / "standard.yaml"
+    result = run_cli("lint", str(good), str(bad))
+    assert result.returncode == 1
+    assert f"{good}: ok (standard v1" in result.stdout
+    assert re.search(rf"^{re.escape(str(bad))}:14:9: node 'route': 'branches.0.next' points to unknown node 'nowhere'$", result.stdout, re.M)
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_cli_lint_of_missing_file_is_one_line(tmp_path: Path):
+    result = run_cli("lint", str(tmp_path / "absent.yaml"))
+    assert result.returncode == 1
+    assert result.stdout.strip() == f"{tmp_path / 'absent.yaml'}: cannot read: No such file or directory"
+
+
+def test_worker_refuses_an_invalid_definition(tmp_path: Path):
+    (tmp_path / "broken.yaml").write_text(VALID.replace("activity: review_order", "activity: teleport"))
+    result = run_cli("--address", "127.0.0.1:1", "worker", "--process-dir", str(tmp_path))
+    assert result.returncode == 1
+    # The worker checks definitions before it needs a server, with lint's message.
+    assert f"{tmp_path / 'broken.yaml'}:7:5: node 'review': unknown activity 'teleport'" in result.stderr
+    assert "Traceback" not in result.stderr
