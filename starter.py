@@ -24,6 +24,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -171,9 +172,9 @@ async def _update(client: Client, order_id: str, name: str, payload, result_type
         )
     except WorkflowUpdateFailedError as err:
         raise CliError(f"refused: {_update_error(err)}") from None
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        raise CliError(f"no worker answered within {QUERY_TIMEOUT.seconds}s; is `orderops worker` running?") from None
     except RPCError as err:
-        if err.status == RPCStatusCode.DEADLINE_EXCEEDED:
-            raise CliError(f"no worker answered within {QUERY_TIMEOUT.seconds}s; is `orderops worker` running?") from None
         raise CliError(f"order {order_id}: {err.message}") from None
 
 

@@ -136,6 +136,11 @@ def waiting_for(event: str) -> Callable[[OrderStatusView], bool]:
     return lambda view: event in view.waiting_for_events
 
 
+async def cli(*args: str, address: str | None = None) -> subprocess.CompletedProcess:
+    """run_cli without blocking the event loop that this session's worker runs on."""
+    return await asyncio.to_thread(run_cli, *args, address=address)
+
+
 def run_cli(*args: str, address: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
     """The installed console script, as a user runs it."""
     env = dict(os.environ)

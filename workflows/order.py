@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from orderops import search_attributes as sa
@@ -203,6 +203,10 @@ class OrderWorkflow:
             )
         except ActivityError as err:
             cause = err.cause
+            if isinstance(cause, CancelledError):
+                # A sibling branch failed or the order is being cancelled: not this step's failure.
+                self._finish(step, "cancelled")
+                raise
             message = getattr(cause, "message", None) or str(cause or err)
             error_type = getattr(cause, "type", None) or type(cause).__name__
             self._finish(step, "failed", f"{error_type}: {message}")
@@ -240,6 +244,9 @@ class OrderWorkflow:
         for sibling in branches:
             sibling.cancel()
         await workflow.wait(branches)
+        for branch in branches:
+            if not branch.cancelled():
+                branch.exception()  # retrieved: the first failure below is the one reported
         failure = failed.exception()
         self._finish(step, "failed", str(failure))
         if node.on_error and isinstance(failure, ProcessFailure):

@@ -1,0 +1,166 @@
+"""The `orderops` command as users run it: clear one-line errors, nothing lost or started by mistake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from orderops.order import workflow_id
+from tests.conftest import cli, order_data, run_cli
+
+
+async def exists(client: Client, order_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(workflow_id(order_id)).describe()
+        return True
+    except RPCError:
+        return False
+
+
+def write(tmp_path: Path, content) -> Path:
+    path = tmp_path / "orders.json"
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda o: o.pop("phone"), "field 'phone': missing"),
+        (lambda o: o.update(items=[]), "field 'items': List should have at least 1 item"),
+        (lambda o: o["items"][0].update(quantity=0), "field 'items.0.quantity': Input should be greater than 0"),
+        (lambda o: o["items"][1].update(quantity=-3), "field 'items.1.quantity': Input should be greater than 0"),
+        (lambda o: o["address"].pop("city"), "field 'address.city': missing"),
+        (lambda o: o.update(colour="red"), "field 'colour': Extra inputs are not permitted"),
+    ],
+    ids=["missing-field", "empty-items", "zero-quantity", "negative-quantity", "missing-nested", "unknown-field"],
+)
+async def test_start_refuses_invalid_orders_and_starts_none(tmp_path, client, worker, address, mutate, message):
+    good, bad = order_data(), order_data()
+    mutate(bad)
+    result = await cli("start", str(write(tmp_path, [good, bad])), address=address)
+    assert result.returncode == 1
+    assert message in result.stderr and "order #2" in result.stderr
+    assert result.stderr.rstrip().endswith("no order was started")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not await exists(client, good["order_id"])
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"order_id": "x",', "orders.json:1:18: malformed JSON: Expecting property name enclosed in double quotes"),
+        ("", "orders.json: no orders in the file"),
+        ("[1]", "order #1: expected a JSON object, got int"),
+    ],
+)
+def test_start_reports_malformed_files_in_one_line(tmp_path, address, content, message):
+    result = run_cli("start", str(write(tmp_path, content)), address=address)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_start_json_lines_then_duplicate_is_refused(tmp_path, client, worker, address):
+    first, second = order_data(), order_data()
+    path = write(tmp_path, json.dumps(first) + "\n" + json.dumps(second) + "\n")
+    result = await cli("start", str(path), address=address)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [workflow_id(first["order_id"]), workflow_id(second["order_id"])]
+
+    again = await cli("start", str(write(tmp_path, first)), address=address)
+    assert again.returncode == 1
+    assert again.stderr.strip() == (
+        f"orderops: order {first['order_id']} was already submitted (workflow order-{first['order_id']}); not started again"
+    )
+    for order in (first, second):
+        await client.get_workflow_handle(workflow_id(order["order_id"])).cancel()
+
+
+async def test_review_and_status_from_the_command_line(tmp_path, worker, address):
+    order = order_data(paid=False)
+    assert (await cli("start", str(write(tmp_path, order)), address=address)).returncode == 0
+    oid = order["order_id"]
+
+    wrong = await cli("review", oid, "--decision", "maybe", "--agent", "amy", address=address)
+    # The first review may arrive before the order reaches the user task; both answers are immediate and clear.
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith("orderops: refused: ")
+
+    status = None
+    for _ in range(200):
+        status = json.loads((await cli("status", oid, "--json", address=address)).stdout)
+        if status["pending_user_tasks"]:
+            break
+    assert status["status"] == "awaiting_review"
+    assert status["pending_user_tasks"][0]["details"] == ["payment has not been confirmed"]
+
+    wrong = await cli("review", oid, "--decision", "maybe", "--agent", "amy", address=address)
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == "orderops: refused: 'maybe' is not an outcome of 'manual_review'; allowed: approve, edit, reject"
+
+    blank = await cli("review", oid, "--decision", "approve", "--agent", "  ", address=address)
+    assert (blank.returncode, blank.stderr.strip()) == (1, "orderops: invalid review: field 'agent': Value error, must not be blank")
+
+    ok = await cli("review", oid, "--decision", "reject", "--agent", "amy", "--reason", "fraud", address=address)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == f"order {oid}: reject by amy recorded at manual_review; next: notify_rejected"
+
+    text = await cli("status", oid, address=address)
+    assert text.returncode == 0
+    assert "decision: manual_review -> reject by amy (support_agent)" in text.stdout
+
+
+async def test_unknown_order_gets_a_clear_message(address, worker):
+    for command in (["status", "nope"], ["review", "nope", "--decision", "approve", "--agent", "a"], ["event", "nope", "delivered"], ["cancel", "nope", "--reason", "x"]):
+        result = await cli(*command, address=address)
+        assert result.returncode == 1
+        assert result.stderr.strip() == "orderops: no order 'nope' (no workflow order-nope)"
+
+
+async def test_event_name_and_payload_are_checked(tmp_path, client, worker, address):
+    order = order_data()
+    assert (await cli("start", str(write(tmp_path, order)), address=address)).returncode == 0
+    oid = order["order_id"]
+    bad_json = await cli("event", oid, "delivered", "--data", "{signer:", address=address)
+    assert (bad_json.returncode, bad_json.stderr.strip()) == (1, "orderops: --data: malformed JSON: Expecting property name enclosed in double quotes at column 2")
+    unknown = await cli("event", oid, "teleported", address=address)
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == f"orderops: order {oid}'s process has no receive for event 'teleported'; it accepts: delivered, feedback"
+    sent = await cli("event", oid, "delivered", "--data", '{"signer": "Li"}', address=address)
+    assert sent.returncode == 0 and "event 'delivered' delivered to order" in sent.stdout
+    cancelled = await cli("cancel", oid, "--reason", "test", address=address)
+    assert cancelled.returncode == 0, cancelled.stderr
+    await client.get_workflow_handle(workflow_id(oid)).result()
+    after = await cli("event", oid, "feedback", address=address)
+    assert (after.returncode, after.stderr.strip()) == (1, f"orderops: order {oid} has already ended (cancelled); nothing changed")
+
+
+def test_unreachable_server_is_one_line():
+    result = run_cli("--address", "127.0.0.1:1", "list")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("orderops: cannot reach Temporal at 127.0.0.1:1 (namespace default): start one with `orderops server`")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_arguments_are_one_line():
+    result = run_cli("list", "--limit", "zero")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "orderops list: error: argument --limit: 'zero' is not a whole number (see orderops list --help)"
+
+
+async def test_list_by_status_from_visibility(tmp_path, client, worker, address):
+    order = order_data(paid=False)
+    assert (await cli("start", str(write(tmp_path, order)), address=address)).returncode == 0
+    rows = []
+    for _ in range(200):  # visibility is eventually consistent
+        listed = await cli("list", "--status", "awaiting_review", "--json", address=address)
+        rows = [r for r in json.loads(listed.stdout) if r["order_id"] == order["order_id"]]
+        if rows:
+            break
+    assert rows and rows[0]["step"] == "manual_review" and rows[0]["process"] == "standard v1"
+    await client.get_workflow_handle(workflow_id(order["order_id"])).cancel()
