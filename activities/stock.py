@@ -70,7 +70,7 @@ class StockActivities:
     @staticmethod
     def _release(db, order_id: str) -> list[dict]:
         rows = db.execute(
-            "SELECT sku, quantity FROM reservations WHERE order_id = ? AND state = 'active'", (order_id,)
+            "SELECT sku, quantity FROM reservations WHERE order_id = ? AND state = 'active' ORDER BY sku", (order_id,)
         ).fetchall()
         for row in rows:
             db.execute("UPDATE stock SET reserved = reserved - ? WHERE sku = ?", (row["quantity"], row["sku"]))
