@@ -1,0 +1,32 @@
+# The two commands: `make run` (the demo) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint server worker clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/orderops demo
+
+test: $(STAMP)
+	$(BIN)/python scripts/pytest_exit_guard.py
+
+lint: $(STAMP)
+	$(BIN)/orderops lint process_defs/*.yaml
+
+server: $(STAMP)
+	$(BIN)/orderops server
+
+worker: $(STAMP)
+	$(BIN)/orderops worker
+
+clean:
+	rm -rf $(VENV) .orderops *.egg-info
