@@ -31,7 +31,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import ACTIVITY_NAMES
-from orderops import config, logs, search_attributes as sa
+import worker
+from orderops import config, logs, search_attributes as sa, server
 from orderops.connect import Unreachable, connect
 from orderops.messages import (
     TASK_QUEUE,
@@ -139,6 +140,11 @@ def _parse_json_option(name: str, text: str | None) -> dict:
 # -- talking to workflows ----------------------------------------------------------
 
 
+async def _client(args) -> Client:
+    """Connect only after the command's own input is checked, so input errors never wait on a server."""
+    return await connect(args.address, args.namespace)
+
+
 def _handle(client: Client, order_id: str) -> WorkflowHandle:
     return client.get_workflow_handle(workflow_id(order_id))
 
@@ -216,9 +222,10 @@ async def start_order(client: Client, order: Order, snapshot: DefinitionSnapshot
         ) from None
 
 
-async def cmd_start(args, client: Client) -> int:
+async def cmd_start(args) -> int:
     orders = read_orders(args.orders)
     snapshot = load_definition(Path(args.process), ACTIVITY_NAMES)
+    client = await _client(args)
     for order in orders:
         handle = await start_order(client, order, snapshot)
         print(handle.id)
@@ -243,7 +250,8 @@ def _clock(value) -> str:
     return value.strftime("%H:%M:%S") if value else ""
 
 
-async def cmd_status(args, client: Client) -> int:
+async def cmd_status(args) -> int:
+    client = await _client(args)
     view = await fetch_status(client, args.order_id)
     if args.json:
         print(view.model_dump_json(indent=2))
@@ -273,7 +281,8 @@ async def cmd_status(args, client: Client) -> int:
     return 0
 
 
-async def cmd_list(args, client: Client) -> int:
+async def cmd_list(args) -> int:
+    client = await _client(args)
     query = f"WorkflowType = '{WORKFLOW_NAME}'"
     if args.status:
         query += f" AND OrderStatus = '{args.status}'"
@@ -301,7 +310,7 @@ async def cmd_list(args, client: Client) -> int:
     return 0
 
 
-async def cmd_review(args, client: Client) -> int:
+async def cmd_review(args) -> int:
     changes = _parse_json_option("--changes", args.changes)
     try:
         decision = ReviewDecision(
@@ -314,16 +323,18 @@ async def cmd_review(args, client: Client) -> int:
         )
     except ValidationError as err:
         raise CliError(f"invalid review: {_field_errors(err)[0]}") from None
+    client = await _client(args)
     receipt: ReviewReceipt = await _update(client, args.order_id, "review", decision, ReviewReceipt)
     print(f"order {receipt.order_id}: {receipt.decision} by {receipt.agent} recorded at {receipt.node}; next: {receipt.next}")
     return 0
 
 
-async def cmd_event(args, client: Client) -> int:
+async def cmd_event(args) -> int:
     try:
         event = ExternalEvent(name=args.name, data=_parse_json_option("--data", args.data))
     except ValidationError as err:
         raise CliError(f"invalid event: {_field_errors(err)[0]}") from None
+    client = await _client(args)
     view = await fetch_status(client, args.order_id)
     await _require_running(client, args.order_id)
     if event.name not in view.accepted_events:
@@ -336,7 +347,8 @@ async def cmd_event(args, client: Client) -> int:
     return 0
 
 
-async def cmd_cancel(args, client: Client) -> int:
+async def cmd_cancel(args) -> int:
+    client = await _client(args)
     receipt: CancelReceipt = await _update(client, args.order_id, "cancel", CancelRequest(reason=args.reason, by=args.by), CancelReceipt)
     at = ", ".join(receipt.cancelled_at_nodes) or "between steps"
     print(f"order {receipt.order_id}: cancellation accepted at {at}; completed steps are being undone")
@@ -359,20 +371,16 @@ def cmd_lint(args) -> int:
 
 
 async def cmd_worker(args) -> int:
-    import worker
-
     # Definitions first: a broken one is reported even when no server is up yet.
     problems = worker.check_definitions(Path(args.process_dir))
     if problems:
         raise InvalidDefinition(problems)
-    client = await connect(args.address, args.namespace)
+    client = await _client(args)
     await worker.serve(client, config.open_store(), Path(args.process_dir))
     return 0
 
 
 def cmd_server(args) -> int:
-    from orderops import server
-
     command = server.command(port=args.port, ui_port=args.ui_port, namespace=args.namespace)
     print(f"Temporal dev server on 127.0.0.1:{args.port}, Web UI http://localhost:{args.ui_port}, data in {config.home()}")
     sys.stdout.flush()
@@ -380,7 +388,7 @@ def cmd_server(args) -> int:
 
 
 async def cmd_demo(args) -> int:
-    from orderops import demo
+    from orderops import demo  # imported here: the demo itself imports this module
 
     return await demo.run(args.address, args.namespace, args.orders)
 
@@ -423,18 +431,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("start", help="start orders from a JSON object, list or JSON Lines file ('-' for stdin)")
     p.add_argument("orders")
     p.add_argument("--process", default=str(config.DEFAULT_PROCESS), help="process definition (default: standard)")
-    p.set_defaults(run=cmd_start, needs_client=True)
+    p.set_defaults(run=cmd_start)
 
     p = commands.add_parser("status", help="an order's current step, history of steps and pending decision")
     p.add_argument("order_id")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_status, needs_client=True)
+    p.set_defaults(run=cmd_status)
 
     p = commands.add_parser("list", help="orders by status, from Temporal visibility")
     p.add_argument("--status", help="e.g. awaiting_review, in_transit, completed, rejected, cancelled, failed")
     p.add_argument("--limit", type=_positive, default=100)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_list, needs_client=True)
+    p.set_defaults(run=cmd_list)
 
     p = commands.add_parser("review", help="decide an order awaiting manual review")
     p.add_argument("order_id")
@@ -444,19 +452,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", default="support_agent")
     p.add_argument("--node", help="the user task, when several are open")
     p.add_argument("--changes", help='with --decision edit: JSON of corrected fields, e.g. \'{"phone": "13800138000"}\'')
-    p.set_defaults(run=cmd_review, needs_client=True)
+    p.set_defaults(run=cmd_review)
 
     p = commands.add_parser("event", help="deliver an external event (courier scan, sign-off, feedback)")
     p.add_argument("order_id")
     p.add_argument("name", help="event name, e.g. delivered, feedback")
     p.add_argument("--data", help="JSON object payload")
-    p.set_defaults(run=cmd_event, needs_client=True)
+    p.set_defaults(run=cmd_event)
 
     p = commands.add_parser("cancel", help="cancel an order; completed steps are undone in reverse")
     p.add_argument("order_id")
     p.add_argument("--reason", required=True)
     p.add_argument("--by", default="support")
-    p.set_defaults(run=cmd_cancel, needs_client=True)
+    p.set_defaults(run=cmd_cancel)
 
     p = commands.add_parser("lint", help="check process definitions; file:line:col: message on error")
     p.add_argument("files", nargs="+")
@@ -469,9 +477,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _dispatch(args) -> int:
-    if getattr(args, "needs_client", False):
-        client = await connect(args.address, args.namespace)
-        return await args.run(args, client)
     result = args.run(args)
     return await result if asyncio.iscoroutine(result) else result
 

@@ -65,7 +65,7 @@ async def serve(client: Client, store: Store, process_dir: Path, stop: asyncio.E
 
 
 def main() -> None:
-    from starter import main as cli
+    from starter import main as cli  # imported here: the command line imports this module
 
     cli(["worker", *sys.argv[1:]])
 

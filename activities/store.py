@@ -166,7 +166,7 @@ class Store:
         return True
 
     def stock_levels(self) -> dict[str, tuple[int, int]]:
-        """sku -> (on_hand, reserved); for the demo summary and for tests."""
+        """sku -> (on_hand, reserved)."""
         db = self.connect()
         try:
             return {r["sku"]: (r["on_hand"], r["reserved"]) for r in db.execute("SELECT * FROM stock")}

@@ -168,6 +168,10 @@ async def run(address: str, namespace: str, count: int) -> int:
         if server_process is not None:
             server_process.terminate()
             server_process.wait(timeout=30)
+            console.print(
+                f"The demo's server has stopped; its orders are kept in {config.home() / 'temporal.db'}. "
+                "Run `orderops server` and `orderops worker` to browse them in the Web UI or with `orderops status`."
+            )
 
 
 async def _drive(client: Client, count: int, worker_task: asyncio.Task) -> int:
@@ -199,5 +203,5 @@ async def _drive(client: Client, count: int, worker_task: asyncio.Task) -> int:
     if mismatched:
         console.print(f"[red]{len(mismatched)} order(s) did not end as expected[/]")
         return 1
-    console.print(f"[green]All {len(tracked)} orders ended as expected.[/] Try: orderops status {tracked[0].scenario.order.order_id}")
+    console.print(f"[green]All {len(tracked)} orders ended as expected.[/] For one order's story: orderops status {tracked[0].scenario.order.order_id}")
     return 0
