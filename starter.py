@@ -17,11 +17,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus as Status,
     WorkflowHandle,
+    WorkflowHistory,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -46,9 +48,15 @@ from orderops.messages import (
     ReviewReceipt,
     WORKFLOW_NAME,
 )
+from orderops.history.replay import replay
+from orderops.history.show import print_timeline
+from orderops.history.timeline import HistoryError, build_timeline, load_history_file
 from orderops.order import Order, OrderEdit, workflow_id
+from orderops.process.diff import diff
 from orderops.process.lint import InvalidDefinition, lint_text, load_definition
 from orderops.process.load import DefinitionSnapshot
+from orderops.process.model import ProcessDefinition
+from orderops.process.render import FORMATS, RenderError, render
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 # Piped output (CI logs, less) gets a wide table instead of rich's 80-column default.
@@ -393,6 +401,178 @@ async def cmd_demo(args) -> int:
     return await demo.run(args.address, args.namespace, args.orders)
 
 
+# -- auditors and ops: history, replay, versions, diagrams --------------------------------
+
+
+async def _history(client: Client, order_id: str) -> WorkflowHistory:
+    await _describe(client, order_id)
+    return await _handle(client, order_id).fetch_history()
+
+
+async def cmd_audit(args) -> int:
+    if (args.order_id is None) == (args.file is None):
+        raise CliError("audit takes an ORDER_ID or --file HISTORY.json (one of the two)")
+    if args.file:
+        history = load_history_file(args.file)
+    else:
+        history = await _history(await _client(args), args.order_id)
+    timeline = build_timeline(history)
+    if args.json:
+        print(timeline.model_dump_json(indent=2))
+    else:
+        print_timeline(out, timeline)
+    return 0
+
+
+def _visibility(query: str | None) -> str:
+    base = f"WorkflowType = '{WORKFLOW_NAME}'"
+    return f"{base} AND ({query})" if query else base
+
+
+async def _listed(client: Client, query: str) -> list[str]:
+    try:
+        return [wf.id async for wf in client.list_workflows(_visibility(query))]
+    except RPCError as err:
+        raise CliError(f"visibility query refused: {err.message}") from None
+
+
+async def cmd_export(args) -> int:
+    if not args.order_ids and not args.query:
+        raise CliError("export takes ORDER_ID... or --query 'VISIBILITY QUERY'")
+    target = Path(args.out)
+    client = await _client(args)
+    workflow_ids = [workflow_id(o) for o in args.order_ids] + (await _listed(client, args.query) if args.query else [])
+    target.mkdir(parents=True, exist_ok=True)
+    for wf_id in dict.fromkeys(workflow_ids):
+        history = await _history(client, wf_id.removeprefix("order-"))
+        path = target / f"{wf_id}.json"
+        path.write_text(history.to_json(), encoding="utf-8")
+        print(path)
+    return 0
+
+
+def _history_files(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            files += sorted(path.glob("*.json"))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise CliError(f"{name}: no such file or directory")
+    return files
+
+
+async def cmd_replay(args) -> int:
+    if not args.paths and not args.query:
+        raise CliError("replay takes history FILES, a DIR of them, or --query 'VISIBILITY QUERY'")
+    files = _history_files(args.paths)
+    client = await _client(args) if args.query else None
+    workflow_ids = await _listed(client, args.query) if client else []
+    total = len(files) + len(workflow_ids)
+    if total == 0:
+        raise CliError("no histories to replay")
+
+    async def histories():
+        for path in files:
+            yield str(path), load_history_file(path)
+        for wf_id in workflow_ids:
+            yield f"query: {wf_id}", await client.get_workflow_handle(wf_id).fetch_history()
+
+    columns = [TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True, disable=total < 20) as progress:
+        task = progress.add_task("replay", total=total)
+        outcomes = await replay(histories(), on_each=lambda _: progress.advance(task))
+    for outcome in outcomes:
+        if outcome.ok:
+            print(f"ok        {outcome.workflow_id}  ({outcome.source})")
+        else:
+            where = f"at event {outcome.event_id}" if outcome.event_id else "at an unknown event"
+            node = f" (node {outcome.node})" if outcome.node else ""
+            print(f"DIVERGED  {outcome.workflow_id}  ({outcome.source}) {where}{node}: {outcome.error}")
+    diverged = sum(not o.ok for o in outcomes)
+    print(f"{len(outcomes) - diverged} ok, {diverged} diverged")
+    return 1 if diverged else 0
+
+
+async def cmd_diff(args) -> int:
+    old = load_definition(Path(args.old), ACTIVITY_NAMES)
+    new = load_definition(Path(args.new), ACTIVITY_NAMES)
+    old_def, _ = lint_text(old.source, ACTIVITY_NAMES)
+    new_def, _ = lint_text(new.source, ACTIVITY_NAMES)
+    changes = diff(old_def, new_def)
+    print(f"{changes.old} -> {changes.new}" + ("  (no change)" if changes.empty else ""))
+    for title, items in (
+        ("added nodes", changes.added_nodes),
+        ("removed nodes", changes.removed_nodes),
+        ("changed nodes", [f"{c.node} ({', '.join(c.fields)})" for c in changes.changed_nodes]),
+        ("added edges", changes.added_edges),
+        ("removed edges", changes.removed_edges),
+        ("other changes", changes.other_changes),
+    ):
+        for item in items:
+            print(f"  {title}: {item}")
+    if not changes.affected_nodes:
+        return 0
+    try:
+        client = await _client(args)
+    except Unreachable as err:
+        print(f"in-flight orders: not checked ({err})")
+        return 0
+    query = f"ExecutionStatus = 'Running' AND ProcessId = '{old.id}' AND ProcessVersion = {old.version}"
+    waiting = []
+    async for wf in client.list_workflows(_visibility(query)):
+        steps = set((wf.typed_search_attributes.get(sa.CURRENT_STEP) or "").split("+"))
+        if steps & changes.affected_nodes:
+            waiting.append(f"{wf.id.removeprefix('order-')} at {'+'.join(sorted(steps & changes.affected_nodes))}")
+    print(f"in-flight orders of {changes.old} at removed or changed nodes: {len(waiting)}")
+    for line in waiting:
+        print(f"  {line}")
+    if waiting:
+        print("  (they keep running under the version they started with)")
+    return 0
+
+
+async def cmd_render(args) -> int:
+    if args.file is None and args.order is None:
+        raise CliError("render takes a definition FILE, --order ORDER_ID, or both")
+    visited, current, source = (), (), None
+    if args.file:
+        source = load_definition(Path(args.file), ACTIVITY_NAMES)
+    if args.order:
+        timeline = build_timeline(await _history(await _client(args), args.order))
+        visited, current = timeline.visited(), timeline.current()
+        if source is None or source.sha256 != timeline.process.sha256:
+            if source is not None:
+                print(f"orderops: note: order {args.order} ran under {timeline.process.id} v{timeline.process.version} "
+                      f"(sha256 {timeline.process.sha256[:12]}), not {args.file}; drawing that one", file=sys.stderr)
+            source = DefinitionSnapshot(**timeline.process.model_dump(), source=timeline.definition_source)
+    definition, _ = lint_text(source.source, None)
+    if args.format == "png" and not args.out:
+        raise CliError("--format png writes binary data: give --out FILE.png")
+    try:
+        data = render(definition, args.format, visited, current)
+    except RenderError as err:
+        raise CliError(str(err)) from None
+    if args.out:
+        Path(args.out).write_bytes(data)
+        print(args.out)
+    else:
+        sys.stdout.write(data.decode())
+    return 0
+
+
+def cmd_schema(args) -> int:
+    text = json.dumps(ProcessDefinition.model_json_schema(), indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(args.out)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 # -- argument parsing ---------------------------------------------------------------------
 
 
@@ -470,6 +650,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     p.set_defaults(run=cmd_lint)
 
+    p = commands.add_parser("audit", help="an order's timeline from its event history (live, or from an exported file)")
+    p.add_argument("order_id", nargs="?")
+    p.add_argument("--file", help="a history JSON file from `orderops export` or `temporal workflow show --output json`")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_audit)
+
+    p = commands.add_parser("export", help="write order histories as JSON files (one per order)")
+    p.add_argument("order_ids", nargs="*", metavar="ORDER_ID")
+    p.add_argument("--query", help="visibility query, e.g. \"ProcessVersion = 1 AND OrderStatus = 'completed'\"")
+    p.add_argument("--out", required=True, help="directory to write into")
+    p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("replay", help="replay histories with the current worker code; non-zero if any diverged")
+    p.add_argument("paths", nargs="*", metavar="FILE_OR_DIR")
+    p.add_argument("--query", help="replay the orders this visibility query finds on the cluster")
+    p.set_defaults(run=cmd_replay)
+
+    p = commands.add_parser("diff", help="what changes between two definitions, and which orders wait where it changes")
+    p.add_argument("old")
+    p.add_argument("new")
+    p.set_defaults(run=cmd_diff)
+
+    p = commands.add_parser("render", help="draw a definition (mermaid, dot, svg, png); --order colours an order's path")
+    p.add_argument("file", nargs="?")
+    p.add_argument("--format", choices=FORMATS, default="mermaid")
+    p.add_argument("--out", help="write here instead of stdout")
+    p.add_argument("--order", help="colour the nodes this order went through (from its history)")
+    p.set_defaults(run=cmd_render)
+
+    p = commands.add_parser("schema", help="JSON Schema of the process-definition language")
+    p.add_argument("--out")
+    p.set_defaults(run=cmd_schema)
+
     p = commands.add_parser("demo", help="server + worker + sample orders, decided and delivered, then a summary")
     p.add_argument("--orders", type=_positive, default=10, help="default: each sample scenario once")
     p.set_defaults(run=cmd_demo)
@@ -486,7 +699,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     logs.configure(args.log_format, args.log_level)
     try:
         return asyncio.run(_dispatch(args))
-    except (CliError, Unreachable) as err:
+    except (CliError, Unreachable, HistoryError) as err:
         print(f"orderops: {err}", file=sys.stderr)
         return 1
     except InvalidDefinition as err:

@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
 
@@ -34,7 +34,18 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _DURATION.pattern, "examples": ["30s", "5m", "1h30m", "2d"]},
+                {"type": "number", "minimum": 0, "description": "seconds"},
+            ]
+        }
+    ),
+]
 NodeId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
 VarName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Expression = Annotated[str, Field(min_length=1, description="A CEL expression")]
@@ -157,6 +168,8 @@ NODE_TYPES = ("task", "exclusive", "parallel", "user_task", "wait", "receive", "
 
 
 class ProcessDefinition(Strict):
+    """An orderops process definition (docs/process-language.md)."""
+
     id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]*$")]
     version: int = Field(ge=1)
     name: str | None = None

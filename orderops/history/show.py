@@ -1,0 +1,71 @@
+"""The audit timeline as an auditor reads it in a terminal: one line per happening, in time order."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Console
+from rich.markup import escape
+
+from orderops.history.timeline import Timeline, duration_text
+
+
+def _clock(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if at else ""
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> str:
+    if not (start and end):
+        return ""
+    return f"{(end - start).total_seconds():.3f}s"
+
+
+def _lines(timeline: Timeline) -> list[tuple[datetime, int, str]]:
+    """(time, tie-breaker, text): sorted afterwards so every kind interleaves by time."""
+    lines: list[tuple[datetime, int, str]] = []
+    for visit in timeline.nodes:
+        if visit.type == "end":
+            took = ""
+        else:
+            took = f", left after {_seconds(visit.entered_at, visit.left_at)}" if visit.left_at else ", still here"
+        lines.append((visit.entered_at, visit.event_id, f"[bold]▶ {escape(visit.node)}[/] ({visit.type}){took}"))
+    for run in timeline.activities:
+        label = "undo" if run.compensation else "activity"
+        text = f"  {label} {escape(run.activity)} at {escape(run.node)}: {run.outcome}"
+        if run.attempts:
+            text += f" after {run.attempts} attempt{'s' if run.attempts != 1 else ''}, {_seconds(run.scheduled_at, run.closed_at)}"
+        if run.retry_delays_s:
+            text += f"; retry delays {', '.join(f'{d:g}s' for d in run.retry_delays_s)}"
+        if run.last_retried_failure:
+            text += f"; failure before the last attempt: {escape(run.last_retried_failure)}"
+        if run.failure:
+            text += f"; [red]failure: {escape(run.failure)}[/]"
+        lines.append((run.scheduled_at, run.scheduled_event_id, text))
+    for timer in timeline.timers:
+        text = f"  timer {escape(timer.purpose)} ({duration_text(timer.duration_s)}, due {_clock(timer.due_at)}): {timer.outcome}"
+        lines.append((timer.started_at, timer.event_id, text))
+    for d in timeline.decisions:
+        state = {True: "", False: " [red](ignored: not a valid decision then)[/]", None: " (signal; taken if valid)"}[d.accepted]
+        reason = f': "{escape(d.reason)}"' if d.reason else ""
+        lines.append((d.at, d.event_id, f"  [green]decision[/] at {escape(d.node or '?')}: {escape(d.decision)} by {escape(d.agent)} ({escape(d.role)}) via {d.via}{reason}{state}"))
+    for e in timeline.events:
+        lines.append((e.at, e.event_id, f"  event {escape(e.name)}: {escape(e.summary)}"))
+    for c in timeline.cancellations:
+        lines.append((c.at, c.event_id, f"  [yellow]cancellation requested[/] by {escape(c.by)}: {escape(c.reason)}"))
+    return sorted(lines, key=lambda line: (line[0], line[1]))
+
+
+def print_timeline(console: Console, timeline: Timeline) -> None:
+    p = timeline.process
+    console.print(f"[bold]Order {escape(timeline.order_id)}[/] (workflow {escape(timeline.workflow_id)})")
+    console.print(f"process: {escape(p.id)} v{p.version}  sha256 {p.sha256}")
+    console.print(f"         from {escape(p.path)}")
+    console.print(f"started: {_clock(timeline.started_at)}   closed: {_clock(timeline.closed_at) or 'still running'}")
+    for at, _, text in _lines(timeline):
+        console.print(f"{_clock(at)}  {text}")
+    ending = f"[bold]final status: {timeline.status}[/]"
+    if timeline.end_node:
+        ending += f" at {escape(timeline.end_node)}"
+    if timeline.reason:
+        ending += f" ({escape(timeline.reason)})"
+    console.print(ending if timeline.closed_at else f"[bold]status: {timeline.status}[/] (running)")

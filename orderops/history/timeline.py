@@ -1,0 +1,416 @@
+"""An order's timeline, read from its Temporal event history and nothing else.
+
+The history is the authoritative record: the definition the order ran under is
+in the start event's input, every node entered is in a search-attribute update,
+every activity, timer, signal and update is an event. This module turns those
+events into what an auditor asks: what ran, under which definition, when, how
+often, and who decided.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import decode_typed_search_attributes
+
+from orderops import search_attributes as sa
+from orderops.messages import CancelRequest, ExternalEvent, OrderInput, OrderResult, ProcessRef, ReviewDecision
+from orderops.order import workflow_id
+from orderops.process.load import load_text
+
+CONVERTER = pydantic_data_converter.payload_converter
+
+
+class NodeVisit(BaseModel):
+    node: str
+    type: str
+    entered_at: datetime
+    left_at: datetime | None = None
+    event_id: int
+
+
+class ActivityRun(BaseModel):
+    node: str
+    activity: str
+    compensation: bool
+    scheduled_at: datetime
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+    attempts: int = 0
+    outcome: str = "scheduled"
+    failure: str | None = None
+    last_retried_failure: str | None = None
+    retry_delays_s: list[float] = []
+    scheduled_event_id: int
+
+
+class DecisionEntry(BaseModel):
+    node: str | None
+    decision: str
+    agent: str
+    role: str
+    reason: str
+    at: datetime
+    via: str
+    accepted: bool | None = Field(description="None: a signal whose fate the history does not show yet")
+    event_id: int
+
+
+class EventEntry(BaseModel):
+    name: str
+    at: datetime
+    summary: str
+    event_id: int
+
+
+class TimerEntry(BaseModel):
+    node: str | None
+    purpose: str
+    duration_s: float
+    started_at: datetime
+    due_at: datetime
+    outcome: str = "pending"
+    closed_at: datetime | None = None
+    event_id: int
+
+
+class CancellationEntry(BaseModel):
+    by: str
+    reason: str
+    at: datetime
+    event_id: int
+
+
+class Timeline(BaseModel):
+    workflow_id: str
+    order_id: str
+    process: ProcessRef
+    definition_source: str = Field(exclude=True, repr=False)
+    started_at: datetime
+    closed_at: datetime | None
+    workflow_status: str
+    status: str
+    end_node: str | None
+    reason: str | None
+    nodes: list[NodeVisit]
+    activities: list[ActivityRun]
+    decisions: list[DecisionEntry]
+    events: list[EventEntry]
+    timers: list[TimerEntry]
+    cancellations: list[CancellationEntry]
+
+    def visited(self) -> list[str]:
+        return list(dict.fromkeys(v.node for v in self.nodes))
+
+    def current(self) -> list[str]:
+        return [v.node for v in self.nodes if v.left_at is None] if self.closed_at is None else []
+
+    def node_at_event(self, event_id: int) -> str | None:
+        """The node the order was at when event `event_id` was written."""
+        node = None
+        for visit in self.nodes:
+            if visit.event_id <= event_id:
+                node = visit.node
+        for run in self.activities:
+            if run.scheduled_event_id == event_id:
+                return run.node
+        return node
+
+
+class HistoryError(ValueError):
+    pass
+
+
+def _time(event: HistoryEvent) -> datetime:
+    return event.event_time.ToDatetime().replace(tzinfo=timezone.utc)
+
+
+def _decode(payloads, type_hint) -> Any:
+    if not payloads:
+        return None
+    try:
+        return CONVERTER.from_payloads(payloads, [type_hint])[0]
+    except (ValidationError, ValueError, TypeError):
+        return CONVERTER.from_payloads(payloads, [Any])[0]
+
+
+def _summary(data: Any, limit: int = 120) -> str:
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _failure_text(failure) -> str:
+    kind = failure.application_failure_info.type if failure.HasField("application_failure_info") else ""
+    message = failure.message
+    while failure.HasField("cause") and failure.message in ("Activity task failed", "Activity task timed out", ""):
+        failure = failure.cause
+        message = failure.message or message
+    return f"{kind}: {message}" if kind else message
+
+
+def _retry_delays(policy, attempts: int) -> list[float]:
+    """The waits before attempts 2..n, as Temporal computes them from the retry policy."""
+    initial = policy.initial_interval.ToTimedelta().total_seconds() or 1.0
+    backoff = policy.backoff_coefficient or 2.0
+    maximum = policy.maximum_interval.ToTimedelta().total_seconds() or initial * 100
+    return [round(min(initial * backoff**k, maximum), 3) for k in range(max(attempts - 1, 0))]
+
+
+class _Builder:
+    def __init__(self, history: WorkflowHistory):
+        self.history = history
+        self.node_types: dict[str, str] = {}
+        self.visits: list[NodeVisit] = []
+        self.current: list[str] = []
+        self.activities: dict[int, ActivityRun] = {}
+        self.policies: dict[int, Any] = {}
+        self.timers: dict[str, TimerEntry] = {}
+        self.decisions: list[DecisionEntry] = []
+        self.updates: dict[str, DecisionEntry] = {}
+        self.events: list[EventEntry] = []
+        self.cancellations: list[CancellationEntry] = []
+        self.order_input: OrderInput | None = None
+        self.result: OrderResult | None = None
+        self.workflow_status = "running"
+        self.failure: str | None = None
+        self.started_at: datetime | None = None
+        self.closed_at: datetime | None = None
+
+    def build(self) -> Timeline:
+        for event in self.history.events:
+            self._on(event)
+        if self.order_input is None:
+            raise HistoryError(f"{self.history.workflow_id}: the history has no start event with an order input")
+        snapshot = self.order_input.definition
+        result = self.result
+        self._settle_signalled_decisions()
+        status = result.status if result else ("failed" if self.workflow_status in ("failed", "terminated", "timed_out") else self.workflow_status)
+        return Timeline(
+            # A file from `temporal workflow show` does not name its workflow; the order id does.
+            workflow_id=workflow_id(self.order_input.order.order_id),
+            order_id=self.order_input.order.order_id,
+            process=ProcessRef(id=snapshot.id, version=snapshot.version, sha256=snapshot.sha256, path=snapshot.path),
+            definition_source=snapshot.source,
+            started_at=self.started_at,
+            closed_at=self.closed_at,
+            workflow_status=self.workflow_status,
+            status=status,
+            end_node=result.end_node if result else None,
+            reason=result.reason if result else self.failure,
+            nodes=self.visits,
+            activities=sorted(self.activities.values(), key=lambda a: a.scheduled_event_id),
+            decisions=self.decisions,
+            events=self.events,
+            timers=list(self.timers.values()),
+            cancellations=self.cancellations,
+        )
+
+    def _on(self, event: HistoryEvent) -> None:
+        kind = event.event_type
+        at = _time(event)
+        if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            self.started_at = at
+            attrs = event.workflow_execution_started_event_attributes
+            self.order_input = _decode(attrs.input.payloads, OrderInput)
+            if not isinstance(self.order_input, OrderInput):
+                raise HistoryError(f"{self.history.workflow_id}: the start event's input is not an order (is this an orderops history?)")
+            definition, _, _ = load_text(self.order_input.definition.source)
+            self.node_types = {n.id: n.type for n in definition.nodes} if definition else {}
+        elif kind == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            self._on_step(event, at)
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            compensation = attrs.activity_id.startswith("undo-")
+            node = attrs.activity_id.removeprefix("undo-").rsplit("-", 1)[0]
+            self.activities[event.event_id] = ActivityRun(
+                node=node, activity=attrs.activity_type.name, compensation=compensation, scheduled_at=at, scheduled_event_id=event.event_id
+            )
+            self.policies[event.event_id] = attrs.retry_policy
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attrs = event.activity_task_started_event_attributes
+            run = self.activities[attrs.scheduled_event_id]
+            run.started_at, run.attempts, run.outcome = at, attrs.attempt, "started"
+            if attrs.HasField("last_failure"):
+                run.last_retried_failure = _failure_text(attrs.last_failure)
+            run.retry_delays_s = _retry_delays(self.policies[attrs.scheduled_event_id], attrs.attempt)
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            self._close_activity(event.activity_task_completed_event_attributes.scheduled_event_id, at, "completed")
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+            attrs = event.activity_task_failed_event_attributes
+            self._close_activity(attrs.scheduled_event_id, at, "failed", _failure_text(attrs.failure))
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+            attrs = event.activity_task_timed_out_event_attributes
+            self._close_activity(attrs.scheduled_event_id, at, "timed_out", _failure_text(attrs.failure))
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+            self._close_activity(event.activity_task_canceled_event_attributes.scheduled_event_id, at, "cancelled")
+        elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
+            attrs = event.timer_started_event_attributes
+            duration = attrs.start_to_fire_timeout.ToTimedelta()
+            summary = _decode([event.user_metadata.summary], str) if event.user_metadata.HasField("summary") else None
+            node = self.current[-1] if self.current else None
+            self.timers[attrs.timer_id] = TimerEntry(
+                node=node,
+                purpose=summary or self._timer_purpose(node),
+                duration_s=duration.total_seconds(),
+                started_at=at,
+                due_at=at + duration,
+                event_id=event.event_id,
+            )
+        elif kind == EventType.EVENT_TYPE_TIMER_FIRED:
+            self._close_timer(event.timer_fired_event_attributes.timer_id, at, "fired")
+        elif kind == EventType.EVENT_TYPE_TIMER_CANCELED:
+            self._close_timer(event.timer_canceled_event_attributes.timer_id, at, "cancelled")
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            self._on_signal(event, at)
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            self._on_update(event, at)
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+            attrs = event.workflow_execution_update_completed_event_attributes
+            entry = self.updates.get(attrs.meta.update_id)
+            if entry is not None and attrs.outcome.HasField("success"):
+                receipt = _decode(attrs.outcome.success.payloads, dict)
+                if isinstance(receipt, dict) and receipt.get("node"):
+                    entry.node = receipt["node"]
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+            attrs = event.workflow_execution_cancel_requested_event_attributes
+            self.cancellations.append(CancellationEntry(by=attrs.identity or "temporal", reason=attrs.cause or "workflow cancellation requested", at=at, event_id=event.event_id))
+        else:
+            self._on_close(event, kind, at)
+
+    def _on_close(self, event: HistoryEvent, kind, at: datetime) -> None:
+        closing = {
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "completed",
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "failed",
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: "cancelled",
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED: "terminated",
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: "timed_out",
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: "continued_as_new",
+        }
+        if kind not in closing:
+            return
+        self.workflow_status, self.closed_at = closing[kind], at
+        for visit in self.visits:
+            visit.left_at = visit.left_at or at
+        if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+            self.result = _decode(event.workflow_execution_completed_event_attributes.result.payloads, OrderResult)
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+            self.failure = _failure_text(event.workflow_execution_failed_event_attributes.failure)
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+            self.failure = f"terminated: {event.workflow_execution_terminated_event_attributes.reason}"
+
+    def _on_step(self, event: HistoryEvent, at: datetime) -> None:
+        attributes = decode_typed_search_attributes(event.upsert_workflow_search_attributes_event_attributes.search_attributes)
+        step = attributes.get(sa.CURRENT_STEP)
+        if step is None:
+            return
+        now = [s for s in step.split("+") if s]
+        for node in self.current:
+            if node not in now:
+                for visit in reversed(self.visits):
+                    if visit.node == node and visit.left_at is None:
+                        visit.left_at = at
+                        break
+        for node in now:
+            if node not in self.current and node in self.node_types:
+                self.visits.append(NodeVisit(node=node, type=self.node_types[node], entered_at=at, event_id=event.event_id))
+        self.current = [n for n in now if n in self.node_types]
+
+    def _close_activity(self, scheduled_event_id: int, at: datetime, outcome: str, failure: str | None = None) -> None:
+        run = self.activities[scheduled_event_id]
+        run.closed_at, run.outcome, run.failure = at, outcome, failure
+
+    def _close_timer(self, timer_id: str, at: datetime, outcome: str) -> None:
+        timer = self.timers.get(timer_id)
+        if timer is not None:
+            timer.outcome, timer.closed_at = outcome, at
+
+    def _timer_purpose(self, node: str | None) -> str:
+        kind = self.node_types.get(node or "")
+        return {"user_task": "decision deadline", "receive": "event deadline", "wait": "wait"}.get(kind, "timer")
+
+    def _on_signal(self, event: HistoryEvent, at: datetime) -> None:
+        attrs = event.workflow_execution_signaled_event_attributes
+        if attrs.signal_name == "review":
+            decision = _decode(attrs.input.payloads, ReviewDecision)
+            if isinstance(decision, ReviewDecision):
+                self.decisions.append(self._decision(decision, at, "signal", event.event_id, node=self._open_user_task()))
+        elif attrs.signal_name == "event":
+            payload = _decode(attrs.input.payloads, ExternalEvent)
+            if isinstance(payload, ExternalEvent):
+                self.events.append(EventEntry(name=payload.name, at=at, summary=_summary(payload.data), event_id=event.event_id))
+        else:
+            data = _decode(attrs.input.payloads, Any)
+            self.events.append(EventEntry(name=f"signal {attrs.signal_name}", at=at, summary=_summary(data), event_id=event.event_id))
+
+    def _on_update(self, event: HistoryEvent, at: datetime) -> None:
+        attrs = event.workflow_execution_update_accepted_event_attributes
+        request = attrs.accepted_request
+        name = request.input.name
+        if name == "review":
+            decision = _decode(request.input.args.payloads, ReviewDecision)
+            if isinstance(decision, ReviewDecision):
+                entry = self._decision(decision, at, "update", event.event_id, node=decision.node or self._open_user_task())
+                self.decisions.append(entry)
+                self.updates[request.meta.update_id] = entry
+        elif name == "cancel":
+            cancel = _decode(request.input.args.payloads, CancelRequest)
+            if isinstance(cancel, CancelRequest):
+                self.cancellations.append(CancellationEntry(by=cancel.by, reason=cancel.reason, at=at, event_id=event.event_id))
+
+    def _settle_signalled_decisions(self) -> None:
+        """A signal cannot be refused to its sender; whether the workflow took it shows in its result."""
+        if self.result is None:
+            return
+        taken = {(d.node, d.agent, d.decision) for d in self.result.decisions if d.via == "signal"}
+        for entry in self.decisions:
+            if entry.via == "signal":
+                entry.accepted = (entry.node, entry.agent, entry.decision) in taken
+
+    def _open_user_task(self) -> str | None:
+        return next((n for n in reversed(self.current) if self.node_types.get(n) == "user_task"), None)
+
+    @staticmethod
+    def _decision(decision: ReviewDecision, at: datetime, via: str, event_id: int, node: str | None) -> DecisionEntry:
+        return DecisionEntry(
+            node=node,
+            decision=decision.decision,
+            agent=decision.agent,
+            role=decision.role,
+            reason=decision.reason,
+            at=at,
+            via=via,
+            # Updates reach history only once their validator accepted them; signals are checked later, by the workflow.
+            accepted=True if via == "update" else None,
+            event_id=event_id,
+        )
+
+
+def build_timeline(history: WorkflowHistory) -> Timeline:
+    return _Builder(history).build()
+
+
+def load_history_file(path, text: str | None = None) -> WorkflowHistory:
+    """A history file from `orderops export` or `temporal workflow show --output json`."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        text = text if text is not None else path.read_text(encoding="utf-8")
+        return WorkflowHistory.from_json(path.stem, text)
+    except FileNotFoundError:
+        raise HistoryError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise HistoryError(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}") from None
+    except Exception as err:  # json and protobuf parse errors have no common base
+        raise HistoryError(f"{path}: not a workflow history JSON file ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+
+
+def duration_text(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))

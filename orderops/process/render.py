@@ -1,0 +1,156 @@
+"""Diagrams of a process definition: Mermaid text, or Graphviz DOT for SVG and PNG.
+
+Each construct has its own shape, conditions and outcomes label the edges, and
+an order's path through the process can be coloured in.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Collection
+
+from orderops.process.model import (
+    End,
+    ExclusiveGateway,
+    Node,
+    ParallelGateway,
+    ProcessDefinition,
+    Receive,
+    TaskNode,
+    UserTask,
+    Wait,
+    edges,
+)
+
+FORMATS = ("mermaid", "dot", "svg", "png")
+VISITED = "#c8e6c9"
+CURRENT = "#fff59d"
+
+
+class RenderError(Exception):
+    pass
+
+
+def _label(node: Node) -> str:
+    match node:
+        case TaskNode():
+            return f"{node.id}\ntask: {node.activity}" + (f"\nundo: {node.compensation}" if node.compensation else "")
+        case ExclusiveGateway():
+            return f"{node.id}\nexclusive"
+        case ParallelGateway():
+            return f"{node.id}\nparallel +"
+        case UserTask():
+            return f"{node.id}\nuser task: {node.role}\ntimeout {node.timeout}"
+        case Wait():
+            return f"{node.id}\nwait {node.duration}" if node.duration else f"{node.id}\nwait until {node.until}"
+        case Receive():
+            return f"{node.id}\nreceive {node.event}\ntimeout {node.timeout}"
+        case End():
+            return f"{node.id}\nend: {node.status}"
+    raise TypeError(node)
+
+
+def _edge_label(node: Node, field_name: str) -> str:
+    if isinstance(node, ExclusiveGateway) and field_name.startswith("branches."):
+        return node.branches[int(field_name.split(".")[1])].when
+    if field_name.startswith("outcomes."):
+        return field_name.removeprefix("outcomes.")
+    return {"on_timeout": "timeout", "on_error": "error", "default": "default", "join": "join"}.get(field_name, "")
+
+
+def graph_edges(definition: ProcessDefinition) -> list[tuple[str, str, str]]:
+    ids = {n.id for n in definition.nodes}
+    out = []
+    for node in definition.nodes:
+        for field_name, target in edges(node):
+            if target in ids and not (isinstance(node, ParallelGateway) and field_name == "join"):
+                out.append((node.id, target, _edge_label(node, field_name)))
+    return out
+
+
+# -- Mermaid --------------------------------------------------------------------
+
+_MERMAID_SHAPES = {
+    "task": ('["', '"]'),
+    "exclusive": ('{"', '"}'),
+    "parallel": ('{{"', '"}}'),
+    "user_task": ('[["', '"]]'),
+    "wait": ('(("', '"))'),
+    "receive": ('>"', '"]'),
+    "end": ('(["', '"])'),
+}
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;").replace("\n", "<br/>")
+
+
+def mermaid(definition: ProcessDefinition, visited: Collection[str] = (), current: Collection[str] = ()) -> str:
+    key = {node.id: f"n{i}" for i, node in enumerate(definition.nodes)}
+    lines = ["flowchart TD", f'  start(("start")) --> {key[definition.start]}']
+    for node in definition.nodes:
+        opening, closing = _MERMAID_SHAPES[node.type]
+        lines.append(f"  {key[node.id]}{opening}{_mermaid_text(_label(node))}{closing}")
+    for source, target, label in graph_edges(definition):
+        arrow = f'-->|"{_mermaid_text(label)}"|' if label else "-->"
+        lines.append(f"  {key[source]} {arrow} {key[target]}")
+    lines.append(f"  classDef visited fill:{VISITED},stroke:#2e7d32")
+    lines.append(f"  classDef current fill:{CURRENT},stroke:#f9a825")
+    for name, ids in (("visited", visited), ("current", current)):
+        members = [key[i] for i in ids if i in key]
+        if members:
+            lines.append(f"  class {','.join(members)} {name}")
+    return "\n".join(lines) + "\n"
+
+
+# -- Graphviz ---------------------------------------------------------------------
+
+_DOT_SHAPES = {
+    "task": 'shape=box, style="rounded,filled"',
+    "exclusive": 'shape=diamond, style=filled',
+    "parallel": 'shape=hexagon, style=filled',
+    "user_task": 'shape=box, peripheries=2, style=filled',
+    "wait": 'shape=circle, style=filled',
+    "receive": 'shape=cds, style=filled',
+    "end": 'shape=doublecircle, style=filled',
+}
+
+
+def _dot_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def dot(definition: ProcessDefinition, visited: Collection[str] = (), current: Collection[str] = ()) -> str:
+    lines = [
+        f'digraph "{_dot_text(definition.id)}" {{',
+        f'  label="{_dot_text(f"{definition.id} v{definition.version}")}"; labelloc=t; rankdir=TB;',
+        '  node [fontname="Helvetica", fontsize=10, fillcolor=white]; edge [fontname="Helvetica", fontsize=9];',
+        '  "__start" [shape=point, width=0.2, label=""];',
+        f'  "__start" -> "{_dot_text(definition.start)}";',
+    ]
+    for node in definition.nodes:
+        fill = CURRENT if node.id in current else VISITED if node.id in visited else "white"
+        lines.append(f'  "{_dot_text(node.id)}" [{_DOT_SHAPES[node.type]}, fillcolor="{fill}", label="{_dot_text(_label(node))}"];')
+    for source, target, label in graph_edges(definition):
+        lines.append(f'  "{_dot_text(source)}" -> "{_dot_text(target)}" [label="{_dot_text(label)}"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def graphviz(dot_source: str, output_format: str) -> bytes:
+    """SVG or PNG through Graphviz's `dot`, which the system provides (Debian: graphviz)."""
+    binary = shutil.which("dot")
+    if binary is None:
+        raise RenderError(f"--format {output_format} needs Graphviz's `dot` (apt-get install graphviz); --format mermaid needs nothing")
+    done = subprocess.run([binary, f"-T{output_format}"], input=dot_source.encode(), capture_output=True, timeout=60)
+    if done.returncode != 0:
+        raise RenderError(f"dot failed: {done.stderr.decode(errors='replace').strip().splitlines()[0]}")
+    return done.stdout
+
+
+def render(definition: ProcessDefinition, output_format: str, visited: Collection[str] = (), current: Collection[str] = ()) -> bytes:
+    if output_format == "mermaid":
+        return mermaid(definition, visited, current).encode()
+    source = dot(definition, visited, current)
+    return source.encode() if output_format == "dot" else graphviz(source, output_format)
