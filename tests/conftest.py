@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -104,14 +105,38 @@ def definition(name: str) -> DefinitionSnapshot:
     return load_definition(path, KNOWN_ACTIVITIES)
 
 
+# Orders started through `start`, by test: exported as golden histories on request.
+STARTED: list[tuple[str, WorkflowHandle]] = []
+GOLDEN = os.environ.get("ORDEROPS_RECORD_GOLDEN")
+
+
 @pytest.fixture
-def start(client: Client, worker) -> Callable[..., Awaitable[tuple[Order, WorkflowHandle]]]:
+def start(request, client: Client, worker) -> Callable[..., Awaitable[tuple[Order, WorkflowHandle]]]:
     async def _start(process: str | DefinitionSnapshot = "standard.yaml", **overrides):
         order = Order.model_validate(order_data(**overrides))
         snapshot = process if isinstance(process, DefinitionSnapshot) else definition(process)
-        return order, await start_order(client, order, snapshot)
+        handle = await start_order(client, order, snapshot)
+        STARTED.append((request.node.name, handle))
+        return order, handle
 
     return _start
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def record_golden_histories(client: Client):
+    """`make golden`: write each finished test order's history to tests/golden/<test>.json."""
+    yield
+    if not GOLDEN:
+        return
+    target = Path(GOLDEN)
+    target.mkdir(parents=True, exist_ok=True)
+    for name, handle in STARTED:
+        description = await handle.describe()
+        if description.close_time is None:
+            continue
+        history = await handle.fetch_history()
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+        (target / f"{safe}.json").write_text(history.to_json(), encoding="utf-8")
 
 
 async def status(handle: WorkflowHandle) -> OrderStatusView:

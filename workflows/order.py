@@ -155,7 +155,9 @@ class OrderWorkflow:
                 return node
             self._enter(node)
             try:
-                node_id = await self._step(node)
+                # Every command this node issues carries its id, so the Web UI groups them by step.
+                with workflow.create_event_group(node.id, label=f"{node.type} {node.id}").scope():
+                    node_id = await self._step(node)
             finally:
                 self._leave(node)
         return None
@@ -266,7 +268,9 @@ class OrderWorkflow:
         )
         self._publish()
         try:
-            await workflow.wait_condition(lambda: node.id in self._answers, timeout=node.timeout)
+            await workflow.wait_condition(
+                lambda: node.id in self._answers, timeout=node.timeout, timeout_summary=f"{node.id}: decision deadline"
+            )
         except asyncio.TimeoutError:
             self._finish(step, "timed_out", f"no decision within {node.timeout}")
             return node.on_timeout
@@ -292,7 +296,7 @@ class OrderWorkflow:
             except ValueError:
                 raise ProcessFailure(node.id, f"step {node.id!r}: 'until' gave {value!r}, not an ISO-8601 time")
             delay = max(until - workflow.now(), timedelta(0))
-        await workflow.sleep(delay)
+        await workflow.sleep(delay, summary=f"{node.id}: wait")
         self._finish(step, "completed", f"waited {delay}")
         return node.next
 
@@ -301,7 +305,11 @@ class OrderWorkflow:
         self._waiting_events.append(node.event)
         self._publish()
         try:
-            await workflow.wait_condition(lambda: self._unconsumed(node.event) is not None, timeout=node.timeout)
+            await workflow.wait_condition(
+                lambda: self._unconsumed(node.event) is not None,
+                timeout=node.timeout,
+                timeout_summary=f"{node.id}: {node.event} deadline",
+            )
         except asyncio.TimeoutError:
             self._finish(step, "timed_out", f"no {node.event!r} event within {node.timeout}")
             return node.on_timeout

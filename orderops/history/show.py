@@ -62,10 +62,10 @@ def print_timeline(console: Console, timeline: Timeline) -> None:
     console.print(f"         from {escape(p.path)}")
     console.print(f"started: {_clock(timeline.started_at)}   closed: {_clock(timeline.closed_at) or 'still running'}")
     for at, _, text in _lines(timeline):
-        console.print(f"{_clock(at)}  {text}")
+        console.print(f"{_clock(at)}  {text}", soft_wrap=True)
     ending = f"[bold]final status: {timeline.status}[/]"
     if timeline.end_node:
         ending += f" at {escape(timeline.end_node)}"
     if timeline.reason:
         ending += f" ({escape(timeline.reason)})"
-    console.print(ending if timeline.closed_at else f"[bold]status: {timeline.status}[/] (running)")
+    console.print(ending if timeline.closed_at else f"[bold]status: {timeline.status}[/] (still running)")

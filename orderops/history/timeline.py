@@ -179,6 +179,7 @@ class _Builder:
         self.order_input: OrderInput | None = None
         self.result: OrderResult | None = None
         self.workflow_status = "running"
+        self.order_status = "accepted"
         self.failure: str | None = None
         self.started_at: datetime | None = None
         self.closed_at: datetime | None = None
@@ -191,7 +192,12 @@ class _Builder:
         snapshot = self.order_input.definition
         result = self.result
         self._settle_signalled_decisions()
-        status = result.status if result else ("failed" if self.workflow_status in ("failed", "terminated", "timed_out") else self.workflow_status)
+        if result is not None:
+            status = result.status
+        elif self.workflow_status == "running":
+            status = self.order_status
+        else:
+            status = "failed" if self.workflow_status in ("failed", "terminated", "timed_out") else self.workflow_status
         return Timeline(
             # A file from `temporal workflow show` does not name its workflow; the order id does.
             workflow_id=workflow_id(self.order_input.order.order_id),
@@ -307,6 +313,7 @@ class _Builder:
 
     def _on_step(self, event: HistoryEvent, at: datetime) -> None:
         attributes = decode_typed_search_attributes(event.upsert_workflow_search_attributes_event_attributes.search_attributes)
+        self.order_status = attributes.get(sa.ORDER_STATUS) or self.order_status
         step = attributes.get(sa.CURRENT_STEP)
         if step is None:
             return
