@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint server worker clean
+.PHONY: install run test lint server worker clean golden
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,8 @@ worker: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .orderops *.egg-info
+
+# Re-record the golden histories replayed by `make test` (after an intended interpreter change).
+golden: $(STAMP)
+	rm -rf tests/golden
+	ORDEROPS_RECORD_GOLDEN=tests/golden $(BIN)/pytest -q tests/test_standard_process.py tests/test_constructs.py tests/test_history.py

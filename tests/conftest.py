@@ -135,7 +135,7 @@ async def record_golden_histories(client: Client):
         if description.close_time is None:
             continue
         history = await handle.fetch_history()
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:80]
         (target / f"{safe}.json").write_text(history.to_json(), encoding="utf-8")
 
 

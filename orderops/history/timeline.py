@@ -254,6 +254,9 @@ class _Builder:
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
             attrs = event.activity_task_timed_out_event_attributes
             self._close_activity(attrs.scheduled_event_id, at, "timed_out", _failure_text(attrs.failure))
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
+            run = self.activities[event.activity_task_cancel_requested_event_attributes.scheduled_event_id]
+            run.outcome = "cancel_requested"
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
             self._close_activity(event.activity_task_canceled_event_attributes.scheduled_event_id, at, "cancelled")
         elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
