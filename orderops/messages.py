@@ -90,6 +90,7 @@ class DecisionRecord(BaseModel):
     reason: str
     at: datetime
     via: str
+    changes: dict[str, Any] | None = None
 
 
 class EventRecord(BaseModel):

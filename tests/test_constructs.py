@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from orderops.messages import ExternalEvent
+import asyncio
+
+from orderops.messages import CancelRequest, ExternalEvent
 from tests.conftest import status, wait_until, waiting_for
 from tests.support import journal_for
 
@@ -88,3 +90,19 @@ async def test_event_sent_before_the_receive_is_kept(start):
     await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 5}))
     result = await handle.result()
     assert (result.status, result.reason) == ("completed", None)
+
+
+async def test_cancel_while_a_branch_activity_runs_settles_it_then_undoes_everything(start):
+    order, handle = await start("cancel_inflight.yaml")
+    async with asyncio.timeout(30):
+        while "slow_step:started" not in journal_for(order.order_id) or "journal_step:quick" not in journal_for(order.order_id):
+            await asyncio.sleep(0.05)
+    await handle.execute_update("cancel", CancelRequest(reason="customer called"))
+    result = await handle.result()
+    assert result.status == "cancelled"
+    calls = journal_for(order.order_id)
+    # The running activity stopped before any undo ran; then both steps were undone.
+    assert calls.index("slow_step:cancelled") < calls.index("undo_step:slow")
+    assert sorted(c for c in calls if c.startswith("undo_step")) == ["undo_step:quick", "undo_step:slow"]
+    outcomes = {s.node: s.outcome for s in result.steps if s.type != "compensation"}
+    assert outcomes == {"fork": "cancelled", "slow": "cancelled", "quick": "completed"}

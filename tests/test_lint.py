@@ -146,3 +146,43 @@ def test_worker_refuses_an_invalid_definition(tmp_path: Path):
     # The worker checks definitions before it needs a server, with lint's message.
     assert f"{tmp_path / 'broken.yaml'}:7:5: node 'review': unknown activity 'teleport'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("id: t1\x01\n", "1:1: YAML syntax error: unacceptable character #x0001"),
+        ("id: x\nversion: !!int abc\n", "2:10: cannot read value 'abc'"),
+        ("? [a, b]\n: 1\n", "1:3: a mapping key must be a plain name"),
+        ("id: x\nversion: 1\nversion: 2\n", "3:1: duplicate key 'version' (first given on line 2)"),
+    ],
+    ids=["control-character", "bad-tagged-value", "complex-key", "duplicate-key"],
+)
+def test_unreadable_yaml_is_one_line_not_a_traceback(tmp_path: Path, text: str, expected: str):
+    path = tmp_path / "odd.yaml"
+    path.write_text(text)
+    result = run_cli("lint", str(path))
+    assert result.returncode == 1
+    assert result.stdout.strip() == f"{path}:{expected}" or result.stdout.startswith(f"{path}:{expected}")
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("    result: review\n", "    result: review\n    timeouts: {heartbeat: 10s}\n"), "timeouts: needs start_to_close or schedule_to_close"),
+        (("    result: review\n", "    result: review\n    timeouts: {start_to_close: 0s}\n"), "must be more than 0"),
+        (("    result: review\n", "    result: review\n    timeouts: {start_to_close: -5}\n"), "duration -5s must be more than 0"),
+        (("    timeout: 1h\n", "    timeout: 99999999999d\n"), "is too long (at most 3650 days)"),
+        (
+            ("    result: review\n", "    result: review\n    retry: {initial_interval: 10s, maximum_interval: 1s}\n"),
+            "maximum_interval must not be shorter than initial_interval",
+        ),
+    ],
+    ids=["heartbeat-only", "zero-timeout", "negative-timeout", "huge-timeout", "inverted-retry-intervals"],
+)
+def test_settings_temporal_would_reject_are_caught_by_lint(change, message):
+    old, new = change
+    assert old in VALID
+    found = problems(VALID.replace(old, new, 1))
+    assert any(message in m for _, m in found), found

@@ -200,3 +200,33 @@ async def test_editing_the_yaml_does_not_change_an_order_in_flight(start, tmp_pa
     result = await handle.result()
     assert result.status == "completed"
     assert (result.process.version, result.process.sha256) == (1, original.sha256)
+
+
+async def test_cancel_while_the_reservation_is_in_flight_still_releases_it(start, store: Store):
+    before = store.stock_levels()
+    blocker = store.connect()
+    blocker.execute("BEGIN IMMEDIATE")  # the warehouse is busy: reserve_stock cannot commit yet
+    try:
+        order, handle = await start()
+        await wait_until(handle, lambda v: any(s.node == "reserve_stock" and s.outcome == "running" for s in v.steps))
+        await handle.execute_update("cancel", CancelRequest(reason="customer changed their mind"))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    result = await handle.result()
+    assert result.status == "cancelled"
+    assert store.stock_levels()["TEA-001"] == before["TEA-001"]
+    assert all(state != "active" for _, state in reserved(store, order.order_id).values())
+
+
+async def test_no_carrier_goes_to_a_person_and_cancel_releases_stock(start, store: Store):
+    before = store.stock_levels()
+    order, handle = await start(items=[{"sku": "RICE-004", "quantity": 6, "unit_price": "89.00"}])  # 60 kg
+    view = await wait_until(handle, awaiting_decision)
+    task = view.pending_user_tasks[0]
+    assert (task.node, task.outcomes) == ("handoff_failed", ["retry", "cancel"])
+    assert task.details["type"] == "NoCarrier"
+    await handle.execute_update("review", ReviewDecision(decision="cancel", agent="amy", reason="too heavy for any carrier"))
+    result = await handle.result()
+    assert result.status == "cancelled"
+    assert store.stock_levels()["RICE-004"] == before["RICE-004"]

@@ -15,7 +15,9 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from orderops import search_attributes as sa
@@ -49,6 +51,27 @@ with workflow.unsafe.imports_passed_through():
     )
 
 COMPENSATION_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=1))
+
+# workflow.patched ids: each marks a change in the commands the interpreter issues, so orders
+# started before it keep replaying the old way (docs/process-language.md).
+SETTLE_CANCELLED_ACTIVITIES = "settle-cancelled-activities"
+
+
+def _failure(err: ActivityError) -> tuple[str, str]:
+    """(type, message) of an activity's final failure, as the `error` variable shows them."""
+    cause = err.cause
+    if isinstance(cause, ActivityTimeout):
+        return "Timeout", f"{cause.type.name.lower()} timeout" if cause.type else "timeout"
+    message = getattr(cause, "message", None) or str(cause or err)
+    error_type = getattr(cause, "type", None)
+    return (error_type if isinstance(error_type, str) and error_type else type(cause).__name__), message
+
+
+def _retrieve(tasks: list[asyncio.Task]) -> None:
+    """Mark every finished task's exception as seen; the caller reports the one that matters."""
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()
 
 
 class ProcessFailure(Exception):
@@ -158,6 +181,13 @@ class OrderWorkflow:
                 # Every command this node issues carries its id, so the Web UI groups them by step.
                 with workflow.create_event_group(node.id, label=f"{node.type} {node.id}").scope():
                     node_id = await self._step(node)
+            except (ProcessFailure, ActivityError, asyncio.CancelledError):
+                raise
+            except Exception as err:
+                # A definition can fail at run time in ways lint cannot see (a value of the wrong
+                # type, a missing key): fail the order visibly rather than retry a task forever.
+                workflow.logger.exception("step failed unexpectedly", extra={"node": node.id})
+                raise ProcessFailure(node.id, f"step {node.id!r} failed: {type(err).__name__}: {err}") from None
             finally:
                 self._leave(node)
         return None
@@ -184,6 +214,12 @@ class OrderWorkflow:
         args = self._evaluate_mapping(node, node.input or {"order": "order"})
         step = self._record(node, activity=node.activity)
         self._activity_seq += 1
+        settle = workflow.patched(SETTLE_CANCELLED_ACTIVITIES)
+        compensation = Compensation(node.id, node.compensation, {**args, "result": None}) if node.compensation else None
+        if compensation and settle:
+            # Registered before the activity runs: an order cancelled while the activity is in
+            # flight may still see its effect land, and the (idempotent) undo must follow it.
+            self._compensations.append(compensation)
         retry = node.retry
         try:
             envelope = await workflow.execute_activity(
@@ -201,16 +237,23 @@ class OrderWorkflow:
                     maximum_attempts=retry.maximum_attempts,
                     non_retryable_error_types=retry.non_retryable or None,
                 ),
+                # Compensation must not start before the activity has really stopped.
+                cancellation_type=(
+                    ActivityCancellationType.WAIT_CANCELLATION_COMPLETED if settle else ActivityCancellationType.TRY_CANCEL
+                ),
                 result_type=dict,
             )
+        except asyncio.CancelledError:
+            self._finish(step, "cancelled")
+            raise
         except ActivityError as err:
-            cause = err.cause
-            if isinstance(cause, CancelledError):
+            if isinstance(err.cause, CancelledError):
                 # A sibling branch failed or the order is being cancelled: not this step's failure.
                 self._finish(step, "cancelled")
                 raise
-            message = getattr(cause, "message", None) or str(cause or err)
-            error_type = getattr(cause, "type", None) or type(cause).__name__
+            if compensation and settle:
+                self._compensations.remove(compensation)  # activities are transactional: a failed one changed nothing
+            error_type, message = _failure(err)
             self._finish(step, "failed", f"{error_type}: {message}")
             self._vars["error"] = {"node": node.id, "type": error_type, "message": message}
             if node.on_error:
@@ -220,10 +263,10 @@ class OrderWorkflow:
         self._finish(step, "completed")
         if node.result:
             self._vars[node.result] = envelope.get("result")
-        if node.compensation:
-            self._compensations.append(
-                Compensation(node.id, node.compensation, {**args, "result": envelope.get("result")})
-            )
+        if compensation:
+            compensation.args["result"] = envelope.get("result")
+            if not settle:
+                self._compensations.append(compensation)
         return node.next
 
     def _choose_branch(self, node: ExclusiveGateway) -> str:
@@ -238,7 +281,17 @@ class OrderWorkflow:
     async def _run_parallel(self, node: ParallelGateway) -> str:
         step = self._record(node)
         branches = [asyncio.create_task(self._walk(start, join=node.join)) for start in node.branches]
-        await workflow.wait(branches, return_when=asyncio.FIRST_EXCEPTION)
+        try:
+            await workflow.wait(branches, return_when=asyncio.FIRST_EXCEPTION)
+        except asyncio.CancelledError:
+            if workflow.patched(SETTLE_CANCELLED_ACTIVITIES):
+                # The order is being cancelled: stop every branch, and let their activities settle.
+                for branch in branches:
+                    branch.cancel()
+                await workflow.wait(branches)
+                _retrieve(branches)
+            self._finish(step, "cancelled")
+            raise
         failed = next((b for b in branches if b.done() and not b.cancelled() and b.exception()), None)
         if failed is None:
             self._finish(step, "completed")
@@ -246,9 +299,7 @@ class OrderWorkflow:
         for sibling in branches:
             sibling.cancel()
         await workflow.wait(branches)
-        for branch in branches:
-            if not branch.cancelled():
-                branch.exception()  # retrieved: the first failure below is the one reported
+        _retrieve(branches)
         failure = failed.exception()
         self._finish(step, "failed", str(failure))
         if node.on_error and isinstance(failure, ProcessFailure):
@@ -294,7 +345,9 @@ class OrderWorkflow:
             try:
                 until = datetime.fromisoformat(str(value))
             except ValueError:
-                raise ProcessFailure(node.id, f"step {node.id!r}: 'until' gave {value!r}, not an ISO-8601 time")
+                raise ProcessFailure(node.id, f"step {node.id!r}: 'until' gave {value!r}, not an ISO-8601 time") from None
+            if until.tzinfo is None:
+                raise ProcessFailure(node.id, f"step {node.id!r}: 'until' gave {value!r} without a UTC offset")
             delay = max(until - workflow.now(), timedelta(0))
         await workflow.sleep(delay, summary=f"{node.id}: wait")
         self._finish(step, "completed", f"waited {delay}")
@@ -304,18 +357,24 @@ class OrderWorkflow:
         step = self._record(node)
         self._waiting_events.append(node.event)
         self._publish()
+        deadline = workflow.now() + node.timeout
         try:
-            await workflow.wait_condition(
-                lambda: self._unconsumed(node.event) is not None,
-                timeout=node.timeout,
-                timeout_summary=f"{node.id}: {node.event} deadline",
-            )
-        except asyncio.TimeoutError:
-            self._finish(step, "timed_out", f"no {node.event!r} event within {node.timeout}")
-            return node.on_timeout
+            while True:
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._unconsumed(node.event) is not None,
+                        timeout=deadline - workflow.now(),
+                        timeout_summary=f"{node.id}: {node.event} deadline",
+                    )
+                except asyncio.TimeoutError:
+                    self._finish(step, "timed_out", f"no {node.event!r} event within {node.timeout}")
+                    return node.on_timeout
+                event = self._unconsumed(node.event)
+                # Another branch waiting for the same event may have taken it in the same activation.
+                if event is not None:
+                    break
         finally:
             self._waiting_events.remove(node.event)
-        event = self._unconsumed(node.event)
         event.consumed_by = node.id
         if node.result:
             self._vars[node.result] = event.data
@@ -325,10 +384,8 @@ class OrderWorkflow:
     async def _compensate(self) -> None:
         """Undo completed steps in reverse order (saga); one failing undo does not stop the rest."""
         while self._compensations:
-            comp = self._compensations.pop()
-            step = StepRecord(
-                node=comp.node, type="compensation", activity=comp.activity, started_at=workflow.now()
-            )
+            comp = self._compensations[-1]
+            step = StepRecord(node=comp.node, type="compensation", activity=comp.activity, started_at=workflow.now())
             self._steps.append(step)
             self._activity_seq += 1
             try:
@@ -341,9 +398,16 @@ class OrderWorkflow:
                     retry_policy=COMPENSATION_RETRY,
                     result_type=dict,
                 )
-            except ActivityError as err:
+            except (asyncio.CancelledError, ActivityError) as err:
+                interrupted = isinstance(err, asyncio.CancelledError) or isinstance(err.cause, CancelledError)
+                if interrupted:
+                    # A `temporal workflow cancel` now must not leave the undo half done: run it again.
+                    self._finish(step, "interrupted", "cancellation requested during compensation; undo repeated")
+                    continue
+                self._compensations.pop()
                 self._finish(step, "failed", str(err.cause or err))
                 continue
+            self._compensations.pop()
             step.attempt = envelope.get("attempt")
             self._finish(step, "completed")
 
@@ -400,6 +464,8 @@ class OrderWorkflow:
 
     def _check_decision(self, decision: ReviewDecision) -> None:
         order_id = self._order.order_id
+        if self._cancel is not None:
+            raise ValueError(f"order {order_id} is being cancelled; no decision is taken")
         open_tasks = [t for t in self._pending.values() if t.node not in self._answers]
         if decision.node:
             open_tasks = [t for t in open_tasks if t.node == decision.node]
@@ -429,6 +495,7 @@ class OrderWorkflow:
                 reason=decision.reason,
                 at=now,
                 via=via,
+                changes=decision.changes.model_dump(exclude_none=True, mode="json") if decision.changes else None,
             )
         )
         next_node = self._nodes[task.node].outcomes[decision.decision]

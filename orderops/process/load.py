@@ -59,18 +59,36 @@ class DefinitionSnapshot(BaseModel):
     source: str
 
 
+class _Unreadable(Exception):
+    def __init__(self, node: yaml.Node, message: str):
+        super().__init__(message)
+        self.problem = Problem(node.start_mark.line + 1, node.start_mark.column + 1, message)
+
+
+def _scalar(node: yaml.Node, constructor: yaml.constructor.SafeConstructor) -> Any:
+    try:
+        return constructor.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError) as err:
+        raise _Unreadable(node, f"cannot read value {node.value!r}: {getattr(err, 'problem', None) or err}") from None
+
+
 def _build(node: yaml.Node, path: Path_, marks: dict, constructor: yaml.constructor.SafeConstructor) -> Any:
     marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
         result = {}
         for key_node, value_node in node.value:
-            key = constructor.construct_object(key_node, deep=True)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Unreadable(key_node, "a mapping key must be a plain name")
+            key = _scalar(key_node, constructor)
+            if key in result:
+                first = marks[path + (key,)][0]
+                raise _Unreadable(key_node, f"duplicate key {key!r} (first given on line {first})")
             marks[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             result[key] = _build(value_node, path + (key,), marks, constructor)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), marks, constructor) for i, item in enumerate(node.value)]
-    return constructor.construct_object(node, deep=True)
+    return _scalar(node, constructor)
 
 
 def parse_yaml(text: str) -> tuple[Source, list[Problem]]:
@@ -81,9 +99,18 @@ def parse_yaml(text: str) -> tuple[Source, list[Problem]]:
         mark = err.problem_mark or err.context_mark
         where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return source, [Problem(*where, f"YAML syntax error: {err.problem or err.context}")]
+    except yaml.YAMLError as err:  # e.g. a control character: a ReaderError, which has no marks
+        position = getattr(err, "position", None)
+        line = text.count("\n", 0, position) + 1 if position is not None else 1
+        return source, [Problem(line, 1, f"YAML syntax error: {str(err).splitlines()[0]}")]
     if root is None:
         return source, [Problem(1, 1, "the file is empty: a process definition needs id, version, start and nodes")]
-    source.data = _build(root, (), source.marks, yaml.constructor.SafeConstructor())
+    try:
+        source.data = _build(root, (), source.marks, yaml.constructor.SafeConstructor())
+    except _Unreadable as err:
+        return source, [err.problem]
+    except RecursionError:
+        return source, [Problem(1, 1, "the YAML is nested too deeply")]
     return source, []
 
 

@@ -16,21 +16,24 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
 
 
+MAX_DURATION = timedelta(days=3650)
+
+
 def parse_duration(value: Any) -> Any:
     """Accept '90s', '5m', '1h30m', '2d' (and plain seconds) besides timedelta."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if not value.strip() or not match or not any(match.groups()):
-            raise ValueError(f"invalid duration {value!r}: use forms like 30s, 5m, 1h30m, 2d")
-        days, hours, minutes, seconds = match.groups()
-        return timedelta(
-            days=int(days or 0),
-            hours=int(hours or 0),
-            minutes=int(minutes or 0),
-            seconds=float(seconds or 0),
-        )
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = timedelta(seconds=value)
+        elif isinstance(value, str):
+            match = _DURATION.match(value)
+            if not value.strip() or not match or not any(match.groups()):
+                raise ValueError(f"invalid duration {value!r}: use forms like 30s, 5m, 1h30m, 2d")
+            days, hours, minutes, seconds = match.groups()
+            value = timedelta(days=int(days or 0), hours=int(hours or 0), minutes=int(minutes or 0), seconds=float(seconds or 0))
+    except OverflowError:
+        raise ValueError(f"duration {value!r} is too long (at most {MAX_DURATION.days} days)") from None
+    if isinstance(value, timedelta) and not timedelta(0) < value <= MAX_DURATION:
+        raise ValueError(f"duration {value.total_seconds():g}s must be more than 0 and at most {MAX_DURATION.days} days")
     return value
 
 
@@ -65,11 +68,24 @@ class RetryPolicy(Strict):
     maximum_interval: Duration | None = None
     non_retryable: list[str] = Field(default_factory=list, description="Error types that fail at once")
 
+    @model_validator(mode="after")
+    def _intervals(self) -> "RetryPolicy":
+        if self.maximum_interval is not None and self.maximum_interval < self.initial_interval:
+            raise ValueError("maximum_interval must not be shorter than initial_interval")
+        return self
+
 
 class Timeouts(Strict):
     start_to_close: Duration | None = None
     schedule_to_close: Duration | None = None
     heartbeat: Duration | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "Timeouts":
+        # Temporal needs one of the two to know when an attempt has run too long.
+        if self.start_to_close is None and self.schedule_to_close is None:
+            raise ValueError("needs start_to_close or schedule_to_close")
+        return self
 
 
 class NodeBase(Strict):
