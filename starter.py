@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -88,6 +90,8 @@ def _parse_json_documents(path: str, text: str) -> list:
     try:
         data = json.loads(text)
         return data if isinstance(data, list) else [data]
+    except RecursionError:
+        raise CliError(f"{path}: the JSON is nested too deeply to be an order") from None
     except json.JSONDecodeError as whole_error:
         lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         if len(lines) < 2 or text.lstrip().startswith("["):
@@ -161,7 +165,7 @@ async def _describe(client: Client, order_id: str):
     try:
         return await _handle(client, order_id).describe()
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
+        if err.status == RPCStatusCode.NOT_FOUND and "namespace" not in err.message.lower():
             raise CliError(f"no order {order_id!r} (no workflow {workflow_id(order_id)})") from None
         raise
 
@@ -230,10 +234,24 @@ async def start_order(client: Client, order: Order, snapshot: DefinitionSnapshot
         ) from None
 
 
+async def _submitted(client: Client, order: Order) -> bool:
+    try:
+        await _handle(client, order.order_id).describe()
+        return True
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND and "namespace" not in err.message.lower():
+            return False
+        raise
+
+
 async def cmd_start(args) -> int:
     orders = read_orders(args.orders)
     snapshot = load_definition(Path(args.process), ACTIVITY_NAMES)
     client = await _client(args)
+    # All or nothing, like validation: a file with one resubmitted order starts none.
+    already = [order.order_id for order in orders if await _submitted(client, order)]
+    if already:
+        raise CliError(f"{args.orders}: already submitted: {', '.join(already)}; no order was started")
     for order in orders:
         handle = await start_order(client, order, snapshot)
         print(handle.id)
@@ -290,6 +308,8 @@ async def cmd_status(args) -> int:
 
 
 async def cmd_list(args) -> int:
+    if args.status and not re.fullmatch(r"[a-z][a-z0-9_]*", args.status):
+        raise CliError(f"--status {args.status!r}: a status is lower-case letters, digits and _ (e.g. awaiting_review)")
     client = await _client(args)
     query = f"WorkflowType = '{WORKFLOW_NAME}'"
     if args.status:
@@ -356,8 +376,12 @@ async def cmd_event(args) -> int:
 
 
 async def cmd_cancel(args) -> int:
+    try:
+        request = CancelRequest(reason=args.reason, by=args.by)
+    except ValidationError as err:
+        raise CliError(f"invalid cancellation: {_field_errors(err)[0]}") from None
     client = await _client(args)
-    receipt: CancelReceipt = await _update(client, args.order_id, "cancel", CancelRequest(reason=args.reason, by=args.by), CancelReceipt)
+    receipt: CancelReceipt = await _update(client, args.order_id, "cancel", request, CancelReceipt)
     at = ", ".join(receipt.cancelled_at_nodes) or "between steps"
     print(f"order {receipt.order_id}: cancellation accepted at {at}; completed steps are being undone")
     return 0
@@ -379,8 +403,11 @@ def cmd_lint(args) -> int:
 
 
 async def cmd_worker(args) -> int:
+    process_dir = Path(args.process_dir)
+    if not process_dir.is_dir() or not any(process_dir.glob("*.yaml")):
+        raise CliError(f"--process-dir {process_dir}: no process definitions (*.yaml) there")
     # Definitions first: a broken one is reported even when no server is up yet.
-    problems = worker.check_definitions(Path(args.process_dir))
+    problems = worker.check_definitions(process_dir)
     if problems:
         raise InvalidDefinition(problems)
     client = await _client(args)
@@ -576,6 +603,16 @@ def cmd_schema(args) -> int:
 # -- argument parsing ---------------------------------------------------------------------
 
 
+class _Commands:
+    """Subcommands that all accept the global options too."""
+
+    def __init__(self, subparsers, shared: argparse.ArgumentParser):
+        self.subparsers, self.shared = subparsers, shared
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        return self.subparsers.add_parser(name, parents=[self.shared], **kwargs)
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -591,13 +628,24 @@ def _positive(text: str) -> int:
     return value
 
 
+def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """Accepted before or after the command; only the top level sets defaults."""
+
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--address", default=default(config.default_address()), help="Temporal frontend HOST:PORT (env TEMPORAL_ADDRESS)")
+    parser.add_argument("--namespace", default=default(config.default_namespace()), help="Temporal namespace (env TEMPORAL_NAMESPACE)")
+    parser.add_argument("--log-format", choices=["console", "json"], default=default("console"))
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=default("info"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="orderops", description="Durable order fulfilment on Temporal, driven by YAML process definitions.")
-    parser.add_argument("--address", default=config.default_address(), help="Temporal frontend HOST:PORT (env TEMPORAL_ADDRESS)")
-    parser.add_argument("--namespace", default=config.default_namespace(), help="Temporal namespace (env TEMPORAL_NAMESPACE)")
-    parser.add_argument("--log-format", choices=["console", "json"], default="console")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    _global_options(parser, defaults=True)
+    shared = Parser(add_help=False)
+    _global_options(shared, defaults=False)
+    commands = _Commands(parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND"), shared)
 
     p = commands.add_parser("server", help="run the embedded Temporal dev server (data in .orderops/)")
     p.add_argument("--port", type=int, default=7233)
@@ -705,8 +753,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     except InvalidDefinition as err:
         print("\n".join(err.messages), file=sys.stderr)
         return 1
+    except RPCError as err:
+        print(f"orderops: Temporal refused the request: {err.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        # The last line of defence: still one line, with the details in the log on request.
+        logging.getLogger("orderops").debug("unexpected error", exc_info=True)
+        print(f"orderops: unexpected error: {type(err).__name__}: {err} (--log-level debug shows where)", file=sys.stderr)
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -17,8 +17,13 @@ class _Inbound(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
         order_id = info.workflow_id.removeprefix("order-")
-        node = info.activity_id.rsplit("-", 1)[0]
-        with structlog.contextvars.bound_contextvars(order_id=order_id, node=node, attempt=info.attempt, activity=info.activity_type):
+        # Activity ids are <node>-<n>, and undo-<node>-<n> for compensations (workflows/order.py).
+        node_part, compensation = info.activity_id.rsplit("-", 1)[0], info.activity_id.startswith("undo-")
+        node = node_part.removeprefix("undo-")
+        context = dict(order_id=order_id, node=node, attempt=info.attempt, activity=info.activity_type)
+        if compensation:
+            context["compensation"] = True
+        with structlog.contextvars.bound_contextvars(**context):
             result = await super().execute_activity(input)
         return {"result": result, "attempt": info.attempt}
 

@@ -125,13 +125,20 @@ async def _advance(tracked: Tracked) -> None:
         tracked.sent.add("feedback")
 
 
-async def _wait_reviewed(handle: WorkflowHandle) -> None:
+async def _wait_reviewed(handle: WorkflowHandle, worker_task: asyncio.Task) -> None:
     """Intake one order at a time, so duplicate detection sees them in sample order."""
-    while True:
+    deadline = time.monotonic() + DEMO_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if worker_task.done():
+            worker_task.result()  # surfaces the worker's error
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return
         view: OrderStatusView = await handle.query("status", result_type=OrderStatusView)
-        if any(s.node == "auto_review" and s.ended_at for s in view.steps) or view.status in ("failed", "cancelled"):
+        if any(s.node == "auto_review" and s.ended_at for s in view.steps):
             return
         await asyncio.sleep(0.1)
+    raise TimeoutError(f"order {handle.id} was not reviewed within {DEMO_TIMEOUT_S}s")
 
 
 def _summary(tracked: list[Tracked]) -> Table:
@@ -186,7 +193,7 @@ async def _drive(client: Client, count: int, worker_task: asyncio.Task) -> int:
         for scenario in scenarios:
             handle = await start_order(client, scenario.order, snapshot)
             tracked.append(Tracked(scenario, handle))
-            await _wait_reviewed(handle)
+            await _wait_reviewed(handle, worker_task)
             progress.advance(intake)
         finished = progress.add_task("orders finished", total=len(tracked))
         deadline = time.monotonic() + DEMO_TIMEOUT_S

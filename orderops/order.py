@@ -24,7 +24,7 @@ class OrderItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Annotated[str, Field(min_length=1, max_length=64)]
-    quantity: int = Field(gt=0, le=10_000)
+    quantity: int = Field(gt=0, le=10_000, strict=True)
     unit_price: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
 
 
@@ -39,7 +39,8 @@ class Order(BaseModel):
     items: list[OrderItem] = Field(min_length=1)
     channel: Literal["web", "app", "mini_program", "phone", "fax", "store", "taobao", "jd"] = "web"
     order_type: Literal["normal", "promotion", "urgent"] = "normal"
-    paid: bool = Field(description="Payment confirmed by the payment provider")
+    # Strict: "yes" or 1 must not pass for a confirmed payment.
+    paid: bool = Field(strict=True, description="Payment confirmed by the payment provider")
 
     @property
     def amount(self) -> Decimal:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -74,9 +75,7 @@ async def test_start_json_lines_then_duplicate_is_refused(tmp_path, client, work
 
     again = await cli("start", str(write(tmp_path, first)), address=address)
     assert again.returncode == 1
-    assert again.stderr.strip() == (
-        f"orderops: order {first['order_id']} was already submitted (workflow order-{first['order_id']}); not started again"
-    )
+    assert again.stderr.strip() == f"orderops: {tmp_path / 'orders.json'}: already submitted: {first['order_id']}; no order was started"
     for order in (first, second):
         await client.get_workflow_handle(workflow_id(order["order_id"])).cancel()
 
@@ -96,6 +95,7 @@ async def test_review_and_status_from_the_command_line(tmp_path, worker, address
         status = json.loads((await cli("status", oid, "--json", address=address)).stdout)
         if status["pending_user_tasks"]:
             break
+        await asyncio.sleep(0.1)
     assert status["status"] == "awaiting_review"
     assert status["pending_user_tasks"][0]["details"] == ["payment has not been confirmed"]
 
@@ -162,5 +162,28 @@ async def test_list_by_status_from_visibility(tmp_path, client, worker, address)
         rows = [r for r in json.loads(listed.stdout) if r["order_id"] == order["order_id"]]
         if rows:
             break
+        await asyncio.sleep(0.2)
     assert rows and rows[0]["step"] == "manual_review" and rows[0]["process"] == "standard v1"
     await client.get_workflow_handle(workflow_id(order["order_id"])).cancel()
+
+
+async def test_start_refuses_a_file_with_a_resubmitted_order_and_starts_none(tmp_path, client, worker, address):
+    old, new = order_data(), order_data()
+    assert (await cli("start", str(write(tmp_path, old)), address=address)).returncode == 0
+    mixed = await cli("start", str(write(tmp_path, [new, old])), address=address)
+    assert mixed.returncode == 1
+    assert mixed.stderr.strip().endswith(f"already submitted: {old['order_id']}; no order was started")
+    assert not await exists(client, new["order_id"])
+    await client.get_workflow_handle(workflow_id(old["order_id"])).cancel()
+
+
+@pytest.mark.parametrize("field, value", [("paid", "yes"), ("items", [{"sku": "TEA-001", "quantity": "2", "unit_price": "1"}])])
+async def test_start_does_not_coerce_payment_or_quantities(tmp_path, address, field, value):
+    result = await cli("start", str(write(tmp_path, order_data(**{field: value}))), address=address)
+    assert result.returncode == 1 and "no order was started" in result.stderr
+
+
+async def test_global_options_also_work_after_the_command(address, worker):
+    result = await cli("list", "--address", address, "--limit", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    assert isinstance(json.loads(result.stdout), list)

@@ -86,10 +86,13 @@ async def test_receive_stores_the_event_payload_for_conditions(start):
 
 
 async def test_event_sent_before_the_receive_is_kept(start):
-    order, handle = await start("receive.yaml")
+    order, handle = await start("early_event.yaml")
+    view = await wait_until(handle, lambda v: v.current_nodes == ["pause"])
+    assert view.waiting_for_events == []
     await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 5}))
     result = await handle.result()
-    assert (result.status, result.reason) == ("completed", None)
+    assert (result.status, result.end_node) == ("completed", "done")
+    assert next(s for s in result.steps if s.node == "wait_feedback").detail == "event 'feedback' received"
 
 
 async def test_cancel_while_a_branch_activity_runs_settles_it_then_undoes_everything(start):

@@ -230,3 +230,14 @@ async def test_no_carrier_goes_to_a_person_and_cancel_releases_stock(start, stor
     result = await handle.result()
     assert result.status == "cancelled"
     assert store.stock_levels()["RICE-004"] == before["RICE-004"]
+
+
+async def test_workflow_side_validation_of_a_raw_update_payload(start, client):
+    order, handle = await start(paid=False)
+    await wait_until(handle, awaiting_decision)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update("review", {"decision": "approve", "agent": "   "})
+    await handle.signal("review", {"decision": "approve", "agent": "   "})
+    await handle.execute_update("review", ReviewDecision(decision="reject", agent="amy"))
+    result = await handle.result()
+    assert [(d.agent, d.decision) for d in result.decisions] == [("amy", "reject")]

@@ -15,7 +15,9 @@ from orderops.messages import WORKFLOW_NAME, OrderInput, OrderResult
 from workflows import OrderWorkflow
 
 
-async def test_all_session_histories_replay(client: Client, worker):
+async def test_all_session_histories_replay(client: Client, worker, start):
+    _, handle = await start("retry.yaml")  # at least one history, even when this file runs alone
+    await handle.result()
     histories = [
         history
         async for history in client.list_workflows(
