@@ -191,15 +191,15 @@ async def test_editing_the_yaml_does_not_change_an_order_in_flight(start, tmp_pa
     order, handle = await start(original, paid=False)
     await wait_until(handle, awaiting_decision)
 
-    # An ops engineer now makes approval go straight to rejection, as version 2.
-    path.write_text(path.read_text().replace("version: 1", "version: 2").replace("      approve: pick\n      edit", "      approve: rejected\n      edit"))
+    # An ops engineer now makes approval go straight to rejection, as a new version.
+    path.write_text(path.read_text().replace("version: 2", "version: 3").replace("      approve: pick\n      edit", "      approve: rejected\n      edit"))
     assert load_definition(path, KNOWN_ACTIVITIES).sha256 != original.sha256
 
     await handle.execute_update("review", ReviewDecision(decision="approve", agent="amy"))
     await deliver(handle)
     result = await handle.result()
     assert result.status == "completed"
-    assert (result.process.version, result.process.sha256) == (1, original.sha256)
+    assert (result.process.version, result.process.sha256) == (2, original.sha256)
 
 
 async def test_cancel_while_the_reservation_is_in_flight_still_releases_it(start, store: Store):
