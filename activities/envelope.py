@@ -13,17 +13,25 @@ from temporalio import activity
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 
+def log_context(info: activity.Info) -> dict[str, Any]:
+    """order_id, node and attempt for every log line of an activity."""
+    # Activity ids are <node>-<n>, and undo-<node>-<n> for compensations (workflows/order.py).
+    node = info.activity_id.rsplit("-", 1)[0]
+    context: dict[str, Any] = {
+        "order_id": info.workflow_id.removeprefix("order-"),
+        "node": node.removeprefix("undo-"),
+        "attempt": info.attempt,
+        "activity": info.activity_type,
+    }
+    if node.startswith("undo-"):
+        context["compensation"] = True
+    return context
+
+
 class _Inbound(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
-        order_id = info.workflow_id.removeprefix("order-")
-        # Activity ids are <node>-<n>, and undo-<node>-<n> for compensations (workflows/order.py).
-        node_part, compensation = info.activity_id.rsplit("-", 1)[0], info.activity_id.startswith("undo-")
-        node = node_part.removeprefix("undo-")
-        context = dict(order_id=order_id, node=node, attempt=info.attempt, activity=info.activity_type)
-        if compensation:
-            context["compensation"] = True
-        with structlog.contextvars.bound_contextvars(**context):
+        with structlog.contextvars.bound_contextvars(**log_context(info)):
             result = await super().execute_activity(input)
         return {"result": result, "attempt": info.attempt}
 

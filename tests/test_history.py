@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -109,3 +110,15 @@ async def test_audit_of_a_running_order_and_of_bad_input(start, address, tmp_pat
     assert bad.returncode == 1 and bad.stderr.startswith(f"orderops: {garbage}: not a workflow history JSON file")
     neither = await cli("audit")
     assert (neither.returncode, neither.stderr.strip()) == (1, "orderops: audit takes an ORDER_ID or --file HISTORY.json (one of the two)")
+
+
+async def test_replay_by_visibility_query(start, address):
+    order, handle = await start("retry.yaml")
+    await handle.result()
+    result = None
+    for _ in range(100):  # visibility is eventually consistent
+        result = await cli("replay", "--query", f"WorkflowId = '{handle.id}'", address=address)
+        if result.returncode == 0:
+            break
+        await asyncio.sleep(0.2)
+    assert result.stdout.splitlines() == [f"ok        {handle.id}  (query: {handle.id})", "1 ok, 0 diverged"]

@@ -241,3 +241,14 @@ async def test_workflow_side_validation_of_a_raw_update_payload(start, client):
     await handle.execute_update("review", ReviewDecision(decision="reject", agent="amy"))
     result = await handle.result()
     assert [(d.agent, d.decision) for d in result.decisions] == [("amy", "reject")]
+
+
+async def test_temporal_workflow_cancel_compensates_like_orderops_cancel(start, store: Store):
+    before = store.stock_levels()
+    order, handle = await start(paid=False)
+    await wait_until(handle, awaiting_decision)
+    await handle.cancel()  # what `temporal workflow cancel` sends
+    result = await handle.result()
+    assert (result.status, result.reason) == ("cancelled", "cancelled by temporal: workflow cancellation requested")
+    assert [s.activity for s in result.steps if s.type == "compensation"] == ["release_stock"]
+    assert store.stock_levels()["TEA-001"] == before["TEA-001"]
