@@ -58,6 +58,7 @@ from orderops.process.diff import diff
 from orderops.process.lint import InvalidDefinition, lint_text, load_definition
 from orderops.process.load import DefinitionSnapshot
 from orderops.process.model import ProcessDefinition
+from orderops.promise import PromisePolicy
 from orderops.process.render import FORMATS, RenderError, render
 
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -591,7 +592,8 @@ async def cmd_render(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    text = json.dumps(ProcessDefinition.model_json_schema(), indent=2) + "\n"
+    model = PromisePolicy if args.promise_policy else ProcessDefinition
+    text = json.dumps(model.model_json_schema(), indent=2) + "\n"
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(args.out)
@@ -729,6 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("schema", help="JSON Schema of the process-definition language")
     p.add_argument("--out")
+    p.add_argument("--promise-policy", action="store_true", help="the schema of promise policy files instead")
     p.set_defaults(run=cmd_schema)
 
     p = commands.add_parser("demo", help="server + worker + sample orders, decided and delivered, then a summary")

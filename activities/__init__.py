@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 from activities.customer import CustomerActivities
 from activities.fulfilment import FulfilmentActivities
+from activities.promise import PromiseActivities
 from activities.review import ReviewActivities
 from activities.stock import StockActivities
 from activities.store import Store
 
-ACTIVITY_CLASSES = (ReviewActivities, StockActivities, FulfilmentActivities, CustomerActivities)
+ACTIVITY_CLASSES = (ReviewActivities, StockActivities, FulfilmentActivities, CustomerActivities, PromiseActivities)
 
 
 def _defined(cls) -> list[tuple[str, str]]:

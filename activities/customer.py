@@ -53,9 +53,11 @@ class CustomerActivities:
         with self.store.transaction() as db:
             db.execute(
                 "UPDATE handoffs SET delivered_at = COALESCE(delivered_at, ?), signed_by = COALESCE(signed_by, ?) WHERE order_id = ?",
-                (now_iso(), signer, args.order.order_id),
+                (args.delivered_at.isoformat(), signer, args.order.order_id),
             )
-        return {"signed_by": signer}
+            row = db.execute("SELECT delivered_at, signed_by FROM handoffs WHERE order_id = ?", (args.order.order_id,)).fetchone()
+        # The first record wins: a redelivered activity reports the time first written.
+        return {"signed_by": row["signed_by"], "delivered_at": row["delivered_at"]} if row else {"signed_by": signer, "delivered_at": args.delivered_at.isoformat()}
 
     @activity.defn(name="record_feedback")
     def record_feedback(self, payload: dict) -> dict:

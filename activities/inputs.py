@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -58,6 +59,7 @@ class NotifyArgs(OrderArgs):
 
 class DeliveryArgs(OrderArgs):
     delivery: dict[str, Any] = Field(default_factory=dict)
+    delivered_at: datetime = Field(description="When the sign-off event reached the order (workflow time)")
 
 
 class Feedback(BaseModel):
@@ -67,3 +69,19 @@ class Feedback(BaseModel):
 
 class FeedbackArgs(OrderArgs):
     feedback: Feedback
+
+
+class PromiseArgs(OrderArgs):
+    policy: dict[str, Any]
+    accepted_at: datetime
+
+
+class OpsNoticeArgs(OrderArgs):
+    kind: str = Field(min_length=1)
+    message: str = Field(min_length=1)
+
+
+class DelayArgs(OrderArgs):
+    promise: dict[str, Any]
+    policy: dict[str, Any]
+    delivered_at: datetime

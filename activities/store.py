@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS products (
     name TEXT NOT NULL,
     weight_kg REAL NOT NULL CHECK (weight_kg > 0),
     goods_class TEXT NOT NULL CHECK (goods_class IN ('general', 'fragile', 'liquid', 'bulky', 'hazardous')),
-    bin TEXT NOT NULL
+    bin TEXT NOT NULL,
+    made_to_order INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS stock (
     sku TEXT PRIMARY KEY REFERENCES products(sku),
@@ -97,6 +98,15 @@ CREATE TABLE IF NOT EXISTS notifications (
     created_at TEXT NOT NULL,
     UNIQUE (order_id, kind)
 );
+CREATE TABLE IF NOT EXISTS delay_compensations (
+    order_id TEXT PRIMARY KEY,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    service_level TEXT NOT NULL,
+    promised_by TEXT NOT NULL,
+    delivered_at TEXT NOT NULL,
+    granted_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS feedback (
     order_id TEXT PRIMARY KEY,
     rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
@@ -119,6 +129,10 @@ class Store:
         db = self.connect()
         try:
             db.executescript(SCHEMA)
+            # Stores created before made-to-order products existed gain the column, defaulting to 0.
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(products)")}
+            if "made_to_order" not in columns:
+                db.execute("ALTER TABLE products ADD COLUMN made_to_order INTEGER NOT NULL DEFAULT 0")
         finally:
             db.close()
 
@@ -152,8 +166,8 @@ class Store:
                 return False
             for p in data["products"]:
                 db.execute(
-                    "INSERT INTO products (sku, name, weight_kg, goods_class, bin) VALUES (?, ?, ?, ?, ?)",
-                    (p["sku"], p["name"], p["weight_kg"], p["goods_class"], p["bin"]),
+                    "INSERT INTO products (sku, name, weight_kg, goods_class, bin, made_to_order) VALUES (?, ?, ?, ?, ?, ?)",
+                    (p["sku"], p["name"], p["weight_kg"], p["goods_class"], p["bin"], int(p.get("made_to_order", False))),
                 )
                 db.execute("INSERT INTO stock (sku, on_hand) VALUES (?, ?)", (p["sku"], p["on_hand"]))
             for c in data["carriers"]:

@@ -128,6 +128,9 @@ class OrderStatusView(BaseModel):
     decisions: list[DecisionRecord]
     events: list[EventRecord]
     end_reason: str | None = None
+    promise: dict[str, Any] | None = None
+    at_risk: dict[str, Any] | None = None
+    breaches: list[dict[str, Any]] = []
 
 
 class OrderResult(BaseModel):
@@ -138,3 +141,6 @@ class OrderResult(BaseModel):
     process: ProcessRef
     steps: list[StepRecord]
     decisions: list[DecisionRecord]
+    at_risk: dict[str, Any] | None = None
+    breaches: list[dict[str, Any]] = []
+    variables: dict[str, Any] = {}

@@ -39,6 +39,8 @@ class Order(BaseModel):
     items: list[OrderItem] = Field(min_length=1)
     channel: Literal["web", "app", "mini_program", "phone", "fax", "store", "taobao", "jd"] = "web"
     order_type: Literal["normal", "promotion", "urgent"] = "normal"
+    service_level: Annotated[str, Field(pattern=r"^[a-z][a-z_]*$")] = Field("standard", description="e.g. standard, express, same_day")
+    customer_tier: Annotated[str, Field(pattern=r"^[a-z][a-z_]*$")] = Field("regular", description="e.g. regular, vip")
     # Strict: "yes" or 1 must not pass for a confirmed payment.
     paid: bool = Field(strict=True, description="Payment confirmed by the payment provider")
 

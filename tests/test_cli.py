@@ -130,7 +130,7 @@ async def test_event_name_and_payload_are_checked(tmp_path, client, worker, addr
     assert (bad_json.returncode, bad_json.stderr.strip()) == (1, "orderops: --data: malformed JSON: Expecting property name enclosed in double quotes at column 2")
     unknown = await cli("event", oid, "teleported", address=address)
     assert unknown.returncode == 1
-    assert unknown.stderr.strip() == f"orderops: order {oid}'s process has no receive for event 'teleported'; it accepts: delivered, feedback"
+    assert unknown.stderr.strip() == f"orderops: order {oid}'s process has no receive for event 'teleported'; it accepts: address_changed, delivered, delivery_refused, delivery_rescheduled, feedback"
     sent = await cli("event", oid, "delivered", "--data", '{"signer": "Li"}', address=address)
     assert sent.returncode == 0 and "event 'delivered' delivered to order" in sent.stdout
     cancelled = await cli("cancel", oid, "--reason", "test", address=address)
@@ -163,7 +163,7 @@ async def test_list_by_status_from_visibility(tmp_path, client, worker, address)
         if rows:
             break
         await asyncio.sleep(0.2)
-    assert rows and rows[0]["step"] == "manual_review" and rows[0]["process"] == "standard v2"
+    assert rows and rows[0]["step"] == "manual_review" and rows[0]["process"] == "standard v3"
     await client.get_workflow_handle(workflow_id(order["order_id"])).cancel()
 
 

@@ -113,13 +113,13 @@ async def test_render_colours_the_path_an_order_took(start, address):
 def test_diff_lists_nodes_and_edges():
     old = parsed(ROOT / "process_defs" / "standard.yaml")
     text = (ROOT / "process_defs" / "standard.yaml").read_text()
-    text = text.replace("version: 2", "version: 3").replace("      approve: pick\n      edit", "      approve: pack\n      edit")
+    text = text.replace("version: 3", "version: 4").replace("      approve: pick\n      edit", "      approve: pack\n      edit")
     text = text.replace("  - id: completed\n", "  - id: thank_you\n    type: wait\n    duration: 1m\n    next: completed\n\n  - id: completed\n")
     text = text.replace("    on_timeout: completed    # no answer", "    on_timeout: thank_you    # no answer")
     new, problems = lint_text(text, KNOWN_ACTIVITIES)
     assert problems == []
     changes = diff(old, new)
-    assert (changes.old, changes.new) == ("standard v2", "standard v3")
+    assert (changes.old, changes.new) == ("standard v3", "standard v4")
     assert changes.added_nodes == ["thank_you"] and changes.removed_nodes == []
     assert [(c.node, c.fields) for c in changes.changed_nodes] == [("await_feedback", ["on_timeout"]), ("manual_review", ["outcomes"])]
     assert "manual_review -> pack [approve]" in changes.added_edges
@@ -130,9 +130,10 @@ def test_diff_lists_nodes_and_edges():
 async def test_diff_names_in_flight_orders_at_changed_nodes(start, address, tmp_path: Path):
     order, handle = await start(paid=False)
     await wait_until(handle, awaiting_decision)
-    new = tmp_path / "standard-v3.yaml"
+    shutil.copytree(ROOT / "process_defs" / "policies", tmp_path / "policies")
+    new = tmp_path / "standard-v4.yaml"
     new.write_text(
-        (ROOT / "process_defs" / "standard.yaml").read_text().replace("version: 2", "version: 3").replace("      approve: pick\n      edit", "      approve: pack\n      edit")
+        (ROOT / "process_defs" / "standard.yaml").read_text().replace("version: 3", "version: 4").replace("      approve: pick\n      edit", "      approve: pack\n      edit")
     )
     waiting = []
     for _ in range(100):  # visibility is eventually consistent
@@ -149,7 +150,7 @@ async def test_diff_names_in_flight_orders_at_changed_nodes(start, address, tmp_
 
 def test_diff_of_identical_definitions_and_of_a_broken_one(tmp_path: Path):
     same = run_cli("--address", "127.0.0.1:1", "diff", str(SHIPPED[0]), str(SHIPPED[0]))
-    assert same.returncode == 0 and same.stdout.strip() == "standard v2 -> standard v2  (no change)"
+    assert same.returncode == 0 and same.stdout.strip() == "standard v3 -> standard v3  (no change)"
     broken = tmp_path / "broken.yaml"
     broken.write_text("id: x\nversion: [\n")
     bad = run_cli("diff", str(SHIPPED[0]), str(broken))

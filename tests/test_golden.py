@@ -57,10 +57,10 @@ class TimerBeforePick(OrderWorkflow):
     async def run(self, inp: OrderInput) -> OrderResult:
         return await super().run(inp)
 
-    async def _run_task(self, node):
+    async def _run_task(self, node, deadline):
         if node.id == "pick":
             await workflow.sleep(1)
-        return await super()._run_task(node)
+        return await super()._run_task(node, deadline)
 
 
 async def test_a_nondeterministic_interpreter_is_reported_at_the_right_event_and_node():

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy, SearchAttributeIndexedValueType
 from temporalio.workflow import ActivityCancellationType
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
+from temporalio.exceptions import TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from orderops import search_attributes as sa
@@ -55,6 +56,18 @@ COMPENSATION_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta
 # workflow.patched ids: each marks a change in the commands the interpreter issues, so orders
 # started before it keep replaying the old way (docs/process-language.md).
 SETTLE_CANCELLED_ACTIVITIES = "settle-cancelled-activities"
+TASK_PRIORITIES = "task-priorities"
+DEFAULT_AT_RISK_FRACTION = 0.8
+
+
+def _limit(timeout: timedelta | None, deadline: datetime | None) -> tuple[timedelta | None, bool]:
+    """The shorter of a node's own timeout and the time left to its deadline; True if the deadline is shorter."""
+    if deadline is None:
+        return timeout, False
+    left = deadline - workflow.now()
+    if timeout is None or left < timeout:
+        return left, True
+    return timeout, False
 
 
 def _failure(err: ActivityError) -> tuple[str, str]:
@@ -99,7 +112,15 @@ class OrderWorkflow:
         self._problems = [p.format(snapshot.path) for p in problems]
         self._nodes = self._definition.node_map() if self._definition else {}
         self._order = inp.order
-        self._vars: dict[str, Any] = {"order": inp.order.as_variable(), "error": None}
+        accepted_at = workflow.info().start_time.isoformat()
+        self._vars: dict[str, Any] = {
+            "order": inp.order.as_variable(),
+            "error": None,
+            "accepted_at": accepted_at,
+            "now": accepted_at,
+            "received_events": [],
+            "promise_policy": snapshot.promise_policy,
+        }
         if self._definition:
             self._vars.update(self._definition.variables)
             # Every result variable exists from the start, so `x == null` works before it is set.
@@ -119,6 +140,10 @@ class OrderWorkflow:
         self._end_reason: str | None = None
         self._activity_seq = 0
         self._published: tuple[str, str] | None = None
+        self._at_risk: dict[str, Any] | None = None
+        self._breaches: list[dict[str, Any]] = []
+        self._breached: set[str] = set()
+        self._notices: list[asyncio.Task] = []
 
     # -- the story: set up, walk the definition, settle the outcome --------
 
@@ -131,6 +156,8 @@ class OrderWorkflow:
         self._publish()
         status, end_node, reason = await self._walk_until_end_or_cancel()
         self._finished = True
+        if self._notices:
+            await workflow.wait(self._notices)
         if status != "completed":
             await self._compensate()
         self._status, self._end_reason = status, reason
@@ -145,6 +172,9 @@ class OrderWorkflow:
             process=self._process,
             steps=self._steps,
             decisions=self._decisions,
+            at_risk=self._at_risk,
+            breaches=self._breaches,
+            variables={k: v for k, v in self._vars.items() if k not in ("promise_policy", "now")},
         )
 
     async def _walk_until_end_or_cancel(self) -> tuple[str, str | None, str | None]:
@@ -193,25 +223,40 @@ class OrderWorkflow:
         return None
 
     async def _step(self, node: Node) -> str:
+        # A deadline is enforced until it is first missed; after that the order is already late
+        # and the remaining steps run to finish it, not to breach again.
+        deadline = None if getattr(node, "deadline", None) in self._breached else self._deadline_of(node)
+        if deadline is None:
+            return await self._dispatch(node, None)
+        if workflow.now() >= deadline:
+            return self._breach(node, deadline, self._record(node))
+        watcher = asyncio.create_task(self._watch_at_risk(node, deadline))
+        try:
+            return await self._dispatch(node, deadline)
+        finally:
+            watcher.cancel()
+
+    async def _dispatch(self, node: Node, deadline: datetime | None) -> str:
         match node:
             case TaskNode():
-                return await self._run_task(node)
+                return await self._run_task(node, deadline)
             case ExclusiveGateway():
                 return self._choose_branch(node)
             case ParallelGateway():
                 return await self._run_parallel(node)
             case UserTask():
-                return await self._await_decision(node)
+                return await self._await_decision(node, deadline)
             case Wait():
-                return await self._wait(node)
+                return await self._wait(node, deadline)
             case Receive():
-                return await self._receive(node)
+                return await self._receive(node, deadline)
         raise TypeError(f"unsupported node {node!r}")
 
     # -- constructs ---------------------------------------------------------
 
-    async def _run_task(self, node: TaskNode) -> str:
+    async def _run_task(self, node: TaskNode, deadline: datetime | None) -> str:
         args = self._evaluate_mapping(node, node.input or {"order": "order"})
+        schedule_to_close, deadline_binds = _limit(node.timeouts.schedule_to_close, deadline)
         step = self._record(node, activity=node.activity)
         self._activity_seq += 1
         settle = workflow.patched(SETTLE_CANCELLED_ACTIVITIES)
@@ -228,8 +273,9 @@ class OrderWorkflow:
                 activity_id=f"{node.id}-{self._activity_seq}",
                 summary=node.id,
                 start_to_close_timeout=node.timeouts.start_to_close,
-                schedule_to_close_timeout=node.timeouts.schedule_to_close,
+                schedule_to_close_timeout=schedule_to_close,
                 heartbeat_timeout=node.timeouts.heartbeat,
+                priority=self._priority(),
                 retry_policy=RetryPolicy(
                     initial_interval=retry.initial_interval,
                     backoff_coefficient=retry.backoff,
@@ -253,6 +299,8 @@ class OrderWorkflow:
                 raise
             if compensation and settle:
                 self._compensations.remove(compensation)  # activities are transactional: a failed one changed nothing
+            if deadline_binds and isinstance(err.cause, ActivityTimeout) and err.cause.type == TimeoutType.SCHEDULE_TO_CLOSE:
+                return self._breach(node, deadline, step)
             error_type, message = _failure(err)
             self._finish(step, "failed", f"{error_type}: {message}")
             self._vars["error"] = {"node": node.id, "type": error_type, "message": message}
@@ -263,6 +311,8 @@ class OrderWorkflow:
         self._finish(step, "completed")
         if node.result:
             self._vars[node.result] = envelope.get("result")
+        if node.search_attributes:
+            self._set_attributes(node)
         if compensation:
             compensation.args["result"] = envelope.get("result")
             if not settle:
@@ -306,23 +356,26 @@ class OrderWorkflow:
             return node.on_error
         raise failure
 
-    async def _await_decision(self, node: UserTask) -> str:
+    async def _await_decision(self, node: UserTask, deadline: datetime | None) -> str:
         step = self._record(node)
         now = workflow.now()
+        timeout, deadline_binds = _limit(node.timeout, deadline)
         self._pending[node.id] = PendingUserTask(
             node=node.id,
             role=node.role,
             outcomes=list(node.outcomes),
             since=now,
-            deadline=now + node.timeout,
+            deadline=now + timeout,
             details=self._evaluate(node, node.details) if node.details else None,
         )
         self._publish()
         try:
             await workflow.wait_condition(
-                lambda: node.id in self._answers, timeout=node.timeout, timeout_summary=f"{node.id}: decision deadline"
+                lambda: node.id in self._answers, timeout=timeout, timeout_summary=f"{node.id}: decision deadline"
             )
         except asyncio.TimeoutError:
+            if deadline_binds:
+                return self._breach(node, deadline, step)
             self._finish(step, "timed_out", f"no decision within {node.timeout}")
             return node.on_timeout
         finally:
@@ -336,7 +389,7 @@ class OrderWorkflow:
         self._finish(step, "completed", f"{decision.decision} by {decision.agent}")
         return node.outcomes[decision.decision]
 
-    async def _wait(self, node: Wait) -> str:
+    async def _wait(self, node: Wait, deadline: datetime | None) -> str:
         step = self._record(node)
         if node.duration is not None:
             delay = node.duration
@@ -349,24 +402,30 @@ class OrderWorkflow:
             if until.tzinfo is None:
                 raise ProcessFailure(node.id, f"step {node.id!r}: 'until' gave {value!r} without a UTC offset")
             delay = max(until - workflow.now(), timedelta(0))
-        await workflow.sleep(delay, summary=f"{node.id}: wait")
+        limited, deadline_binds = _limit(delay, deadline)
+        await workflow.sleep(limited, summary=f"{node.id}: wait")
+        if deadline_binds:
+            return self._breach(node, deadline, step)
         self._finish(step, "completed", f"waited {delay}")
         return node.next
 
-    async def _receive(self, node: Receive) -> str:
+    async def _receive(self, node: Receive, deadline: datetime | None) -> str:
         step = self._record(node)
         self._waiting_events.append(node.event)
         self._publish()
-        deadline = workflow.now() + node.timeout
+        timeout, deadline_binds = _limit(node.timeout, deadline)
+        until = workflow.now() + timeout
         try:
             while True:
                 try:
                     await workflow.wait_condition(
                         lambda: self._unconsumed(node.event) is not None,
-                        timeout=deadline - workflow.now(),
+                        timeout=until - workflow.now(),
                         timeout_summary=f"{node.id}: {node.event} deadline",
                     )
                 except asyncio.TimeoutError:
+                    if deadline_binds:
+                        return self._breach(node, deadline, step)
                     self._finish(step, "timed_out", f"no {node.event!r} event within {node.timeout}")
                     return node.on_timeout
                 event = self._unconsumed(node.event)
@@ -433,6 +492,7 @@ class OrderWorkflow:
     @workflow.signal(name="event")
     def event(self, event: ExternalEvent) -> None:
         self._events.append(EventRecord(name=event.name, data=event.data, received_at=workflow.now()))
+        self._vars["received_events"] = [*self._vars["received_events"], event.name]
 
     @workflow.update(name="cancel")
     def cancel(self, request: CancelRequest) -> CancelReceipt:
@@ -456,10 +516,15 @@ class OrderWorkflow:
             steps=self._steps,
             pending_user_tasks=list(self._pending.values()),
             waiting_for_events=list(self._waiting_events),
-            accepted_events=sorted({n.event for n in self._nodes.values() if isinstance(n, Receive)}),
+            accepted_events=sorted(
+                {n.event for n in self._nodes.values() if isinstance(n, Receive)} | set(self._definition.events if self._definition else [])
+            ),
             decisions=self._decisions,
             events=self._events,
             end_reason=self._end_reason,
+            promise=self._vars.get("promise"),
+            at_risk=self._at_risk,
+            breaches=self._breaches,
         )
 
     def _check_decision(self, decision: ReviewDecision) -> None:
@@ -503,6 +568,94 @@ class OrderWorkflow:
             order_id=self._order.order_id, node=task.node, decision=decision.decision, agent=decision.agent, next=next_node, at=now
         )
 
+    # -- deadlines: the promise is the clock every step runs against -------------
+
+    def _deadline_of(self, node: Node) -> datetime | None:
+        expression = getattr(node, "deadline", None)
+        if not expression:
+            return None
+        value = self._evaluate(node, expression)
+        try:
+            deadline = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ProcessFailure(node.id, f"step {node.id!r}: deadline gave {value!r}, not an ISO-8601 time") from None
+        if deadline.tzinfo is None:
+            raise ProcessFailure(node.id, f"step {node.id!r}: deadline gave {value!r} without a UTC offset")
+        return deadline
+
+    def _at_risk_fraction(self) -> float:
+        promise = self._vars.get("promise") or {}
+        policy = self._vars.get("promise_policy") or {}
+        return float(promise.get("at_risk_fraction") or policy.get("at_risk_fraction") or DEFAULT_AT_RISK_FRACTION)
+
+    async def _watch_at_risk(self, node: Node, deadline: datetime) -> None:
+        """Mark the order at risk once most of the window to this node's deadline has gone."""
+        accepted = workflow.info().start_time
+        fraction = self._at_risk_fraction()
+        at = accepted + (deadline - accepted) * fraction
+        if workflow.now() < at:
+            await workflow.sleep(at - workflow.now(), summary=f"{node.id}: at risk after {fraction:.0%} of the window")
+        if self._at_risk is None:
+            self._at_risk = {"node": node.id, "deadline": deadline.isoformat(), "at": workflow.now().isoformat()}
+            workflow.upsert_search_attributes([sa.AT_RISK.value_set(True)])
+            message = f"order {self._order.order_id} is at risk at {node.id}: deadline {deadline.isoformat()}"
+            self._notices.append(asyncio.create_task(self._notify_ops("at_risk", message)))
+
+    async def _notify_ops(self, kind: str, message: str) -> None:
+        self._activity_seq += 1
+        try:
+            await workflow.execute_activity(
+                "notify_ops",
+                {"order": self._vars["order"], "kind": kind, "message": message},
+                activity_id=f"notice-{kind}-{self._activity_seq}",
+                summary=f"ops notice: {kind}",
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=COMPENSATION_RETRY,
+                priority=self._priority(),
+                result_type=dict,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("ops notice failed: %s", err.cause or err)
+
+    def _breach(self, node: Node, deadline: datetime, step: StepRecord) -> str:
+        """The deadline passed first: record it, mark the order, take the node's breach path."""
+        self._finish(step, "breached", f"deadline {deadline.isoformat()} passed")
+        self._breached.add(node.deadline)
+        self._breaches.append({"node": node.id, "deadline": deadline.isoformat(), "expression": node.deadline, "at": workflow.now().isoformat()})
+        workflow.upsert_search_attributes([sa.BREACHED.value_set(True)])
+        self._vars["error"] = {"node": node.id, "type": "DeadlineBreached", "message": f"deadline {node.deadline} passed"}
+        if node.on_breach:
+            return node.on_breach
+        match node:
+            case TaskNode(on_error=str() as target):
+                return target
+            case TaskNode():
+                raise ProcessFailure(node.id, f"step {node.id!r} missed its deadline {deadline.isoformat()}")
+            case UserTask() | Receive():
+                return node.on_timeout
+        return node.next
+
+    def _priority(self) -> Priority:
+        """At-risk orders first, then urgent and express ones, so they jump the queue under backlog."""
+        if not workflow.patched(TASK_PRIORITIES):
+            return Priority()
+        order = self._vars["order"]
+        if self._at_risk is not None:
+            return Priority(priority_key=1)
+        if order.get("order_type") == "urgent" or order.get("service_level") in ("express", "same_day"):
+            return Priority(priority_key=2)
+        return Priority(priority_key=3)
+
+    def _set_attributes(self, node: TaskNode) -> None:
+        updates = []
+        for name, expression in node.search_attributes.items():
+            key = sa.SETTABLE[name]
+            value = self._evaluate(node, expression)
+            if key.indexed_value_type == SearchAttributeIndexedValueType.DATETIME:
+                value = datetime.fromisoformat(str(value))
+            updates.append(key.value_set(value))
+        workflow.upsert_search_attributes(updates)
+
     # -- bookkeeping ------------------------------------------------------------
 
     def _unconsumed(self, name: str) -> EventRecord | None:
@@ -543,6 +696,7 @@ class OrderWorkflow:
         step.detail = detail
 
     def _evaluate(self, node: Node, expression: str) -> Any:
+        self._vars["now"] = workflow.now().isoformat()
         try:
             return evaluate(expression, self._vars)
         except ExpressionError as err:

@@ -6,7 +6,10 @@ from collections.abc import Collection
 from pathlib import Path
 
 from orderops.process.expressions import ExpressionError, referenced_variables
-from orderops.process.load import DefinitionSnapshot, Problem, Source, load_text, snapshot
+from pydantic import ValidationError
+
+from orderops.process.load import DefinitionSnapshot, Problem, Source, load_text, parse_yaml, problems_of, snapshot
+from orderops.promise import PromisePolicy
 from orderops.process.model import (
     End,
     ExclusiveGateway,
@@ -19,8 +22,8 @@ from orderops.process.model import (
     edges,
 )
 
-# Names every expression may use besides declared variables and results.
-BUILTIN_VARIABLES = frozenset({"order", "error"})
+# Names every expression may use besides declared variables and results (workflows/order.py sets them).
+BUILTIN_VARIABLES = frozenset({"order", "error", "accepted_at", "now", "received_events", "promise_policy"})
 
 
 class InvalidDefinition(Exception):
@@ -202,6 +205,13 @@ def _check_parallel(definition: ProcessDefinition, source: Source) -> list[Probl
 
 
 def _expressions(node) -> list[tuple[tuple, str]]:
+    found = [(("deadline",), node.deadline)] if getattr(node, "deadline", None) else []
+    if isinstance(node, TaskNode) and node.search_attributes:
+        found += [(("search_attributes", name), expr) for name, expr in node.search_attributes.items()]
+    return found + _node_expressions(node)
+
+
+def _node_expressions(node) -> list[tuple[tuple, str]]:
     match node:
         case TaskNode(input=dict() as mapping):
             return [(("input", key), expr) for key, expr in mapping.items()]
@@ -263,13 +273,31 @@ def lint_text(
     return (definition if not problems else None), problems
 
 
-def load_definition(path: Path, known_activities: Collection[str]) -> DefinitionSnapshot:
-    """Read and lint a definition file; raise InvalidDefinition with formatted messages."""
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise InvalidDefinition([f"{path}: cannot read: {getattr(err, 'strerror', None) or err}"]) from None
+
+
+def load_policy(path: Path) -> PromisePolicy:
+    """A promise policy in a file of its own, checked with the same line-numbered messages."""
+    source, problems = parse_yaml(_read(path))
+    if not problems:
+        try:
+            return PromisePolicy.model_validate(source.data)
+        except ValidationError as err:
+            problems = problems_of(err, source)
+    raise InvalidDefinition([p.format(str(path)) for p in problems])
+
+
+def load_definition(path: Path, known_activities: Collection[str]) -> DefinitionSnapshot:
+    """Read and lint a definition file (and the policy file it names); raise InvalidDefinition."""
+    text = _read(path)
     definition, problems = lint_text(text, known_activities)
     if definition is None:
         raise InvalidDefinition([p.format(str(path)) for p in problems])
-    return snapshot(path, text, definition)
+    policy = definition.promise_policy
+    if isinstance(policy, str):
+        policy = load_policy(path.parent / policy)
+    return snapshot(path, text, definition, policy)

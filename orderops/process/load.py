@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orderops.process.model import NODE_TYPES, ProcessDefinition
+from orderops.promise import PromisePolicy
 
 Path_ = tuple[str | int, ...]
 
@@ -57,6 +58,8 @@ class DefinitionSnapshot(BaseModel):
     sha256: str
     path: str
     source: str
+    # The promise policy, resolved (a file the definition names is read at start): None without one.
+    promise_policy: dict[str, Any] | None = None
 
 
 class _Unreadable(Exception):
@@ -155,20 +158,25 @@ def _describe(error: dict, field_name: str) -> str:
     return f"{field_name}: {message}" if field_name else message
 
 
+def problems_of(err: ValidationError, source: Source) -> list[Problem]:
+    """pydantic's errors, each at the line and column of the value it is about."""
+    problems = []
+    for error in err.errors():
+        path = _data_path(tuple(error["loc"]), source.data)
+        field_name = str(path[-1]) if path else ""
+        if error["type"] == "union_tag_invalid":
+            path += ("type",)  # point at the offending `type:` line, not the node's first
+        problems.append(source.problem(path, _node_label(source, path) + _describe(error, field_name)))
+    return problems
+
+
 def validate(source: Source) -> tuple[ProcessDefinition | None, list[Problem]]:
     if not isinstance(source.data, dict):
         return None, [Problem(1, 1, "a process definition must be a mapping with id, version, start and nodes")]
     try:
         return ProcessDefinition.model_validate(source.data), []
     except ValidationError as err:
-        problems = []
-        for error in err.errors():
-            path = _data_path(tuple(error["loc"]), source.data)
-            field_name = str(path[-1]) if path else ""
-            if error["type"] == "union_tag_invalid":
-                path += ("type",)  # point at the offending `type:` line, not the node's first
-            problems.append(source.problem(path, _node_label(source, path) + _describe(error, field_name)))
-        return None, problems
+        return None, problems_of(err, source)
 
 
 def load_text(text: str) -> tuple[ProcessDefinition | None, Source, list[Problem]]:
@@ -180,11 +188,12 @@ def load_text(text: str) -> tuple[ProcessDefinition | None, Source, list[Problem
     return definition, source, problems
 
 
-def snapshot(path: Path, text: str, definition: ProcessDefinition) -> DefinitionSnapshot:
+def snapshot(path: Path, text: str, definition: ProcessDefinition, policy: PromisePolicy | None = None) -> DefinitionSnapshot:
     return DefinitionSnapshot(
         id=definition.id,
         version=definition.version,
         sha256=hashlib.sha256(text.encode()).hexdigest(),
         path=str(path),
         source=text,
+        promise_policy=policy.model_dump(mode="json") if policy else None,
     )

@@ -7,56 +7,14 @@ numbers, and the workflow interpreter walks them.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-_DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+from orderops.durations import Duration
+from orderops.promise import PromisePolicy
 
-
-MAX_DURATION = timedelta(days=3650)
-
-
-def parse_duration(value: Any) -> Any:
-    """Accept '90s', '5m', '1h30m', '2d' (and plain seconds) besides timedelta and ISO 8601 ('PT5M')."""
-    try:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = timedelta(seconds=value)
-        elif isinstance(value, str) and value.startswith("P"):
-            return value  # ISO 8601, as a duration serialises: pydantic reads it
-        elif isinstance(value, str):
-            match = _DURATION.match(value)
-            if not value.strip() or not match or not any(match.groups()):
-                raise ValueError(f"invalid duration {value!r}: use forms like 30s, 5m, 1h30m, 2d")
-            days, hours, minutes, seconds = match.groups()
-            value = timedelta(days=int(days or 0), hours=int(hours or 0), minutes=int(minutes or 0), seconds=float(seconds or 0))
-    except OverflowError:
-        raise ValueError(f"duration {value!r} is too long (at most {MAX_DURATION.days} days)") from None
-    return value
-
-
-def _bounded_duration(value: timedelta) -> timedelta:
-    if not timedelta(0) < value <= MAX_DURATION:
-        raise ValueError(f"duration {value.total_seconds():g}s must be more than 0 and at most {MAX_DURATION.days} days")
-    return value
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    AfterValidator(_bounded_duration),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": _DURATION.pattern, "examples": ["30s", "5m", "1h30m", "2d"]},
-                {"type": "string", "pattern": "^P", "description": "ISO 8601"},
-                {"type": "number", "minimum": 0, "description": "seconds"},
-            ]
-        }
-    ),
-]
 NodeId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
 VarName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Expression = Annotated[str, Field(min_length=1, description="A CEL expression")]
@@ -102,7 +60,18 @@ class NodeBase(Strict):
     status: str | None = Field(None, description="Business status shown while the order is at this node")
 
 
-class TaskNode(NodeBase):
+class Deadlined(Strict):
+    """A node that must finish by a time computed from variables, e.g. `promise.ship_by`."""
+
+    deadline: Expression | None = Field(None, description="CEL expression giving an ISO-8601 time with a UTC offset")
+    on_breach: NodeId | None = Field(None, description="Where to go when the deadline passes first")
+
+
+# Search attributes a task may set from its result, for `orderops list` filters.
+SettableAttribute = Literal["PromiseAt", "ShipBy", "Region", "ServiceLevel"]
+
+
+class TaskNode(Deadlined, NodeBase):
     """Runs an activity."""
 
     type: Literal["task"]
@@ -114,6 +83,9 @@ class TaskNode(NodeBase):
     retry: RetryPolicy = RetryPolicy()
     timeouts: Timeouts = Timeouts(start_to_close=timedelta(minutes=1))
     compensation: str | None = Field(None, description="Activity that undoes this task (saga)")
+    search_attributes: dict[SettableAttribute, Expression] | None = Field(
+        None, description="Search attributes set after the task completes: name -> CEL expression"
+    )
     next: NodeId
     on_error: NodeId | None = Field(None, description="Where to go when the task fails for good")
 
@@ -140,7 +112,7 @@ class ParallelGateway(NodeBase):
     on_error: NodeId | None = None
 
 
-class UserTask(NodeBase):
+class UserTask(Deadlined, NodeBase):
     """A human decision among declared outcomes."""
 
     type: Literal["user_task"]
@@ -152,7 +124,7 @@ class UserTask(NodeBase):
     result: VarName | None = None
 
 
-class Wait(NodeBase):
+class Wait(Deadlined, NodeBase):
     """A timer: a fixed duration, or until a time computed from variables."""
 
     type: Literal["wait"]
@@ -167,7 +139,7 @@ class Wait(NodeBase):
         return self
 
 
-class Receive(NodeBase):
+class Receive(Deadlined, NodeBase):
     """Waits for a named external event."""
 
     type: Literal["receive"]
@@ -199,6 +171,12 @@ class ProcessDefinition(Strict):
     name: str | None = None
     description: str | None = None
     variables: dict[VarName, Any] = Field(default_factory=dict, description="Process variables and initial values")
+    events: list[VarName] = Field(
+        default_factory=list, description="Events accepted at any time besides those a receive waits for"
+    )
+    promise_policy: PromisePolicy | str | None = Field(
+        None, description="Delivery-promise policy, inline or the name of a YAML file beside this one"
+    )
     start: NodeId
     nodes: list[Node] = Field(min_length=1)
 
@@ -208,6 +186,11 @@ class ProcessDefinition(Strict):
 
 def edges(node: Node) -> list[tuple[str, str]]:
     """(field path, target) for every transition a node can take."""
+    breach = [("on_breach", node.on_breach)] if getattr(node, "on_breach", None) else []
+    return _edges(node) + breach
+
+
+def _edges(node: Node) -> list[tuple[str, str]]:
     match node:
         case TaskNode():
             out = [("next", node.next)]

@@ -56,7 +56,7 @@ def _edge_label(node: Node, field_name: str) -> str:
         return node.branches[int(field_name.split(".")[1])].when
     if field_name.startswith("outcomes."):
         return field_name.removeprefix("outcomes.")
-    return {"on_timeout": "timeout", "on_error": "error", "default": "default", "join": "join"}.get(field_name, "")
+    return {"on_timeout": "timeout", "on_error": "error", "on_breach": "breach", "default": "default", "join": "join"}.get(field_name, "")
 
 
 def graph_edges(definition: ProcessDefinition) -> list[tuple[str, str, str]]:

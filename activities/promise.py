@@ -1,0 +1,94 @@
+"""The delivery promise at acceptance, ops notices when it is at risk, and coupons when it is missed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import structlog
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.inputs import DelayArgs, OpsNoticeArgs, PromiseArgs, parse
+from activities.store import Store, now_iso
+from orderops import promise as promises
+
+log = structlog.get_logger()
+
+
+def _policy(data: dict) -> promises.PromisePolicy:
+    try:
+        return promises.PromisePolicy.model_validate(data)
+    except ValidationError as err:
+        raise ApplicationError(f"invalid promise policy: {err.errors()[0]['msg']}", type="InvalidInput", non_retryable=True) from None
+
+
+class PromiseActivities:
+    def __init__(self, store: Store):
+        self.store = store
+
+    @activity.defn(name="compute_promise")
+    def compute_promise(self, payload: dict) -> dict:
+        """Promise from the policy, the destination and the catalogue's categories; same input, same promise."""
+        args = parse(PromiseArgs, payload)
+        order, policy = args.order, _policy(args.policy)
+        skus = sorted({item.sku for item in order.items})
+        rows = self.store.rows(
+            f"SELECT goods_class, made_to_order FROM products WHERE sku IN ({','.join('?' * len(skus))})", *skus
+        )
+        categories = {r["goods_class"] for r in rows} | {"made_to_order" for r in rows if r["made_to_order"]}
+        result = promises.compute(
+            policy,
+            province=order.address.province,
+            city=order.address.city,
+            postcode=order.address.postcode,
+            service_level=order.service_level,
+            customer_tier=order.customer_tier,
+            categories=categories,
+            accepted_at=args.accepted_at,
+        )
+        log.info("promise made", ship_by=result.ship_by.isoformat(), deliver_by=result.deliver_by.isoformat(), tier=result.tier)
+        return result.model_dump(mode="json")
+
+    @activity.defn(name="notify_ops")
+    def notify_ops(self, payload: dict) -> dict:
+        """An ops notice in the outbox, once per order and kind."""
+        args = parse(OpsNoticeArgs, payload)
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO notifications (order_id, kind, channel, recipient, message, created_at)"
+                " VALUES (?, ?, 'ops', 'ops', ?, ?)",
+                (args.order.order_id, args.kind, args.message, now_iso()),
+            )
+        log.info("ops notified", kind=args.kind)
+        return {"kind": args.kind}
+
+    @activity.defn(name="grant_delay_compensation")
+    def grant_delay_compensation(self, payload: dict) -> dict:
+        """A coupon for a missed promise, per the policy's service level: once per order, ever."""
+        args = parse(DelayArgs, payload)
+        policy = _policy(args.policy)
+        promise = promises.Promise.model_validate(args.promise)
+        coupon = policy.compensation.get(promise.service_level)
+        if coupon is None:
+            return {"granted": False, "reason": f"no compensation configured for {promise.service_level}"}
+        if args.delivered_at <= promise.deliver_by:
+            return {"granted": False, "reason": "delivered as promised"}
+        order = args.order
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO delay_compensations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (order.order_id, str(coupon.amount), coupon.currency, promise.service_level,
+                 promise.deliver_by.isoformat(), args.delivered_at.isoformat(), now_iso()),
+            )
+            row = db.execute("SELECT amount, currency FROM delay_compensations WHERE order_id = ?", (order.order_id,)).fetchone()
+            db.execute(
+                "INSERT OR IGNORE INTO notifications (order_id, kind, channel, recipient, message, created_at)"
+                " VALUES (?, 'delay_compensation', 'sms', ?, ?, ?)",
+                (order.order_id, order.phone,
+                 f"Sorry, order {order.order_id} arrived later than promised. A coupon of {row['amount']} {row['currency']} is yours.",
+                 now_iso()),
+            )
+        log.info("delay compensated", amount=row["amount"], currency=row["currency"])
+        return {"granted": True, "amount": str(Decimal(row["amount"])), "currency": row["currency"]}
