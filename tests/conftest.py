@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
 from activities import ACTIVITY_NAMES
 from activities.store import Store
@@ -180,3 +180,52 @@ def run_cli(*args: str, address: str | None = None, stdin: str | None = None) ->
         cwd=ROOT,
         timeout=120,
     )
+
+
+# -- time skipping: multi-day promises in seconds -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def ts_env():
+    """The same dev server binary with per-workflow time skipping (v2), off until a test fast-forwards.
+
+    Chosen over the Java time-skipping test server because it is the real server: search
+    attributes, updates and visibility behave as in production, and each order has its own
+    virtual clock, so one test's fast-forward never moves another's.
+    """
+    environment = await WorkflowEnvironment.start_time_skipping_v2(
+        ts_config=TimeSkippingConfig(enabled=False),
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=sa.ALL,
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
+    )
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ts_store(tmp_path_factory) -> Store:
+    path = tmp_path_factory.mktemp("ts-warehouse")
+    store = Store(path / "warehouse.db", path / "labels")
+    store.seed(SAMPLES_DIR / "warehouse.yaml")
+    return store
+
+
+@pytest.fixture(scope="session")
+async def ts_worker(ts_env, ts_store: Store):
+    running = build_worker(ts_env.client, ts_store, extra_activities=support.extra_activities())
+    async with running:
+        yield running
+
+
+@pytest.fixture
+def ts_start(ts_env, ts_worker) -> Callable[..., Awaitable[tuple[Order, WorkflowHandle]]]:
+    async def _start(process: str | DefinitionSnapshot = "standard.yaml", **overrides):
+        order = Order.model_validate(order_data(**overrides))
+        snapshot = process if isinstance(process, DefinitionSnapshot) else definition(process)
+        return order, await start_order(ts_env.client, order, snapshot)
+
+    return _start

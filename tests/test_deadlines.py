@@ -1,0 +1,130 @@
+"""The promise as the clock: deadlines, at-risk, breaches and coupons, over days of virtual time.
+
+Each order starts with time skipping off, runs its quick steps in real time, and
+is then fast-forwarded to exactly the moment a test needs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio.api.enums.v1 import EventType
+
+from activities.store import Store
+from orderops import search_attributes as sa
+from orderops.messages import ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
+from tests.conftest import awaiting_decision, status, wait_until, waiting_for
+
+
+async def at_signoff(handle) -> OrderStatusView:
+    return await wait_until(handle, waiting_for("delivered"))
+
+
+async def fast_forward_to(ts_env, handle, when: datetime) -> bool:
+    """Advance this order's virtual clock to `when` (its own clock; other orders keep theirs).
+
+    False if the order ended before its clock got there."""
+    history = await handle.fetch_history()
+    now = max(e.event_time.ToDatetime().replace(tzinfo=when.tzinfo) for e in history.events)
+    return await ts_env.fast_forward(handle, when - now)
+
+
+async def finish(handle) -> OrderResult:
+    await wait_until(handle, waiting_for("feedback"))
+    await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 4}))
+    return await handle.result()
+
+
+def promise_of(view: OrderStatusView) -> tuple[datetime, datetime]:
+    return datetime.fromisoformat(view.promise["ship_by"]), datetime.fromisoformat(view.promise["deliver_by"])
+
+
+async def test_promise_is_made_at_acceptance_and_kept(ts_start, ts_store: Store):
+    order, handle = await ts_start()
+    view = await at_signoff(handle)
+    ship_by, deliver_by = promise_of(view)
+    assert view.promise["tier"] == "tier1" and view.promise["service_level"] == "standard"
+    assert deliver_by > ship_by > datetime.fromisoformat(view.promise["accepted_at"])
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(sa.PROMISE_AT) == deliver_by and attributes.get(sa.SHIP_BY) == ship_by
+    assert (attributes.get(sa.REGION), attributes.get(sa.SERVICE_LEVEL)) == ("tier1", "standard")
+
+    await handle.signal("event", ExternalEvent(name="delivered", data={"signer": "Li Wei"}))
+    result = await finish(handle)
+    assert result.status == "completed"
+    assert (result.at_risk, result.breaches, result.variables["delay_compensation"]) == (None, [], None)
+    assert ts_store.rows("SELECT * FROM delay_compensations WHERE order_id = ?", order.order_id) == []
+
+
+async def test_late_delivery_breaches_the_receive_at_the_promise_and_is_compensated_once(ts_env, ts_start, ts_store: Store):
+    order, handle = await ts_start()
+    view = await at_signoff(handle)
+    ship_by, deliver_by = promise_of(view)
+
+    assert await fast_forward_to(ts_env, handle, deliver_by + timedelta(hours=6))
+    view = await wait_until(handle, lambda v: v.breaches and "delivered" in v.waiting_for_events)
+    # The receive timed out at the promise, not after its own 5 days.
+    [breach] = view.breaches
+    assert (breach["node"], breach["expression"]) == ("await_signoff", "promise.deliver_by")
+    assert abs(datetime.fromisoformat(breach["at"]) - deliver_by) < timedelta(seconds=5)
+    assert view.at_risk["node"] == "await_signoff"
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(sa.BREACHED) is True and attributes.get(sa.AT_RISK) is True
+
+    await handle.signal("event", ExternalEvent(name="delivered", data={"signer": "Li Wei"}))
+    result = await finish(handle)
+    assert result.status == "completed"
+    assert result.variables["delay_compensation"] == {"granted": True, "amount": "10", "currency": "CNY"}
+    [row] = ts_store.rows("SELECT amount, service_level FROM delay_compensations WHERE order_id = ?", order.order_id)
+    assert row == {"amount": "10", "service_level": "standard"}
+    kinds = {(r["kind"], r["channel"]) for r in ts_store.rows("SELECT kind, channel FROM notifications WHERE order_id = ?", order.order_id)}
+    assert {("at_risk", "ops"), ("deliver_by_missed", "ops"), ("delay_compensation", "sms")} <= kinds
+
+    # At risk, the later activities ran with the top task priority.
+    history = await handle.fetch_history()
+    priorities = {
+        e.activity_task_scheduled_event_attributes.activity_id.rsplit("-", 1)[0]: e.activity_task_scheduled_event_attributes.priority.priority_key
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    assert priorities["pick"] == 3 and priorities["record_delivery"] == 1
+
+
+async def test_no_coupon_when_the_customer_caused_the_delay(ts_env, ts_start, ts_store: Store):
+    order, handle = await ts_start()
+    view = await at_signoff(handle)
+    _, deliver_by = promise_of(view)
+    await handle.signal("event", ExternalEvent(name="delivery_rescheduled", data={"to": "next week"}))
+    await fast_forward_to(ts_env, handle, deliver_by + timedelta(hours=6))
+    await wait_until(handle, lambda v: v.breaches and "delivered" in v.waiting_for_events)
+    await handle.signal("event", ExternalEvent(name="delivered"))
+    result = await finish(handle)
+    assert result.breaches and result.variables["delay_compensation"] is None
+    assert "compensate_delay" not in [s.node for s in result.steps]
+    assert ts_store.rows("SELECT * FROM delay_compensations WHERE order_id = ?", order.order_id) == []
+
+
+async def test_a_decision_past_ship_by_takes_the_breach_path(ts_env, ts_start, ts_store: Store):
+    order, handle = await ts_start("deadlines.yaml")
+    view = await wait_until(handle, awaiting_decision)
+    ship_by, _ = promise_of(view)
+    assert view.pending_user_tasks[0].deadline == ship_by  # its own 10 days are cut to the promise
+
+    await fast_forward_to(ts_env, handle, ship_by + timedelta(minutes=5))
+    result = await handle.result()
+    assert [(b["node"], b["expression"]) for b in result.breaches] == [("approve", "promise.ship_by")]
+    assert [s.node for s in result.steps] == ["promise", "approve", "late_notice", "pack"]
+    assert next(s for s in result.steps if s.node == "approve").outcome == "breached"
+    # Once missed, the deadline is not enforced again: `pack` ran instead of breaching at once.
+    assert next(s for s in result.steps if s.node == "pack").outcome == "completed"
+    assert (await handle.describe()).typed_search_attributes.get(sa.BREACHED) is True
+    kinds = {r["kind"] for r in ts_store.rows("SELECT kind FROM notifications WHERE order_id = ?", order.order_id)}
+    assert kinds == {"at_risk", "ship_by_missed"}
+
+
+async def test_a_step_in_time_is_not_at_risk(ts_start):
+    order, handle = await ts_start()
+    view = await at_signoff(handle)
+    pick = next(s for s in view.steps if s.node == "pick")
+    assert pick.outcome == "completed" and view.at_risk is None and view.breaches == []
+    await handle.execute_update("cancel", {"reason": "test over"})
