@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -24,6 +24,7 @@ from rich.table import Table
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus as Status,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowHistory,
     WorkflowQueryFailedError,
@@ -59,6 +60,7 @@ from orderops.process.lint import InvalidDefinition, lint_text, load_definition
 from orderops.process.load import DefinitionSnapshot
 from orderops.process.model import ProcessDefinition
 from orderops.promise import PromisePolicy
+from orderops.report import build, facts, to_html
 from orderops.process.render import FORMATS, RenderError, render
 
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -287,6 +289,16 @@ async def cmd_status(args) -> int:
     out.print(f"process: {view.process.id} v{view.process.version}  sha256 {view.process.sha256[:12]}  ({view.process.path})")
     if view.current_nodes:
         out.print(f"current: {', '.join(view.current_nodes)}")
+    if view.promise:
+        p = view.promise
+        out.print(
+            f"promise: ship by {p['ship_by']}, deliver by {p['deliver_by']} "
+            f"({p['tier']}, {p['service_level']}, {p['delivery_days']} days, {p['timezone']})"
+        )
+    if view.at_risk:
+        out.print(f"[yellow]at risk[/] since {view.at_risk['at']} at {view.at_risk['node']} (deadline {view.at_risk['deadline']})")
+    for breach in view.breaches:
+        out.print(f"[red]breached[/] {breach['expression']} ({breach['deadline']}) at {breach['node']}, {breach['at']}")
     if view.end_reason:
         out.print(f"reason: {view.end_reason}")
     steps = Table("node", "type", "started", "ended", "try", "outcome", "detail", title="Steps")
@@ -308,30 +320,56 @@ async def cmd_status(args) -> int:
     return 0
 
 
+def _list_query(args) -> str:
+    """Visibility query from the filters; every value is checked, so none can inject a clause."""
+    clauses = [f"WorkflowType = '{WORKFLOW_NAME}'"]
+    for flag, attribute in (("status", "OrderStatus"), ("region", "Region"), ("service", "ServiceLevel")):
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", value):
+            raise CliError(f"--{flag} {value!r}: letters, digits and _ only (e.g. awaiting_review, tier1, express)")
+        clauses.append(f"{attribute} = '{value}'")
+    if args.at_risk:
+        clauses.append("AtRisk = true")
+    if args.breached:
+        clauses.append("Breached = true")
+    if args.promise_before:
+        try:
+            when = datetime.fromisoformat(args.promise_before)
+        except ValueError:
+            raise CliError(f"--promise-before {args.promise_before!r}: not an ISO-8601 time (e.g. 2026-11-25T18:00:00+08:00)") from None
+        if when.tzinfo is None:
+            raise CliError(f"--promise-before {args.promise_before!r}: give a UTC offset (e.g. +08:00 or Z)")
+        clauses.append(f"PromiseAt < '{when.astimezone(timezone.utc).isoformat().replace('+00:00', 'Z')}'")
+    return " AND ".join(clauses)
+
+
 async def cmd_list(args) -> int:
-    if args.status and not re.fullmatch(r"[a-z][a-z0-9_]*", args.status):
-        raise CliError(f"--status {args.status!r}: a status is lower-case letters, digits and _ (e.g. awaiting_review)")
+    query = _list_query(args)
     client = await _client(args)
-    query = f"WorkflowType = '{WORKFLOW_NAME}'"
-    if args.status:
-        query += f" AND OrderStatus = '{args.status}'"
     rows = []
     async for wf in client.list_workflows(query, limit=args.limit):
         attrs = wf.typed_search_attributes
+        promise_at = attrs.get(sa.PROMISE_AT)
+        flags = [name for name, key in (("at risk", sa.AT_RISK), ("breached", sa.BREACHED)) if attrs.get(key)]
         rows.append(
             {
                 "order_id": wf.id.removeprefix("order-"),
                 "status": attrs.get(sa.ORDER_STATUS) or "",
                 "step": attrs.get(sa.CURRENT_STEP) or "",
                 "process": f"{attrs.get(sa.PROCESS_ID) or '?'} v{attrs.get(sa.PROCESS_VERSION) or '?'}",
-                "workflow": wf.status.name.lower() if wf.status else "",
+                "promise": promise_at.isoformat() if promise_at else "",
+                "region": attrs.get(sa.REGION) or "",
+                "service": attrs.get(sa.SERVICE_LEVEL) or "",
+                "flags": ", ".join(flags),
                 "started": _when(wf.start_time),
             }
         )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table("order", "status", "step", "process", "workflow", "started")
+    table = Table("order", "status", "step", "process", "promise", "region", "service", "flags", "started")
     for row in rows:
         table.add_row(*row.values())
     out.print(table)
@@ -458,8 +496,13 @@ def _visibility(query: str | None) -> str:
 
 
 async def _listed(client: Client, query: str) -> list[str]:
+    return [wf.id async for wf in _listing(client, _visibility(query))]
+
+
+async def _listing(client: Client, query: str):
     try:
-        return [wf.id async for wf in client.list_workflows(_visibility(query))]
+        async for wf in client.list_workflows(query):
+            yield wf
     except RPCError as err:
         raise CliError(f"visibility query refused: {err.message}") from None
 
@@ -591,6 +634,64 @@ async def cmd_render(args) -> int:
     return 0
 
 
+def _time_option(flag: str, value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{flag} {value!r}: not an ISO-8601 date or time (e.g. 2026-11-01 or 2026-11-01T00:00:00+08:00)") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+async def cmd_report(args) -> int:
+    until = _time_option("--until", args.until) if args.until else datetime.now(timezone.utc)
+    since = _time_option("--since", args.since) if args.since else until - timedelta(days=30)
+    if since >= until:
+        raise CliError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
+    client = await _client(args)
+    query = _visibility(
+        f"ExecutionStatus != 'Running' AND CloseTime >= '{since.astimezone(timezone.utc).isoformat()}'"
+        f" AND CloseTime < '{until.astimezone(timezone.utc).isoformat()}'" + (f" AND ({args.query})" if args.query else "")
+    )
+    orders = []
+    async for wf in _listing(client, query):
+        handle = client.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=OrderResult)
+        try:
+            orders.append(facts(await handle.result(), wf.start_time))
+        except WorkflowFailureError:
+            continue  # a workflow that failed outright (e.g. an invalid definition) has no order result
+    data = build(orders, since, until)
+    if args.html:
+        Path(args.html).write_text(to_html(data), encoding="utf-8")
+        print(args.html)
+    if args.json:
+        print(data.model_dump_json(indent=2))
+    elif not args.html:
+        _print_report(data)
+    return 0
+
+
+def _print_report(data) -> None:
+    def pct(value):
+        return "n/a" if value is None else f"{value:.1%}"
+
+    def num(value):
+        return "n/a" if value is None else f"{value:g}"
+
+    table = Table("by", "group", "orders", "promise kept", "on time", "to ship h avg", "p90", "manual review", "errors", "feedback", "coupons",
+                  title=f"Finished orders, {data.since:%Y-%m-%d %H:%M} to {data.until:%Y-%m-%d %H:%M} UTC")
+    for group, rows in (("all", {"orders": data.overall}), ("tier", data.by_tier), ("service", data.by_service)):
+        for name, k in rows.items():
+            table.add_row(group, name, str(k.orders), pct(k.promise_attainment), pct(k.on_time_delivery), num(k.order_to_ship_hours_avg),
+                          num(k.order_to_ship_hours_p90), pct(k.manual_review_rate), pct(k.order_error_rate), num(k.feedback_avg),
+                          f"{k.compensations} ({k.compensation_total})")
+    out.print(table)
+    targets = data.targets
+    out.print(
+        f"targets: promise kept >= {targets['promise_attainment']:.0%}, on time >= {targets['on_time_delivery']:.0%}, "
+        f"errors < {targets['order_error_rate']:.0%}, satisfaction >= {targets['satisfaction']:.0%}"
+    )
+
+
 def cmd_schema(args) -> int:
     model = PromisePolicy if args.promise_policy else ProcessDefinition
     text = json.dumps(model.model_json_schema(), indent=2) + "\n"
@@ -670,6 +771,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("list", help="orders by status, from Temporal visibility")
     p.add_argument("--status", help="e.g. awaiting_review, in_transit, completed, rejected, cancelled, failed")
+    p.add_argument("--at-risk", action="store_true", help="orders marked at risk of missing a deadline")
+    p.add_argument("--breached", action="store_true", help="orders that missed a deadline")
+    p.add_argument("--region", help="region tier of the promise, e.g. tier1, remote")
+    p.add_argument("--service", help="service level, e.g. standard, express, same_day")
+    p.add_argument("--promise-before", metavar="TIME", help="delivery promised before this ISO-8601 time")
     p.add_argument("--limit", type=_positive, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_list)
@@ -728,6 +834,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write here instead of stdout")
     p.add_argument("--order", help="colour the nodes this order went through (from its history)")
     p.set_defaults(run=cmd_render)
+
+    p = commands.add_parser("report", help="KPIs over finished orders: promise kept, on time, order-to-ship, reviews, errors, feedback")
+    p.add_argument("--since", help="ISO date or time (default: 30 days before --until)")
+    p.add_argument("--until", help="ISO date or time (default: now)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained page with charts")
+    p.add_argument("--query", help="narrow with a visibility query, e.g. \"ProcessVersion = 3\"")
+    p.set_defaults(run=cmd_report)
 
     p = commands.add_parser("schema", help="JSON Schema of the process-definition language")
     p.add_argument("--out")
