@@ -218,14 +218,14 @@ async def fetch_status(client: Client, order_id: str) -> OrderStatusView:
 # -- commands ------------------------------------------------------------------------
 
 
-async def start_order(client: Client, order: Order, snapshot: DefinitionSnapshot) -> WorkflowHandle:
+async def start_order(client: Client, order: Order, snapshot: DefinitionSnapshot, task_queue: str = TASK_QUEUE) -> WorkflowHandle:
     """One workflow per order id, ever: a resubmitted order is refused, not run twice."""
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,
             OrderInput(order=order, definition=snapshot),
             id=workflow_id(order.order_id),
-            task_queue=TASK_QUEUE,
+            task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=initial_search_attributes(snapshot),

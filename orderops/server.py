@@ -13,6 +13,13 @@ from orderops.config import UI_PORT, home
 # WAL with synchronous=normal is about 2.7x faster than SQLite's defaults here,
 # and still durable across a crash of the server process.
 SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+# Task priority (at-risk, urgent and express orders first) needs the new matcher; one partition
+# per task queue keeps the order global on a single-node server instead of per partition.
+PRIORITY_CONFIG = [
+    "--dynamic-config-value", "matching.useNewMatcher=true",
+    "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+]
 
 
 def temporal_binary() -> str:
@@ -39,6 +46,7 @@ def command(port: int = 7233, ui_port: int = UI_PORT, db: Path | None = None, na
         "--namespace", namespace,
         "--log-level", "warn",
         *SQLITE_PRAGMAS,
+        *PRIORITY_CONFIG,
         *search_attributes.dev_server_flags(),
     ]
 

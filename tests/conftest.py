@@ -29,7 +29,7 @@ from orderops.messages import OrderStatusView
 from orderops.order import Order
 from orderops.process.lint import load_definition
 from orderops.process.load import DefinitionSnapshot
-from orderops.server import SQLITE_PRAGMAS, temporal_binary
+from orderops.server import PRIORITY_CONFIG, SQLITE_PRAGMAS, temporal_binary
 from starter import start_order
 from tests import support
 from worker import build_worker
@@ -59,7 +59,7 @@ async def env():
         dev_server_existing_path=temporal_binary(),
         search_attributes=sa.ALL,
         data_converter=pydantic_data_converter,
-        dev_server_extra_args=SQLITE_PRAGMAS,
+        dev_server_extra_args=[*SQLITE_PRAGMAS, *PRIORITY_CONFIG],
     )
     try:
         yield environment
