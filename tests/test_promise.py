@@ -139,3 +139,15 @@ def test_policy_mistakes_are_reported(change, message):
     data = POLICY.model_dump(mode="json") | change
     with pytest.raises(ValidationError, match=message):
         PromisePolicy.model_validate(data)
+
+
+def test_the_worked_example_in_the_docs():
+    """docs/promises.md, with the shipped policy file."""
+    from orderops.process.lint import load_policy
+    from tests.conftest import ROOT
+
+    policy = load_policy(ROOT / "process_defs" / "policies" / "promise.yaml")
+    p = promise(accepted=datetime(2026, 11, 18, 17, 30, tzinfo=SHANGHAI), service="express", customer="vip", categories=["made_to_order", "fragile"], policy=policy)
+    assert p.counts_from.astimezone(SHANGHAI).strftime("%a %d %H:%M") == "Thu 19 00:00"
+    assert p.delivery_days == 4
+    assert local(p) == ("Fri 20 00:00", "Mon 23 23:59")
