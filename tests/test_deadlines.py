@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import EventType
 
 from activities.store import Store
 from orderops import search_attributes as sa
+from orderops.history.timeline import build_timeline
 from orderops.messages import ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
 from tests.conftest import awaiting_decision, status, wait_until, waiting_for
 
@@ -80,8 +81,13 @@ async def test_late_delivery_breaches_the_receive_at_the_promise_and_is_compensa
     kinds = {(r["kind"], r["channel"]) for r in ts_store.rows("SELECT kind, channel FROM notifications WHERE order_id = ?", order.order_id)}
     assert {("at_risk", "ops"), ("deliver_by_missed", "ops"), ("delay_compensation", "sms")} <= kinds
 
-    # At risk, the later activities ran with the top task priority.
+    # The audit timeline shows the promise, when the order went at risk and when it breached.
     history = await handle.fetch_history()
+    timeline = build_timeline(history)
+    assert timeline.promise["deliver_by"] == view.promise["deliver_by"]
+    assert timeline.at_risk_at < timeline.breached_at
+    assert abs(timeline.breached_at - deliver_by) < timedelta(seconds=5)
+    # At risk, the later activities ran with the top task priority.
     priorities = {
         e.activity_task_scheduled_event_attributes.activity_id.rsplit("-", 1)[0]: e.activity_task_scheduled_event_attributes.priority.priority_key
         for e in history.events

@@ -50,6 +50,10 @@ def _lines(timeline: Timeline) -> list[tuple[datetime, int, str]]:
         lines.append((d.at, d.event_id, f"  [green]decision[/] at {escape(d.node or '?')}: {escape(d.decision)} by {escape(d.agent)} ({escape(d.role)}) via {d.via}{reason}{state}"))
     for e in timeline.events:
         lines.append((e.at, e.event_id, f"  event {escape(e.name)}: {escape(e.summary)}"))
+    if timeline.at_risk_at:
+        lines.append((timeline.at_risk_at, 0, "  [yellow]marked at risk[/]"))
+    if timeline.breached_at:
+        lines.append((timeline.breached_at, 0, "  [red]marked breached[/]: a deadline passed first"))
     for c in timeline.cancellations:
         lines.append((c.at, c.event_id, f"  [yellow]cancellation requested[/] by {escape(c.by)}: {escape(c.reason)}"))
     return sorted(lines, key=lambda line: (line[0], line[1]))
@@ -61,6 +65,9 @@ def print_timeline(console: Console, timeline: Timeline) -> None:
     console.print(f"process: {escape(p.id)} v{p.version}  sha256 {p.sha256}")
     console.print(f"         from {escape(p.path)}")
     console.print(f"started: {_clock(timeline.started_at)}   closed: {_clock(timeline.closed_at) or 'still running'}")
+    if timeline.promise:
+        promise = timeline.promise
+        console.print(f"promise: ship by {promise['ship_by']}, deliver by {promise['deliver_by']} ({promise['tier']}, {promise['service_level']})")
     for at, _, text in _lines(timeline):
         console.print(f"{_clock(at)}  {text}", soft_wrap=True)
     ending = f"[bold]final status: {timeline.status}[/]"

@@ -105,6 +105,9 @@ class Timeline(BaseModel):
     events: list[EventEntry]
     timers: list[TimerEntry]
     cancellations: list[CancellationEntry]
+    promise: dict[str, Any] | None = None
+    at_risk_at: datetime | None = None
+    breached_at: datetime | None = None
 
     def visited(self) -> list[str]:
         return list(dict.fromkeys(v.node for v in self.nodes))
@@ -180,6 +183,9 @@ class _Builder:
         self.result: OrderResult | None = None
         self.workflow_status = "running"
         self.order_status = "accepted"
+        self.promise: dict | None = None
+        self.at_risk_at: datetime | None = None
+        self.breached_at: datetime | None = None
         self.failure: str | None = None
         self.started_at: datetime | None = None
         self.closed_at: datetime | None = None
@@ -216,6 +222,9 @@ class _Builder:
             events=self.events,
             timers=list(self.timers.values()),
             cancellations=self.cancellations,
+            promise=self.promise,
+            at_risk_at=self.at_risk_at,
+            breached_at=self.breached_at,
         )
 
     def _on(self, event: HistoryEvent) -> None:
@@ -247,7 +256,11 @@ class _Builder:
                 run.last_retried_failure = _failure_text(attrs.last_failure)
             run.retry_delays_s = _retry_delays(self.policies[attrs.scheduled_event_id], attrs.attempt)
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            self._close_activity(event.activity_task_completed_event_attributes.scheduled_event_id, at, "completed")
+            attrs = event.activity_task_completed_event_attributes
+            self._close_activity(attrs.scheduled_event_id, at, "completed")
+            if self.activities[attrs.scheduled_event_id].activity == "compute_promise":
+                envelope = _decode(attrs.result.payloads, dict)
+                self.promise = envelope.get("result") if isinstance(envelope, dict) else None
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
             attrs = event.activity_task_failed_event_attributes
             self._close_activity(attrs.scheduled_event_id, at, "failed", _failure_text(attrs.failure))
@@ -317,6 +330,10 @@ class _Builder:
     def _on_step(self, event: HistoryEvent, at: datetime) -> None:
         attributes = decode_typed_search_attributes(event.upsert_workflow_search_attributes_event_attributes.search_attributes)
         self.order_status = attributes.get(sa.ORDER_STATUS) or self.order_status
+        if attributes.get(sa.AT_RISK) and self.at_risk_at is None:
+            self.at_risk_at = at
+        if attributes.get(sa.BREACHED) and self.breached_at is None:
+            self.breached_at = at
         step = attributes.get(sa.CURRENT_STEP)
         if step is None:
             return
