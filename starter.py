@@ -513,11 +513,14 @@ async def cmd_export(args) -> int:
     target = Path(args.out)
     client = await _client(args)
     workflow_ids = [workflow_id(o) for o in args.order_ids] + (await _listed(client, args.query) if args.query else [])
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CliError(f"cannot create {target}: {err.strerror or err}") from None
     for wf_id in dict.fromkeys(workflow_ids):
         history = await _history(client, wf_id.removeprefix("order-"))
         path = target / f"{wf_id}.json"
-        path.write_text(history.to_json(), encoding="utf-8")
+        _write(path, history.to_json().encode())
         print(path)
     return 0
 
@@ -558,20 +561,24 @@ async def cmd_replay(args) -> int:
     for outcome in outcomes:
         if outcome.ok:
             print(f"ok        {outcome.workflow_id}  ({outcome.source})")
+        elif outcome.invalid:
+            print(f"INVALID   {outcome.workflow_id}  ({outcome.source}): {outcome.error}")
         else:
             where = f"at event {outcome.event_id}" if outcome.event_id else "at an unknown event"
             node = f" (node {outcome.node})" if outcome.node else ""
             print(f"DIVERGED  {outcome.workflow_id}  ({outcome.source}) {where}{node}: {outcome.error}")
-    diverged = sum(not o.ok for o in outcomes)
-    print(f"{len(outcomes) - diverged} ok, {diverged} diverged")
-    return 1 if diverged else 0
+    diverged = sum(not o.ok and not o.invalid for o in outcomes)
+    invalid = sum(o.invalid for o in outcomes)
+    print(f"{len(outcomes) - diverged - invalid} ok, {diverged} diverged" + (f", {invalid} invalid" if invalid else ""))
+    return 1 if diverged or invalid else 0
 
 
 async def cmd_diff(args) -> int:
-    old = load_definition(Path(args.old), ACTIVITY_NAMES)
-    new = load_definition(Path(args.new), ACTIVITY_NAMES)
-    old_def, _ = lint_text(old.source, ACTIVITY_NAMES)
-    new_def, _ = lint_text(new.source, ACTIVITY_NAMES)
+    # Either version may name activities this install does not have (removed, or not yet deployed).
+    old = load_definition(Path(args.old), None)
+    new = load_definition(Path(args.new), None)
+    old_def, _ = lint_text(old.source, None)
+    new_def, _ = lint_text(new.source, None)
     changes = diff(old_def, new_def)
     print(f"{changes.old} -> {changes.new}" + ("  (no change)" if changes.empty else ""))
     for title, items in (
@@ -610,7 +617,7 @@ async def cmd_render(args) -> int:
         raise CliError("render takes a definition FILE, --order ORDER_ID, or both")
     visited, current, source = (), (), None
     if args.file:
-        source = load_definition(Path(args.file), ACTIVITY_NAMES)
+        source = load_definition(Path(args.file), None)
     if args.order:
         timeline = build_timeline(await _history(await _client(args), args.order))
         visited, current = timeline.visited(), timeline.current()
@@ -627,11 +634,18 @@ async def cmd_render(args) -> int:
     except RenderError as err:
         raise CliError(str(err)) from None
     if args.out:
-        Path(args.out).write_bytes(data)
+        _write(Path(args.out), data)
         print(args.out)
     else:
         sys.stdout.write(data.decode())
     return 0
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as err:
+        raise CliError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def _time_option(flag: str, value: str) -> datetime:
@@ -661,7 +675,7 @@ async def cmd_report(args) -> int:
             continue  # a workflow that failed outright (e.g. an invalid definition) has no order result
     data = build(orders, since, until)
     if args.html:
-        Path(args.html).write_text(to_html(data), encoding="utf-8")
+        _write(Path(args.html), to_html(data).encode())
         print(args.html)
     if args.json:
         print(data.model_dump_json(indent=2))
@@ -696,7 +710,7 @@ def cmd_schema(args) -> int:
     model = PromisePolicy if args.promise_policy else ProcessDefinition
     text = json.dumps(model.model_json_schema(), indent=2) + "\n"
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        _write(Path(args.out), text.encode())
         print(args.out)
     else:
         sys.stdout.write(text)

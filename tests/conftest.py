@@ -105,38 +105,37 @@ def definition(name: str) -> DefinitionSnapshot:
     return load_definition(path, KNOWN_ACTIVITIES)
 
 
-# Orders started through `start`, by test: exported as golden histories on request.
-STARTED: list[tuple[str, WorkflowHandle]] = []
+# `make golden` sets this: each finished order a test started is exported as a golden history.
 GOLDEN = os.environ.get("ORDEROPS_RECORD_GOLDEN")
 
 
-@pytest.fixture
-def start(request, client: Client, worker) -> Callable[..., Awaitable[tuple[Order, WorkflowHandle]]]:
+async def _record_golden(name: str, handles: list[WorkflowHandle]) -> None:
+    target = Path(GOLDEN)
+    target.mkdir(parents=True, exist_ok=True)
+    for index, handle in enumerate(handles):
+        if (await handle.describe()).close_time is None:
+            continue
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:80] + (f"-{index + 1}" if index else "")
+        (target / f"{safe}.json").write_text((await handle.fetch_history()).to_json(), encoding="utf-8")
+
+
+def _starter(client: Client, started: list[WorkflowHandle]):
     async def _start(process: str | DefinitionSnapshot = "standard.yaml", **overrides):
         order = Order.model_validate(order_data(**overrides))
         snapshot = process if isinstance(process, DefinitionSnapshot) else definition(process)
         handle = await start_order(client, order, snapshot)
-        STARTED.append((request.node.name, handle))
+        started.append(handle)
         return order, handle
 
     return _start
 
 
-@pytest.fixture(scope="session", autouse=True)
-async def record_golden_histories(client: Client):
-    """`make golden`: write each finished test order's history to tests/golden/<test>.json."""
-    yield
-    if not GOLDEN:
-        return
-    target = Path(GOLDEN)
-    target.mkdir(parents=True, exist_ok=True)
-    for name, handle in STARTED:
-        description = await handle.describe()
-        if description.close_time is None:
-            continue
-        history = await handle.fetch_history()
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:80]
-        (target / f"{safe}.json").write_text(history.to_json(), encoding="utf-8")
+@pytest.fixture
+async def start(request, client: Client, worker):
+    started: list[WorkflowHandle] = []
+    yield _starter(client, started)
+    if GOLDEN:
+        await _record_golden(request.node.name, started)
 
 
 async def status(handle: WorkflowHandle) -> OrderStatusView:
@@ -222,10 +221,8 @@ async def ts_worker(ts_env, ts_store: Store):
 
 
 @pytest.fixture
-def ts_start(ts_env, ts_worker) -> Callable[..., Awaitable[tuple[Order, WorkflowHandle]]]:
-    async def _start(process: str | DefinitionSnapshot = "standard.yaml", **overrides):
-        order = Order.model_validate(order_data(**overrides))
-        snapshot = process if isinstance(process, DefinitionSnapshot) else definition(process)
-        return order, await start_order(ts_env.client, order, snapshot)
-
-    return _start
+async def ts_start(request, ts_env, ts_worker):
+    started: list[WorkflowHandle] = []
+    yield _starter(ts_env.client, started)
+    if GOLDEN:
+        await _record_golden(request.node.name, started)

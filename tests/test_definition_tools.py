@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -73,6 +74,14 @@ def test_every_definition_renders_with_distinct_shapes_and_labelled_edges(path: 
         assert f">{node.id}<br/>" in text or f'"{node.id}<br/>' in text
     graph = dot(definition)
     assert graph.count(" -> ") >= len(definition.nodes) - 1
+    shapes = {"task": "shape=box, style=", "exclusive": "shape=diamond", "parallel": "shape=hexagon", "user_task": "peripheries=2",
+              "wait": "shape=circle", "receive": "shape=cds", "end": "shape=doublecircle"}
+    for node in definition.nodes:
+        line = next(l for l in graph.splitlines() if l.strip().startswith(f'"{node.id}" ['))
+        assert shapes[node.type] in line
+    if shutil.which("dot"):
+        checked = subprocess.run(["dot", "-Tsvg"], input=graph, capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0 and "<svg" in checked.stdout, checked.stderr
 
 
 def test_standard_diagram_shows_constructs_and_conditions():

@@ -6,6 +6,7 @@ would break an order already running fails here, before it reaches a worker.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -41,6 +42,11 @@ def test_golden_histories_cover_every_construct():
     assert {run.outcome for t in timelines for run in t.activities} >= {"completed", "failed", "cancel_requested"}
     assert {t.status for t in timelines} == {"completed", "rejected", "cancelled", "failed"}
     assert any(t.cancellations for t in timelines)
+    assert {c.via for t in timelines for c in t.cancellations} == {"update", "workflow_cancel"}
+    assert "cancelled" in {run.outcome for t in timelines for run in t.activities}  # settled before undoing
+    assert any(t.breached_at for t in timelines) and any(t.at_risk_at for t in timelines)
+    # Histories from before earlier interpreter changes stay, proving those orders still replay.
+    assert len([p for p in FILES if p.name.startswith("legacy-")]) >= 5
 
 
 async def test_golden_histories_replay_on_the_current_code():
@@ -90,3 +96,57 @@ def test_each_golden_history_carries_its_definition(path: Path):
     timeline = build_timeline(load_history_file(path))
     definition, _, problems = load_text(timeline.definition_source)
     assert problems == [] and (definition.id, definition.version) == (timeline.process.id, timeline.process.version)
+
+
+def mutated(tmp_path: Path, change) -> Path:
+    data = json.loads((GOLDEN / "test_happy_path_ships_and_completes.json").read_text())
+    change(data["events"])
+    path = tmp_path / "mutated.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _pick_scheduled(events: list[dict]) -> dict:
+    return next(e for e in events if e.get("activityTaskScheduledEventAttributes", {}).get("activityId", "").startswith("pick-"))
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (lambda events: _pick_scheduled(events)["activityTaskScheduledEventAttributes"]["activityType"].update(name="pick_itemz"), "Activity type"),
+        (lambda events: _pick_scheduled(events)["activityTaskScheduledEventAttributes"].update(activityId="pick-99"), "Activity id"),
+    ],
+    ids=["activity-type", "activity-id"],
+)
+async def test_changed_activity_commands_are_located_at_their_event_and_node(tmp_path: Path, change, fragment):
+    path = mutated(tmp_path, change)
+    expected = int(_pick_scheduled(json.loads(path.read_text())["events"])["eventId"])
+    [outcome] = await replay(each([path]))
+    assert (outcome.ok, outcome.event_id, outcome.node) == (False, expected, "pick")
+    assert fragment in outcome.error and outcome.error.startswith("[TMPRL1100] Nondeterminism error")
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ('{"events": []}', "the history has no events"),
+        ('{"events": [{}]}', "the history does not begin with the workflow's start event"),
+    ],
+)
+async def test_invalid_history_files_are_reported_not_replayed(tmp_path: Path, content: str, reason: str):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    result = await cli("replay", str(bad), str(GOLDEN / "test_retry_policy_is_honoured.json"))
+    assert result.returncode == 1
+    assert f"INVALID   bad  ({bad}): {reason}" in result.stdout
+    assert result.stdout.splitlines()[-1] == "1 ok, 0 diverged, 1 invalid"
+    assert "WARN" not in result.stdout + result.stderr
+
+
+async def test_a_history_missing_an_event_is_one_line_for_audit_and_a_divergence_for_replay(tmp_path: Path):
+    path = mutated(tmp_path, lambda events: events.remove(_pick_scheduled(events)))
+    audited = await cli("audit", "--file", str(path))
+    assert audited.returncode == 1
+    assert "malformed history: event" in audited.stderr and len(audited.stderr.strip().splitlines()) == 1
+    replayed = await cli("replay", str(path))
+    assert replayed.returncode == 1 and "DIVERGED" in replayed.stdout

@@ -39,6 +39,7 @@ async def test_timeline_has_definition_steps_attempts_decisions_and_timers(start
     assert (run.node, run.activity, run.attempts, run.outcome) == ("flaky", "flaky_step", 3, "completed")
     assert run.last_retried_failure == "Transient: transient fault 2"
     assert run.retry_delays_s == [0.2, 0.3]  # initial 0.2s, backoff 1.5
+    assert run.waited_s >= 0.5  # observed: the two waits, plus the failed attempts themselves
     assert run.scheduled_at <= run.started_at <= run.closed_at
 
     [decision] = timeline.decisions
@@ -69,7 +70,8 @@ async def test_export_then_audit_from_file_gives_the_same_timeline(start, addres
     for expected in (
         "process: test-audit v3",
         "activity flaky_step at flaky: completed after 3 attempts",
-        "retry delays 0.2s, 0.3s; failure before the last attempt: Transient: transient fault 2",
+        "retry delays by policy 0.2s, 0.3s, last attempt started",
+        "failure before the last attempt: Transient: transient fault 2",
         'decision at approve: approve by amy (support_agent) via update: "looks fine"',
         "timer scan: scanned deadline (0:00:01",
         "final status: completed at done",

@@ -6,29 +6,64 @@ import re
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from pydantic import BaseModel
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
 
 from orderops.history.timeline import HistoryError, build_timeline
+from orderops.messages import WORKFLOW_NAME
 from workflows import OrderWorkflow
 
-# The SDK reports the diverging event in several wordings; each names its id.
-_EVENT_ID = re.compile(r"HistoryEvent\(id: (\d+)|event(?: id)?[ :#']+(\d+)|\bid: (\d+)", re.IGNORECASE)
+# The SDK words a divergence several ways; each names the event by id, or by the activity it scheduled.
+_MESSAGE = re.compile(r'message: "(.*?)", source')
+_BY_EVENT_ID = (re.compile(r"HistoryEvent\(id: (\d+)"), re.compile(r"event id:? (\d+)", re.IGNORECASE), re.compile(r"\bevent:? (\d+)"))
+_BY_ACTIVITY_ID = re.compile(r"Activity id of scheduled event '([^']+)'")
+_BY_ACTIVITY_TYPE = re.compile(r"Activity type of scheduled event '([^']+)'")
+
+# Replaying a diverging history makes the SDK's core log warnings to the terminal; the outcome
+# below already says what went wrong, so only its errors are shown.
+QUIET = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
 
 
 class ReplayOutcome(BaseModel):
     workflow_id: str
     source: str
     ok: bool
+    invalid: bool = False
     event_id: int | None = None
     node: str | None = None
     error: str | None = None
 
 
-def diverged_event(message: str) -> int | None:
-    match = _EVENT_ID.search(message)
-    return int(next(g for g in match.groups() if g)) if match else None
+def diverged_event(message: str, history: WorkflowHistory) -> int | None:
+    for pattern in _BY_EVENT_ID:
+        if match := pattern.search(message):
+            return int(match.group(1))
+    scheduled = [
+        (e.event_id, e.activity_task_scheduled_event_attributes)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    if match := _BY_ACTIVITY_ID.search(message):
+        return next((event_id for event_id, a in scheduled if a.activity_id == match.group(1)), None)
+    if match := _BY_ACTIVITY_TYPE.search(message):
+        return next((event_id for event_id, a in scheduled if a.activity_type.name == match.group(1)), None)
+    return None
+
+
+def problem_with(history: WorkflowHistory) -> str | None:
+    """Why this is not an order history the Replayer can take, or None."""
+    if not history.events:
+        return "the history has no events"
+    first = history.events[0]
+    if first.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        return "the history does not begin with the workflow's start event"
+    kind = first.workflow_execution_started_event_attributes.workflow_type.name
+    if kind != WORKFLOW_NAME:
+        return f"a {kind!r} workflow, not an order ({WORKFLOW_NAME})"
+    return None
 
 
 async def replay(
@@ -38,30 +73,43 @@ async def replay(
 ) -> list[ReplayOutcome]:
     """Replay each history; report where one diverged as an event id and the node the order was at."""
     sources: dict[int, str] = {}
+    outcomes: list[ReplayOutcome] = []
 
     async def feed() -> AsyncIterator[WorkflowHistory]:
         async for source, history in histories:
+            problem = problem_with(history)
+            if problem is not None:
+                outcome = ReplayOutcome(workflow_id=history.workflow_id, source=source, ok=False, invalid=True, error=problem)
+                outcomes.append(outcome)
+                on_each(outcome)
+                continue
             # Each result carries the very history object it replayed: pair them by identity,
             # since two files may hold the same run.
             sources[id(history)] = source
             yield history
 
-    replayer = Replayer(workflows=list(workflows), data_converter=pydantic_data_converter)
-    outcomes = []
+    replayer = Replayer(workflows=list(workflows), data_converter=pydantic_data_converter, runtime=QUIET)
     async with replayer.workflow_replay_iterator(feed()) as results:
         async for result in results:
             history = result.history
-            source = sources[id(history)]
-            outcome = ReplayOutcome(workflow_id=history.workflow_id, source=source, ok=result.replay_failure is None)
-            if result.replay_failure is not None:
-                message = str(result.replay_failure)
-                outcome.error = message.splitlines()[0][:500]
-                outcome.event_id = diverged_event(message)
-                if outcome.event_id is not None:
-                    try:
-                        outcome.node = build_timeline(history).node_at_event(outcome.event_id)
-                    except HistoryError:
-                        outcome.node = None
+            outcome = _outcome(history, sources[id(history)], result.replay_failure)
             outcomes.append(outcome)
             on_each(outcome)
     return outcomes
+
+
+def _outcome(history: WorkflowHistory, source: str, failure: Exception | None) -> ReplayOutcome:
+    try:
+        timeline = build_timeline(history)
+        workflow_id = timeline.workflow_id
+    except HistoryError:
+        timeline, workflow_id = None, history.workflow_id
+    outcome = ReplayOutcome(workflow_id=workflow_id, source=source, ok=failure is None)
+    if failure is not None:
+        text = str(failure)
+        message = _MESSAGE.search(text)
+        outcome.error = (message.group(1) if message else text.splitlines()[0])[:500]
+        outcome.event_id = diverged_event(text, history)
+        if outcome.event_id is not None and timeline is not None:
+            outcome.node = timeline.node_at_event(outcome.event_id)
+    return outcome

@@ -33,9 +33,10 @@ def _lines(timeline: Timeline) -> list[tuple[datetime, int, str]]:
         label = "undo" if run.compensation else "activity"
         text = f"  {label} {escape(run.activity)} at {escape(run.node)}: {run.outcome}"
         if run.attempts:
-            text += f" after {run.attempts} attempt{'s' if run.attempts != 1 else ''}, {_seconds(run.scheduled_at, run.closed_at)}"
+            took = _seconds(run.scheduled_at, run.closed_at)
+            text += f" after {run.attempts} attempt{'s' if run.attempts != 1 else ''}" + (f", {took}" if took else "")
         if run.retry_delays_s:
-            text += f"; retry delays {', '.join(f'{d:g}s' for d in run.retry_delays_s)}"
+            text += f"; retry delays by policy {', '.join(f'{d:g}s' for d in run.retry_delays_s)}, last attempt started {run.waited_s:g}s after scheduling"
         if run.last_retried_failure:
             text += f"; failure before the last attempt: {escape(run.last_retried_failure)}"
         if run.failure:
@@ -55,7 +56,8 @@ def _lines(timeline: Timeline) -> list[tuple[datetime, int, str]]:
     if timeline.breached_at:
         lines.append((timeline.breached_at, 0, "  [red]marked breached[/]: a deadline passed first"))
     for c in timeline.cancellations:
-        lines.append((c.at, c.event_id, f"  [yellow]cancellation requested[/] by {escape(c.by)}: {escape(c.reason)}"))
+        how = "orderops cancel" if c.via == "update" else "temporal workflow cancel"
+        lines.append((c.at, c.event_id, f"  [yellow]cancellation requested[/] by {escape(c.by)} ({how}): {escape(c.reason)}"))
     return sorted(lines, key=lambda line: (line[0], line[1]))
 
 

@@ -47,7 +47,8 @@ class ActivityRun(BaseModel):
     outcome: str = "scheduled"
     failure: str | None = None
     last_retried_failure: str | None = None
-    retry_delays_s: list[float] = []
+    retry_delays_s: list[float] = Field(default=[], description="Waits between attempts as the retry policy sets them")
+    waited_s: float | None = Field(None, description="Observed: from scheduling to the start of the last attempt")
     scheduled_event_id: int
 
 
@@ -84,6 +85,7 @@ class TimerEntry(BaseModel):
 class CancellationEntry(BaseModel):
     by: str
     reason: str
+    via: str = Field(description="update: `orderops cancel`; workflow_cancel: `temporal workflow cancel`")
     at: datetime
     event_id: int
 
@@ -192,12 +194,18 @@ class _Builder:
 
     def build(self) -> Timeline:
         for event in self.history.events:
-            self._on(event)
+            try:
+                self._on(event)
+            except KeyError as err:
+                raise HistoryError(
+                    f"{self.history.workflow_id}: malformed history: event {event.event_id} refers to event {err} that is not in it"
+                ) from None
         if self.order_input is None:
             raise HistoryError(f"{self.history.workflow_id}: the history has no start event with an order input")
         snapshot = self.order_input.definition
         result = self.result
         self._settle_signalled_decisions()
+        self._end_tasks_at_their_activities()
         if result is not None:
             status = result.status
         elif self.workflow_status == "running":
@@ -255,6 +263,7 @@ class _Builder:
             if attrs.HasField("last_failure"):
                 run.last_retried_failure = _failure_text(attrs.last_failure)
             run.retry_delays_s = _retry_delays(self.policies[attrs.scheduled_event_id], attrs.attempt)
+            run.waited_s = round((at - run.scheduled_at).total_seconds(), 3)
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             attrs = event.activity_task_completed_event_attributes
             self._close_activity(attrs.scheduled_event_id, at, "completed")
@@ -302,7 +311,10 @@ class _Builder:
                     entry.node = receipt["node"]
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
             attrs = event.workflow_execution_cancel_requested_event_attributes
-            self.cancellations.append(CancellationEntry(by=attrs.identity or "temporal", reason=attrs.cause or "workflow cancellation requested", at=at, event_id=event.event_id))
+            self.cancellations.append(
+                CancellationEntry(by=attrs.identity or "temporal", reason=attrs.cause or "workflow cancellation requested",
+                                  via="workflow_cancel", at=at, event_id=event.event_id)
+            )
         else:
             self._on_close(event, kind, at)
 
@@ -367,7 +379,7 @@ class _Builder:
         if attrs.signal_name == "review":
             decision = _decode(attrs.input.payloads, ReviewDecision)
             if isinstance(decision, ReviewDecision):
-                self.decisions.append(self._decision(decision, at, "signal", event.event_id, node=self._open_user_task()))
+                self.decisions.append(self._decision(decision, at, "signal", event.event_id, node=decision.node or self._open_user_task()))
         elif attrs.signal_name == "event":
             payload = _decode(attrs.input.payloads, ExternalEvent)
             if isinstance(payload, ExternalEvent):
@@ -389,16 +401,35 @@ class _Builder:
         elif name == "cancel":
             cancel = _decode(request.input.args.payloads, CancelRequest)
             if isinstance(cancel, CancelRequest):
-                self.cancellations.append(CancellationEntry(by=cancel.by, reason=cancel.reason, at=at, event_id=event.event_id))
+                self.cancellations.append(CancellationEntry(by=cancel.by, reason=cancel.reason, via="update", at=at, event_id=event.event_id))
+
+    def _end_tasks_at_their_activities(self) -> None:
+        """A task is done when its activity closed: the step upsert that follows may come much later
+        (the last task of a parallel branch is left only when the join publishes)."""
+        for visit in self.visits:
+            if visit.type != "task":
+                continue
+            closed = [
+                run.closed_at
+                for run in self.activities.values()
+                if run.node == visit.node and not run.compensation and run.closed_at
+                and run.scheduled_at >= visit.entered_at and (visit.left_at is None or run.closed_at <= visit.left_at)
+            ]
+            if closed and visit.left_at is not None:
+                visit.left_at = max(closed)
 
     def _settle_signalled_decisions(self) -> None:
         """A signal cannot be refused to its sender; whether the workflow took it shows in its result."""
         if self.result is None:
             return
-        taken = {(d.node, d.agent, d.decision) for d in self.result.decisions if d.via == "signal"}
+        # Each decision the workflow took is matched once, so a refused twin is not counted as taken.
+        taken = [(d.node, d.agent, d.role, d.decision) for d in self.result.decisions if d.via == "signal"]
         for entry in self.decisions:
             if entry.via == "signal":
-                entry.accepted = (entry.node, entry.agent, entry.decision) in taken
+                key = (entry.node, entry.agent, entry.role, entry.decision)
+                entry.accepted = key in taken
+                if entry.accepted:
+                    taken.remove(key)
 
     def _open_user_task(self) -> str | None:
         return next((n for n in reversed(self.current) if self.node_types.get(n) == "user_task"), None)

@@ -291,7 +291,7 @@ def load_policy(path: Path) -> PromisePolicy:
     raise InvalidDefinition([p.format(str(path)) for p in problems])
 
 
-def load_definition(path: Path, known_activities: Collection[str]) -> DefinitionSnapshot:
+def load_definition(path: Path, known_activities: Collection[str] | None) -> DefinitionSnapshot:
     """Read and lint a definition file (and the policy file it names); raise InvalidDefinition."""
     text = _read(path)
     definition, problems = lint_text(text, known_activities)

@@ -83,7 +83,8 @@ _MERMAID_SHAPES = {
 
 
 def _mermaid_text(text: str) -> str:
-    return text.replace('"', "#quot;").replace("\n", "<br/>")
+    # '#' first: Mermaid reads '#...;' as an entity, so a literal one must become one.
+    return text.replace("#", "#35;").replace('"', "#quot;").replace("\n", "<br/>")
 
 
 def mermaid(definition: ProcessDefinition, visited: Collection[str] = (), current: Collection[str] = ()) -> str:
@@ -126,8 +127,9 @@ def dot(definition: ProcessDefinition, visited: Collection[str] = (), current: C
         f'digraph "{_dot_text(definition.id)}" {{',
         f'  label="{_dot_text(f"{definition.id} v{definition.version}")}"; labelloc=t; rankdir=TB;',
         '  node [fontname="Helvetica", fontsize=10, fillcolor=white]; edge [fontname="Helvetica", fontsize=9];',
-        '  "__start" [shape=point, width=0.2, label=""];',
-        f'  "__start" -> "{_dot_text(definition.start)}";',
+        # A name no node id can have (ids have no spaces), so the start marker never collides.
+        '  " start" [shape=point, width=0.2, label=""];',
+        f'  " start" -> "{_dot_text(definition.start)}";',
     ]
     for node in definition.nodes:
         fill = CURRENT if node.id in current else VISITED if node.id in visited else "white"
