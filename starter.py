@@ -680,11 +680,11 @@ async def cmd_report(args) -> int:
     if args.json:
         print(data.model_dump_json(indent=2))
     elif not args.html:
-        _print_report(data)
+        print_report(data)
     return 0
 
 
-def _print_report(data) -> None:
+def print_report(data, title: str | None = None) -> None:
     def pct(value):
         return "n/a" if value is None else f"{value:.1%}"
 
@@ -692,7 +692,7 @@ def _print_report(data) -> None:
         return "n/a" if value is None else f"{value:g}"
 
     table = Table("by", "group", "orders", "promise kept", "on time", "to ship h avg", "p90", "manual review", "errors", "feedback", "coupons",
-                  title=f"Finished orders, {data.since:%Y-%m-%d %H:%M} to {data.until:%Y-%m-%d %H:%M} UTC")
+                  title=title or f"Finished orders, {data.since:%Y-%m-%d %H:%M} to {data.until:%Y-%m-%d %H:%M} UTC")
     for group, rows in (("all", {"orders": data.overall}), ("tier", data.by_tier), ("service", data.by_service)):
         for name, k in rows.items():
             table.add_row(group, name, str(k.orders), pct(k.promise_attainment), pct(k.on_time_delivery), num(k.order_to_ship_hours_avg),

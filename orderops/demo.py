@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from pydantic import BaseModel
 from rich.console import Console
@@ -29,7 +29,8 @@ from orderops.connect import Unreachable, connect
 from orderops.messages import CancelRequest, ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
 from orderops.order import Order, OrderEdit, workflow_id
 from orderops.process.lint import load_definition
-from starter import start_order
+from orderops.report import build, facts
+from starter import print_report, start_order
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 SERVER_START_TIMEOUT_S = 60
@@ -58,6 +59,7 @@ class Tracked:
     sent: set[str] = field(default_factory=set)
     result: OrderResult | None = None
     seconds: float | None = None
+    started_at: datetime | None = None
 
 
 def load_scenarios(count: int, run_tag: str) -> list[Scenario]:
@@ -105,6 +107,7 @@ async def _advance(tracked: Tracked) -> None:
     if description.status != WorkflowExecutionStatus.RUNNING:
         tracked.result = await handle.result()
         tracked.seconds = (description.close_time - description.start_time).total_seconds()
+        tracked.started_at = description.start_time
         return
     view: OrderStatusView = await handle.query("status", result_type=OrderStatusView)
     if view.pending_user_tasks and tracked.decided < len(scenario.decisions):
@@ -206,6 +209,10 @@ async def _drive(client: Client, count: int, worker_task: asyncio.Task) -> int:
             progress.update(finished, completed=sum(t.result is not None for t in tracked))
             await asyncio.sleep(0.2)
     console.print(_summary(tracked))
+    finished = [t for t in tracked if t.result is not None]
+    if finished:
+        since, until = min(t.started_at for t in finished), datetime.now(timezone.utc)
+        print_report(build([facts(t.result, t.started_at) for t in finished], since, until), title="KPIs of the demo orders")
     mismatched = [t for t in tracked if t.result is None or t.result.status != t.scenario.expect]
     if mismatched:
         console.print(f"[red]{len(mismatched)} order(s) did not end as expected[/]")

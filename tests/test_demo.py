@@ -20,6 +20,9 @@ async def test_demo_ends_every_order_in_its_expected_state(address, worker, home
     assert "All 10 orders ended as expected." in result.stdout
     for final in ("completed", "rejected", "failed", "cancelled"):
         assert f"│ {final}" in result.stdout
+    # The KPIs of the demo's own orders follow: ten orders, one of them cancelled after acceptance.
+    kpi_rows = [line for line in result.stdout.splitlines() if line.startswith("│ all ")]
+    assert kpi_rows and "│ 10 " in kpi_rows[0] and "10.0%" in kpi_rows[0]
 
     # Worker log lines are JSON, each activity line with the order, node and attempt. (The demo's
     # worker shares the task queue with the session's, so it logs only the activities it ran.)
