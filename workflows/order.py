@@ -394,14 +394,7 @@ class OrderWorkflow:
         if node.duration is not None:
             delay = node.duration
         else:
-            value = self._evaluate(node, node.until)
-            try:
-                until = datetime.fromisoformat(str(value))
-            except ValueError:
-                raise ProcessFailure(node.id, f"step {node.id!r}: 'until' gave {value!r}, not an ISO-8601 time") from None
-            if until.tzinfo is None:
-                raise ProcessFailure(node.id, f"step {node.id!r}: 'until' gave {value!r} without a UTC offset")
-            delay = max(until - workflow.now(), timedelta(0))
+            delay = max(self._time(node, node.until, "'until'") - workflow.now(), timedelta(0))
         limited, deadline_binds = _limit(delay, deadline)
         await workflow.sleep(limited, summary=f"{node.id}: wait")
         if deadline_binds:
@@ -572,16 +565,18 @@ class OrderWorkflow:
 
     def _deadline_of(self, node: Node) -> datetime | None:
         expression = getattr(node, "deadline", None)
-        if not expression:
-            return None
+        return self._time(node, expression, "deadline") if expression else None
+
+    def _time(self, node: Node, expression: str, what: str) -> datetime:
+        """A point in time from a CEL expression; it must carry a UTC offset to mean one instant."""
         value = self._evaluate(node, expression)
         try:
-            deadline = datetime.fromisoformat(str(value))
+            when = datetime.fromisoformat(str(value))
         except ValueError:
-            raise ProcessFailure(node.id, f"step {node.id!r}: deadline gave {value!r}, not an ISO-8601 time") from None
-        if deadline.tzinfo is None:
-            raise ProcessFailure(node.id, f"step {node.id!r}: deadline gave {value!r} without a UTC offset")
-        return deadline
+            raise ProcessFailure(node.id, f"step {node.id!r}: {what} gave {value!r}, not an ISO-8601 time") from None
+        if when.tzinfo is None:
+            raise ProcessFailure(node.id, f"step {node.id!r}: {what} gave {value!r} without a UTC offset")
+        return when
 
     def _at_risk_fraction(self) -> float:
         promise = self._vars.get("promise") or {}
