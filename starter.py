@@ -335,13 +335,8 @@ def _list_query(args) -> str:
     if args.breached:
         clauses.append("Breached = true")
     if args.promise_before:
-        try:
-            when = datetime.fromisoformat(args.promise_before)
-        except ValueError:
-            raise CliError(f"--promise-before {args.promise_before!r}: not an ISO-8601 time (e.g. 2026-11-25T18:00:00+08:00)") from None
-        if when.tzinfo is None:
-            raise CliError(f"--promise-before {args.promise_before!r}: give a UTC offset (e.g. +08:00 or Z)")
-        clauses.append(f"PromiseAt < '{when.astimezone(timezone.utc).isoformat().replace('+00:00', 'Z')}'")
+        when = _time_option("--promise-before", args.promise_before, naive_is_utc=False)
+        clauses.append(f"PromiseAt < '{when.isoformat().replace('+00:00', 'Z')}'")
     return " AND ".join(clauses)
 
 
@@ -648,12 +643,17 @@ def _write(path: Path, data: bytes) -> None:
         raise CliError(f"cannot write {path}: {err.strerror or err}") from None
 
 
-def _time_option(flag: str, value: str) -> datetime:
+def _time_option(flag: str, value: str, naive_is_utc: bool = True) -> datetime:
+    """An ISO-8601 time from the command line, as UTC."""
     try:
         when = datetime.fromisoformat(value)
-    except ValueError:
-        raise CliError(f"{flag} {value!r}: not an ISO-8601 date or time (e.g. 2026-11-01 or 2026-11-01T00:00:00+08:00)") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        if when.tzinfo is None:
+            if not naive_is_utc:
+                raise CliError(f"{flag} {value!r}: give a UTC offset (e.g. +08:00 or Z)")
+            when = when.replace(tzinfo=timezone.utc)
+        return when.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise CliError(f"{flag} {value!r}: not a usable ISO-8601 date or time (e.g. 2026-11-01 or 2026-11-01T00:00:00+08:00)") from None
 
 
 async def cmd_report(args) -> int:
@@ -676,7 +676,8 @@ async def cmd_report(args) -> int:
     data = build(orders, since, until)
     if args.html:
         _write(Path(args.html), to_html(data).encode())
-        print(args.html)
+        # stdout may be JSON for a program: the page's path goes to stderr.
+        print(f"wrote {args.html}", file=sys.stderr)
     if args.json:
         print(data.model_dump_json(indent=2))
     elif not args.html:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from orderops.order import Order, OrderEdit
 from orderops.process.load import DefinitionSnapshot
@@ -130,6 +130,7 @@ class OrderStatusView(BaseModel):
     end_reason: str | None = None
     promise: dict[str, Any] | None = None
     at_risk: dict[str, Any] | None = None
+    at_risk_log: list[dict[str, Any]] = []
     breaches: list[dict[str, Any]] = []
 
 
@@ -141,6 +142,9 @@ class OrderResult(BaseModel):
     process: ProcessRef
     steps: list[StepRecord]
     decisions: list[DecisionRecord]
-    at_risk: dict[str, Any] | None = None
+    # Results written before at-risk was a log held one entry or none: read them as a log.
+    at_risk: Annotated[list[dict[str, Any]], BeforeValidator(lambda v: [] if v is None else [v] if isinstance(v, dict) else v)] = Field(
+        default=[], description="Each time the order went at risk, and at which step"
+    )
     breaches: list[dict[str, Any]] = []
     variables: dict[str, Any] = {}

@@ -72,6 +72,13 @@ class PromisePolicy(Strict):
     categories: dict[str, Days] = Field(default_factory=dict, description="Product category -> extra days")
     compensation: dict[str, Coupon] = Field(default_factory=dict, description="Service level -> coupon for a missed promise")
 
+    @field_validator("cutoff")
+    @classmethod
+    def _local_cutoff(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("cutoff is a local time in the policy's timezone: write it without an offset")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -91,6 +98,9 @@ class PromisePolicy(Strict):
                 raise ValueError(f"{where}: unknown tier {tier!r} (tiers: {', '.join(self.tiers)})")
         if "standard" not in self.services:
             raise ValueError("services must include 'standard', the fallback")
+        unknown = sorted(set(self.compensation) - set(self.services))
+        if unknown:
+            raise ValueError(f"compensation for unknown service levels: {', '.join(unknown)}")
         return self
 
 
@@ -130,6 +140,16 @@ def counts_from(policy: PromisePolicy, accepted_at: datetime) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=zone)
 
 
+def ship_by_for(policy: PromisePolicy, start: datetime) -> datetime:
+    """`ship_within` of elapsed time (added in UTC, so daylight saving cannot stretch it), moved
+    past days off: the warehouse cannot be late on a day it is closed."""
+    zone = ZoneInfo(policy.timezone)
+    ship_by = (start.astimezone(timezone.utc) + policy.ship_within).astimezone(zone)
+    while not _is_working_day(policy, ship_by.date()):
+        ship_by += timedelta(days=1)
+    return ship_by
+
+
 def compute(
     policy: PromisePolicy,
     *,
@@ -159,7 +179,7 @@ def compute(
     days += extra
     start = counts_from(policy, accepted_at)
     local_deadline = datetime.combine(start.date() + timedelta(days=days), time(23, 59, 59), tzinfo=start.tzinfo)
-    ship_by = start + policy.ship_within
+    ship_by = ship_by_for(policy, start)
     deliver_by = local_deadline.astimezone(timezone.utc)
     return Promise(
         accepted_at=accepted_at.astimezone(timezone.utc),

@@ -12,6 +12,9 @@ from pydantic import BaseModel
 from orderops.messages import OrderResult
 
 # ../shared/domain.md: figures the documents commit to.
+# The user tasks that are a manual review of the order (the standard process's names).
+REVIEW_NODES = frozenset({"manual_review", "escalated_review"})
+
 TARGETS = {
     "promise_attainment": 0.98,
     "on_time_delivery": 0.95,
@@ -58,7 +61,7 @@ def facts(result: OrderResult, started_at: datetime) -> OrderFacts:
         delivered_at=_when(delivery.get("delivered_at")),
         ship_by=_when(promise.get("ship_by")),
         deliver_by=_when(promise.get("deliver_by")),
-        manual_review=any(s.type == "user_task" for s in result.steps),
+        manual_review=any(s.type == "user_task" and s.node in REVIEW_NODES for s in result.steps),
         feedback=rating if isinstance(rating, int) and 1 <= rating <= 5 else None,
         compensation=Decimal(coupon["amount"]) if coupon.get("granted") else None,
     )
@@ -175,10 +178,13 @@ def _bars(title: str, items: list[tuple[str, float]], unit: str, target: float |
 
 
 def _histogram(hours: list[float]) -> list[tuple[str, float]]:
-    edges = [-72, -48, -24, -12, 0, 12, 24, 48]
-    buckets = [("more than 3 days early", lambda h: h < -72)]
-    buckets += [(f"{-a}h to {-b}h early" if b <= 0 else f"{a}h to {b}h late", lambda h, a=a, b=b: a <= h < b) for a, b in zip(edges, edges[1:])]
-    buckets += [("more than 2 days late", lambda h: h >= 48)]
+    """Delivered minus promised: at or before the promise counts as on time."""
+    edges = [-72, -48, -24, -12, 0]
+    buckets = [("more than 3 days early", lambda h: h <= -72)]
+    buckets += [(f"{-a}h to {-b}h early", lambda h, a=a, b=b: a < h <= b) for a, b in zip(edges, edges[1:])]
+    late = [0, 12, 24, 48]
+    buckets += [(f"{a}h to {b}h late", lambda h, a=a, b=b: a < h <= b) for a, b in zip(late, late[1:])]
+    buckets += [("more than 2 days late", lambda h: h > 48)]
     return [(label, float(sum(1 for h in hours if test(h)))) for label, test in buckets]
 
 

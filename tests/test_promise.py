@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from orderops.promise import PromisePolicy, compute
+from orderops.promise import WEEKDAYS, PromisePolicy, compute
 
 SHANGHAI = timezone(timedelta(hours=8))
 POLICY = PromisePolicy.model_validate(
@@ -151,3 +151,28 @@ def test_the_worked_example_in_the_docs():
     assert p.counts_from.astimezone(SHANGHAI).strftime("%a %d %H:%M") == "Thu 19 00:00"
     assert p.delivery_days == 4
     assert local(p) == ("Fri 20 00:00", "Mon 23 23:59")
+
+
+def test_ship_by_never_falls_on_a_day_off():
+    saturday = datetime(2026, 11, 21, 10, 0, tzinfo=SHANGHAI)  # Sunday is off
+    p = promise(accepted=saturday)
+    assert local(p)[0] == "Mon 23 10:00"
+
+
+def test_ship_within_is_elapsed_time_across_daylight_saving():
+    london = POLICY.model_copy(update={"timezone": "Europe/London", "working_days": list(WEEKDAYS)})
+    before_change = datetime(2026, 3, 28, 10, 0, tzinfo=timezone.utc)  # clocks go forward on the 29th
+    p = promise(accepted=before_change, policy=london)
+    assert p.ship_by - p.counts_from == timedelta(hours=24)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"cutoff": "16:00+08:00"}, "write it without an offset"),
+        ({"compensation": {"overnight": {"amount": 5}}}, "compensation for unknown service levels: overnight"),
+    ],
+)
+def test_more_policy_mistakes(change, message):
+    with pytest.raises(ValidationError, match=message):
+        PromisePolicy.model_validate(POLICY.model_dump(mode="json") | change)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -87,9 +88,10 @@ async def test_report_command_over_finished_orders(ts_env, ts_start, tmp_path: P
         result = await cli("report", "--since", "2000-01-01", "--until", "2100-01-01", "--query", f"WorkflowId IN ({ids})",
                            "--json", "--html", str(page), address=address)
         assert result.returncode == 0, result.stderr
-        report = json.loads(result.stdout.split("\n", 1)[1])
+        report = json.loads(result.stdout)
         if report["overall"]["orders"] == 3:
             break
+        await asyncio.sleep(0.2)
     overall = report["overall"]
     assert (overall["orders"], overall["delivered"]) == (3, 2)
     assert (overall["on_time_delivery"], overall["promise_attainment"]) == (0.5, 0.5)

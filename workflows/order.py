@@ -15,6 +15,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy, SearchAttributeIndexedValueType
+from temporalio.exceptions import RetryState
 from temporalio.workflow import ActivityCancellationType
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
@@ -57,6 +58,7 @@ COMPENSATION_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta
 # started before it keep replaying the old way (docs/process-language.md).
 SETTLE_CANCELLED_ACTIVITIES = "settle-cancelled-activities"
 TASK_PRIORITIES = "task-priorities"
+CLEAR_AT_RISK = "clear-at-risk"
 DEFAULT_AT_RISK_FRACTION = 0.8
 
 
@@ -140,7 +142,8 @@ class OrderWorkflow:
         self._end_reason: str | None = None
         self._activity_seq = 0
         self._published: tuple[str, str] | None = None
-        self._at_risk: dict[str, Any] | None = None
+        self._at_risk: dict[str, Any] | None = None  # the step the order is at risk at now, if any
+        self._at_risk_log: list[dict[str, Any]] = []
         self._breaches: list[dict[str, Any]] = []
         self._breached: set[str] = set()
         self._notices: list[asyncio.Task] = []
@@ -172,7 +175,7 @@ class OrderWorkflow:
             process=self._process,
             steps=self._steps,
             decisions=self._decisions,
-            at_risk=self._at_risk,
+            at_risk=self._at_risk_log,
             breaches=self._breaches,
             variables={k: v for k, v in self._vars.items() if k not in ("promise_policy", "now")},
         )
@@ -235,6 +238,10 @@ class OrderWorkflow:
             return await self._dispatch(node, deadline)
         finally:
             watcher.cancel()
+            if self._at_risk is not None and self._at_risk["node"] == node.id and workflow.patched(CLEAR_AT_RISK):
+                # The step is over, in time or breached: the order is no longer at risk for it.
+                self._at_risk = None
+                workflow.upsert_search_attributes([sa.AT_RISK.value_set(False)])
 
     async def _dispatch(self, node: Node, deadline: datetime | None) -> str:
         match node:
@@ -299,7 +306,12 @@ class OrderWorkflow:
                 raise
             if compensation and settle:
                 self._compensations.remove(compensation)  # activities are transactional: a failed one changed nothing
-            if deadline_binds and isinstance(err.cause, ActivityTimeout) and err.cause.type == TimeoutType.SCHEDULE_TO_CLOSE:
+            # The deadline cut the attempts short: either schedule-to-close ran out, or Temporal saw
+            # that the next retry would start after it and gave up with the last error.
+            if deadline_binds and (
+                (isinstance(err.cause, ActivityTimeout) and err.cause.type == TimeoutType.SCHEDULE_TO_CLOSE)
+                or err.retry_state == RetryState.TIMEOUT
+            ):
                 return self._breach(node, deadline, step)
             error_type, message = _failure(err)
             self._finish(step, "failed", f"{error_type}: {message}")
@@ -429,7 +441,8 @@ class OrderWorkflow:
             self._waiting_events.remove(node.event)
         event.consumed_by = node.id
         if node.result:
-            self._vars[node.result] = event.data
+            # When the event reached the order travels with its data: a sign-off's time, for instance.
+            self._vars[node.result] = {**event.data, "received_at": event.received_at.isoformat()}
         self._finish(step, "completed", f"event {node.event!r} received")
         return node.next
 
@@ -517,6 +530,7 @@ class OrderWorkflow:
             end_reason=self._end_reason,
             promise=self._vars.get("promise"),
             at_risk=self._at_risk,
+            at_risk_log=self._at_risk_log,
             breaches=self._breaches,
         )
 
@@ -590,8 +604,9 @@ class OrderWorkflow:
         at = accepted + (deadline - accepted) * fraction
         if workflow.now() < at:
             await workflow.sleep(at - workflow.now(), summary=f"{node.id}: at risk after {fraction:.0%} of the window")
-        if self._at_risk is None:
+        if self._at_risk is None and node.deadline not in self._breached:
             self._at_risk = {"node": node.id, "deadline": deadline.isoformat(), "at": workflow.now().isoformat()}
+            self._at_risk_log.append(self._at_risk)
             workflow.upsert_search_attributes([sa.AT_RISK.value_set(True)])
             message = f"order {self._order.order_id} is at risk at {node.id}: deadline {deadline.isoformat()}"
             self._notices.append(asyncio.create_task(self._notify_ops("at_risk", message)))
@@ -635,9 +650,11 @@ class OrderWorkflow:
         if not workflow.patched(TASK_PRIORITIES):
             return Priority()
         order = self._vars["order"]
-        if self._at_risk is not None:
+        if self._at_risk is not None or self._breaches:
             return Priority(priority_key=1)
-        if order.get("order_type") == "urgent" or order.get("service_level") in ("express", "same_day"):
+        # The service actually promised: a same-day order outside its area was promised as standard.
+        service = (self._vars.get("promise") or {}).get("service_level") or order.get("service_level")
+        if order.get("order_type") == "urgent" or service in ("express", "same_day"):
             return Priority(priority_key=2)
         return Priority(priority_key=3)
 

@@ -333,7 +333,8 @@ class _Builder:
         for visit in self.visits:
             visit.left_at = visit.left_at or at
         if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-            self.result = _decode(event.workflow_execution_completed_event_attributes.result.payloads, OrderResult)
+            result = _decode(event.workflow_execution_completed_event_attributes.result.payloads, OrderResult)
+            self.result = result if isinstance(result, OrderResult) else None
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
             self.failure = _failure_text(event.workflow_execution_failed_event_attributes.failure)
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
