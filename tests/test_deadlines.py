@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 
 from activities.store import Store
@@ -100,11 +101,12 @@ async def test_late_delivery_breaches_the_receive_at_the_promise_and_is_compensa
     assert priorities["pick"] == 3 and priorities["record_delivery"] == 1
 
 
-async def test_no_coupon_when_the_customer_caused_the_delay(ts_env, ts_start, ts_store: Store):
+@pytest.mark.parametrize("cause", ["address_changed", "delivery_rescheduled", "delivery_refused"])
+async def test_no_coupon_when_the_customer_caused_the_delay(ts_env, ts_start, ts_store: Store, cause: str):
     order, handle = await ts_start()
     view = await at_signoff(handle)
     _, deliver_by = promise_of(view)
-    await handle.signal("event", ExternalEvent(name="delivery_rescheduled", data={"to": "next week"}))
+    await handle.signal("event", ExternalEvent(name=cause, data={}))
     await fast_forward_to(ts_env, handle, deliver_by + timedelta(hours=6))
     await wait_until(handle, lambda v: v.breaches and "delivered" in v.waiting_for_events)
     await handle.signal("event", ExternalEvent(name="delivered"))
