@@ -72,6 +72,10 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
+class UsageError(CliError):
+    """Arguments that do not fit together: exit status 2, like argparse's own errors."""
+
+
 # -- reading input ------------------------------------------------------------
 
 
@@ -194,7 +198,10 @@ async def _update(client: Client, order_id: str, name: str, payload, result_type
     except WorkflowUpdateFailedError as err:
         raise CliError(f"refused: {_update_error(err)}") from None
     except WorkflowUpdateRPCTimeoutOrCancelledError:
-        raise CliError(f"no worker answered within {QUERY_TIMEOUT.seconds}s; is `orderops worker` running?") from None
+        raise CliError(
+            f"no worker answered within {QUERY_TIMEOUT.seconds}s (is `orderops worker` running?); the request stays queued "
+            f"and is checked when a worker runs: `orderops status {order_id}` shows whether it was taken"
+        ) from None
     except RPCError as err:
         raise CliError(f"order {order_id}: {err.message}") from None
 
@@ -328,7 +335,7 @@ def _list_query(args) -> str:
         if value is None:
             continue
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", value):
-            raise CliError(f"--{flag} {value!r}: letters, digits and _ only (e.g. awaiting_review, tier1, express)")
+            raise UsageError(f"--{flag} {value!r}: letters, digits and _ only (e.g. awaiting_review, tier1, express)")
         clauses.append(f"{attribute} = '{value}'")
     if args.at_risk:
         clauses.append("AtRisk = true")
@@ -472,7 +479,7 @@ async def _history(client: Client, order_id: str) -> WorkflowHistory:
 
 async def cmd_audit(args) -> int:
     if (args.order_id is None) == (args.file is None):
-        raise CliError("audit takes an ORDER_ID or --file HISTORY.json (one of the two)")
+        raise UsageError("audit takes an ORDER_ID or --file HISTORY.json (one of the two)")
     if args.file:
         history = load_history_file(args.file)
     else:
@@ -504,7 +511,7 @@ async def _listing(client: Client, query: str):
 
 async def cmd_export(args) -> int:
     if not args.order_ids and not args.query:
-        raise CliError("export takes ORDER_ID... or --query 'VISIBILITY QUERY'")
+        raise UsageError("export takes ORDER_ID... or --query 'VISIBILITY QUERY'")
     target = Path(args.out)
     client = await _client(args)
     workflow_ids = [workflow_id(o) for o in args.order_ids] + (await _listed(client, args.query) if args.query else [])
@@ -535,7 +542,7 @@ def _history_files(paths: list[str]) -> list[Path]:
 
 async def cmd_replay(args) -> int:
     if not args.paths and not args.query:
-        raise CliError("replay takes history FILES, a DIR of them, or --query 'VISIBILITY QUERY'")
+        raise UsageError("replay takes history FILES, a DIR of them, or --query 'VISIBILITY QUERY'")
     files = _history_files(args.paths)
     client = await _client(args) if args.query else None
     workflow_ids = await _listed(client, args.query) if client else []
@@ -545,7 +552,10 @@ async def cmd_replay(args) -> int:
 
     async def histories():
         for path in files:
-            yield str(path), load_history_file(path)
+            try:
+                yield str(path), load_history_file(path)
+            except HistoryError as err:
+                yield str(path), err  # reported as INVALID, and the other files still replay
         for wf_id in workflow_ids:
             yield f"query: {wf_id}", await client.get_workflow_handle(wf_id).fetch_history()
 
@@ -609,7 +619,7 @@ async def cmd_diff(args) -> int:
 
 async def cmd_render(args) -> int:
     if args.file is None and args.order is None:
-        raise CliError("render takes a definition FILE, --order ORDER_ID, or both")
+        raise UsageError("render takes a definition FILE, --order ORDER_ID, or both")
     visited, current, source = (), (), None
     if args.file:
         source = load_definition(Path(args.file), None)
@@ -623,7 +633,7 @@ async def cmd_render(args) -> int:
             source = DefinitionSnapshot(**timeline.process.model_dump(), source=timeline.definition_source)
     definition, _ = lint_text(source.source, None)
     if args.format == "png" and not args.out:
-        raise CliError("--format png writes binary data: give --out FILE.png")
+        raise UsageError("--format png writes binary data: give --out FILE.png")
     try:
         data = render(definition, args.format, visited, current)
     except RenderError as err:
@@ -649,18 +659,18 @@ def _time_option(flag: str, value: str, naive_is_utc: bool = True) -> datetime:
         when = datetime.fromisoformat(value)
         if when.tzinfo is None:
             if not naive_is_utc:
-                raise CliError(f"{flag} {value!r}: give a UTC offset (e.g. +08:00 or Z)")
+                raise UsageError(f"{flag} {value!r}: give a UTC offset (e.g. +08:00 or Z)")
             when = when.replace(tzinfo=timezone.utc)
         return when.astimezone(timezone.utc)
     except (ValueError, OverflowError):
-        raise CliError(f"{flag} {value!r}: not a usable ISO-8601 date or time (e.g. 2026-11-01 or 2026-11-01T00:00:00+08:00)") from None
+        raise UsageError(f"{flag} {value!r}: not a usable ISO-8601 date or time (e.g. 2026-11-01 or 2026-11-01T00:00:00+08:00)") from None
 
 
 async def cmd_report(args) -> int:
     until = _time_option("--until", args.until) if args.until else datetime.now(timezone.utc)
     since = _time_option("--since", args.since) if args.since else until - timedelta(days=30)
     if since >= until:
-        raise CliError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
+        raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
     client = await _client(args)
     query = _visibility(
         f"ExecutionStatus != 'Running' AND CloseTime >= '{since.astimezone(timezone.utc).isoformat()}'"
@@ -879,6 +889,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     logs.configure(args.log_format, args.log_level)
     try:
         return asyncio.run(_dispatch(args))
+    except UsageError as err:
+        print(f"orderops: {err}", file=sys.stderr)
+        return 2
     except (CliError, Unreachable, HistoryError) as err:
         print(f"orderops: {err}", file=sys.stderr)
         return 1

@@ -188,7 +188,8 @@ async def _drive(client: Client, count: int, worker_task: asyncio.Task) -> int:
     snapshot = load_definition(config.DEFAULT_PROCESS, ACTIVITY_NAMES)
     run_tag = datetime.now().strftime("%m%d%H%M%S")
     scenarios = load_scenarios(count, run_tag)
-    console.print(f"Web UI: http://localhost:{config.UI_PORT}/namespaces/{client.namespace}/workflows")
+    if client.service_client.config.target_host == config.DEFAULT_ADDRESS:
+        console.print(f"Web UI: http://localhost:{config.UI_PORT}/namespaces/{client.namespace}/workflows")
     tracked: list[Tracked] = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console) as progress:

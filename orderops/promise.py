@@ -1,6 +1,6 @@
 """Delivery promises: the policy ops write in YAML, and the deterministic computation.
 
-The figures come from the source documents (../shared/domain.md): 1-2 days in
+The figures come from the source documents (docs/domain.md): 1-2 days in
 tier-1 cities, 3-5 days in remote areas, pick-pack-ship within 24 hours of
 acceptance; premium customers and special categories get other promises.
 """

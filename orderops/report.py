@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from orderops.messages import OrderResult
 
-# ../shared/domain.md: figures the documents commit to.
+# docs/domain.md: figures the documents commit to.
 # The user tasks that are a manual review of the order (the standard process's names).
 REVIEW_NODES = frozenset({"manual_review", "escalated_review"})
 

@@ -164,3 +164,8 @@ def test_diff_of_identical_definitions_and_of_a_broken_one(tmp_path: Path):
     broken.write_text("id: x\nversion: [\n")
     bad = run_cli("diff", str(SHIPPED[0]), str(broken))
     assert bad.returncode == 1 and bad.stderr.startswith(f"{broken}:")
+
+
+def test_render_needs_a_definition_or_an_order():
+    result = run_cli("render")
+    assert (result.returncode, result.stderr.strip()) == (2, "orderops: render takes a definition FILE, --order ORDER_ID, or both")

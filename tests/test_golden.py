@@ -131,6 +131,7 @@ async def test_changed_activity_commands_are_located_at_their_event_and_node(tmp
     [
         ('{"events": []}', "the history has no events"),
         ('{"events": [{}]}', "the history does not begin with the workflow's start event"),
+        ("{}", "not a workflow history JSON file"),
     ],
 )
 async def test_invalid_history_files_are_reported_not_replayed(tmp_path: Path, content: str, reason: str):

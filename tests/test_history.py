@@ -111,7 +111,7 @@ async def test_audit_of_a_running_order_and_of_bad_input(start, address, tmp_pat
     bad = await cli("audit", "--file", str(garbage))
     assert bad.returncode == 1 and bad.stderr.startswith(f"orderops: {garbage}: not a workflow history JSON file")
     neither = await cli("audit")
-    assert (neither.returncode, neither.stderr.strip()) == (1, "orderops: audit takes an ORDER_ID or --file HISTORY.json (one of the two)")
+    assert (neither.returncode, neither.stderr.strip()) == (2, "orderops: audit takes an ORDER_ID or --file HISTORY.json (one of the two)")
 
 
 async def test_replay_by_visibility_query(start, address):

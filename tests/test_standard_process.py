@@ -171,6 +171,7 @@ async def test_cancel_while_awaiting_review_releases_stock(start, store: Store):
     await handle.execute_update("cancel", CancelRequest(reason="duplicate payment issue"))
     result = await handle.result()
     assert result.status == "cancelled"
+    assert next(s for s in result.steps if s.node == "manual_review").outcome == "cancelled"  # not left "running"
     assert store.stock_levels()["TEA-001"] == before["TEA-001"]
     with pytest.raises(RPCError, match="completed"):
         await handle.execute_update("cancel", CancelRequest(reason="again"))

@@ -194,6 +194,9 @@ class OrderWorkflow:
                 await flow
             except (asyncio.CancelledError, ActivityError, ProcessFailure):
                 pass
+            for step in self._steps:
+                if step.outcome == "running":  # interrupted where it stood (a user task, a receive, a wait)
+                    self._finish(step, "cancelled")
             return "cancelled", None, f"cancelled by {self._cancel.by}: {self._cancel.reason}"
         cancel_requested.cancel()
         try:

@@ -67,7 +67,7 @@ def problem_with(history: WorkflowHistory) -> str | None:
 
 
 async def replay(
-    histories: AsyncIterator[tuple[str, WorkflowHistory]],
+    histories: AsyncIterator[tuple[str, WorkflowHistory | Exception]],
     workflows: Sequence[type] = (OrderWorkflow,),
     on_each: Callable[[ReplayOutcome], None] = lambda outcome: None,
 ) -> list[ReplayOutcome]:
@@ -77,9 +77,12 @@ async def replay(
 
     async def feed() -> AsyncIterator[WorkflowHistory]:
         async for source, history in histories:
-            problem = problem_with(history)
+            if isinstance(history, Exception):  # the file could not be read as a history at all
+                problem, name = str(history).removeprefix(f"{source}: "), source.rsplit("/", 1)[-1].removesuffix(".json")
+            else:
+                problem, name = problem_with(history), history.workflow_id
             if problem is not None:
-                outcome = ReplayOutcome(workflow_id=history.workflow_id, source=source, ok=False, invalid=True, error=problem)
+                outcome = ReplayOutcome(workflow_id=name, source=source, ok=False, invalid=True, error=problem)
                 outcomes.append(outcome)
                 on_each(outcome)
                 continue

@@ -7,6 +7,7 @@ the worker and `orderops start` all print `file:line:col: message`.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,11 +159,19 @@ def _describe(error: dict, field_name: str) -> str:
     return f"{field_name}: {message}" if field_name else message
 
 
+# Names pydantic puts in error locations for the members of a union (`PromisePolicy | str`).
+_UNION_MEMBER = re.compile(r"^(function-\w+\[.*\]|str|PromisePolicy|int|float|bool)$")
+
+
 def problems_of(err: ValidationError, source: Source) -> list[Problem]:
     """pydantic's errors, each at the line and column of the value it is about."""
     problems = []
-    for error in err.errors():
-        path = _data_path(tuple(error["loc"]), source.data)
+    errors = err.errors()
+    # A mapping given where a union also allows a string: the string member's complaint is noise.
+    errors = [e for e in errors if not (e["type"] == "string_type" and isinstance(e.get("input"), dict))] or errors
+    for error in errors:
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _UNION_MEMBER.match(p) and p not in NODE_TYPES))
+        path = _data_path(loc, source.data)
         field_name = str(path[-1]) if path else ""
         if error["type"] == "union_tag_invalid":
             path += ("type",)  # point at the offending `type:` line, not the node's first
