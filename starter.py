@@ -293,7 +293,8 @@ async def cmd_status(args) -> int:
         print(view.model_dump_json(indent=2))
         return 0
     out.print(f"[bold]Order {view.order_id}[/]  status: [bold]{view.status}[/]")
-    out.print(f"process: {view.process.id} v{view.process.version}  sha256 {view.process.sha256[:12]}  ({view.process.path})")
+    policy = f", promise policy {view.process.promise_policy_sha256[:12]}" if view.process.promise_policy_sha256 else ""
+    out.print(f"process: {view.process.id} v{view.process.version}  sha256 {view.process.sha256[:12]}{policy}  ({view.process.path})")
     if view.current_nodes:
         out.print(f"current: {', '.join(view.current_nodes)}")
     if view.promise:

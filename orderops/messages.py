@@ -114,6 +114,7 @@ class ProcessRef(BaseModel):
     version: int
     sha256: str
     path: str
+    promise_policy_sha256: str | None = None
 
 
 class OrderStatusView(BaseModel):

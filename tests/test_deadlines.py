@@ -15,7 +15,7 @@ from activities.store import Store
 from orderops import search_attributes as sa
 from orderops.history.timeline import build_timeline
 from orderops.messages import ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
-from tests.conftest import awaiting_decision, status, wait_until, waiting_for
+from tests.conftest import awaiting_decision, definition, status, wait_until, waiting_for
 
 
 async def at_signoff(handle) -> OrderStatusView:
@@ -90,6 +90,7 @@ async def test_late_delivery_breaches_the_receive_at_the_promise_and_is_compensa
     history = await handle.fetch_history()
     timeline = build_timeline(history)
     assert timeline.promise["deliver_by"] == view.promise["deliver_by"]
+    assert timeline.process.promise_policy_sha256 == definition("standard.yaml").promise_policy_sha256 and len(timeline.process.promise_policy_sha256) == 64
     assert timeline.at_risk_at < timeline.breached_at
     assert abs(timeline.breached_at - deliver_by) < timedelta(seconds=5)
     # At risk, the later activities ran with the top task priority.

@@ -109,7 +109,13 @@ class OrderWorkflow:
     @workflow.init
     def __init__(self, inp: OrderInput) -> None:
         snapshot = inp.definition
-        self._process = ProcessRef(id=snapshot.id, version=snapshot.version, sha256=snapshot.sha256, path=snapshot.path)
+        self._process = ProcessRef(
+            id=snapshot.id,
+            version=snapshot.version,
+            sha256=snapshot.sha256,
+            path=snapshot.path,
+            promise_policy_sha256=snapshot.promise_policy_sha256,
+        )
         self._definition, problems = lint_text(snapshot.source, known_activities=None)
         self._problems = [p.format(snapshot.path) for p in problems]
         self._nodes = self._definition.node_map() if self._definition else {}

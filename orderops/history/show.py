@@ -66,6 +66,8 @@ def print_timeline(console: Console, timeline: Timeline) -> None:
     console.print(f"[bold]Order {escape(timeline.order_id)}[/] (workflow {escape(timeline.workflow_id)})")
     console.print(f"process: {escape(p.id)} v{p.version}  sha256 {p.sha256}")
     console.print(f"         from {escape(p.path)}")
+    if p.promise_policy_sha256:
+        console.print(f"         promise policy sha256 {p.promise_policy_sha256}")
     console.print(f"started: {_clock(timeline.started_at)}   closed: {_clock(timeline.closed_at) or 'still running'}")
     if timeline.promise:
         promise = timeline.promise

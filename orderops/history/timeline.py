@@ -216,7 +216,13 @@ class _Builder:
             # A file from `temporal workflow show` does not name its workflow; the order id does.
             workflow_id=workflow_id(self.order_input.order.order_id),
             order_id=self.order_input.order.order_id,
-            process=ProcessRef(id=snapshot.id, version=snapshot.version, sha256=snapshot.sha256, path=snapshot.path),
+            process=ProcessRef(
+                id=snapshot.id,
+                version=snapshot.version,
+                sha256=snapshot.sha256,
+                path=snapshot.path,
+                promise_policy_sha256=snapshot.promise_policy_sha256,
+            ),
             definition_source=snapshot.source,
             started_at=self.started_at,
             closed_at=self.closed_at,

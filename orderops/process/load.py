@@ -61,6 +61,7 @@ class DefinitionSnapshot(BaseModel):
     source: str
     # The promise policy, resolved (a file the definition names is read at start): None without one.
     promise_policy: dict[str, Any] | None = None
+    promise_policy_sha256: str | None = None
 
 
 class _Unreadable(Exception):
@@ -205,4 +206,6 @@ def snapshot(path: Path, text: str, definition: ProcessDefinition, policy: Promi
         path=str(path),
         source=text,
         promise_policy=policy.model_dump(mode="json") if policy else None,
+        # Of the resolved policy, so an inline one and a file with the same content hash alike.
+        promise_policy_sha256=hashlib.sha256(policy.model_dump_json().encode()).hexdigest() if policy else None,
     )
