@@ -56,7 +56,7 @@ from orderops.history.show import print_timeline
 from orderops.history.timeline import HistoryError, build_timeline, load_history_file
 from orderops.order import Order, OrderEdit, workflow_id
 from orderops.process.diff import diff
-from orderops.process.lint import InvalidDefinition, lint_text, load_definition
+from orderops.process.lint import InvalidDefinition, lint_text, load, load_definition
 from orderops.process.load import DefinitionSnapshot
 from orderops.process.model import ProcessDefinition
 from orderops.promise import PromisePolicy
@@ -177,11 +177,12 @@ async def _describe(client: Client, order_id: str):
         raise
 
 
-async def _require_running(client: Client, order_id: str) -> None:
+async def _require_running(client: Client, order_id: str):
     description = await _describe(client, order_id)
     if description.status != Status.RUNNING:
         ended = description.typed_search_attributes.get(sa.ORDER_STATUS) or description.status.name.lower()
         raise CliError(f"order {order_id} has already ended ({ended}); nothing changed")
+    return description
 
 
 def _update_error(err: WorkflowUpdateFailedError) -> str:
@@ -206,8 +207,8 @@ async def _update(client: Client, order_id: str, name: str, payload, result_type
         raise CliError(f"order {order_id}: {err.message}") from None
 
 
-async def fetch_status(client: Client, order_id: str) -> OrderStatusView:
-    description = await _describe(client, order_id)
+async def fetch_status(client: Client, order_id: str, description=None) -> OrderStatusView:
+    description = description or await _describe(client, order_id)
     handle = _handle(client, order_id)
     try:
         return await handle.query("status", result_type=OrderStatusView, rpc_timeout=QUERY_TIMEOUT)
@@ -405,8 +406,7 @@ async def cmd_event(args) -> int:
     except ValidationError as err:
         raise CliError(f"invalid event: {_field_errors(err)[0]}") from None
     client = await _client(args)
-    view = await fetch_status(client, args.order_id)
-    await _require_running(client, args.order_id)
+    view = await fetch_status(client, args.order_id, await _require_running(client, args.order_id))
     if event.name not in view.accepted_events:
         raise CliError(
             f"order {args.order_id}'s process has no receive for event {event.name!r}; it accepts: {', '.join(view.accepted_events)}"
@@ -433,13 +433,12 @@ def cmd_lint(args) -> int:
     failed = False
     for name in args.files:
         try:
-            snapshot = load_definition(Path(name), ACTIVITY_NAMES)
+            definition, snapshot = load(Path(name), ACTIVITY_NAMES)
         except InvalidDefinition as err:
             failed = True
             for message in err.messages:
                 print(message)
             continue
-        definition, _ = lint_text(snapshot.source, ACTIVITY_NAMES)
         print(f"{name}: ok ({snapshot.id} v{snapshot.version}, {len(definition.nodes)} nodes)")
     return 1 if failed else 0
 
@@ -581,10 +580,8 @@ async def cmd_replay(args) -> int:
 
 async def cmd_diff(args) -> int:
     # Either version may name activities this install does not have (removed, or not yet deployed).
-    old = load_definition(Path(args.old), None)
-    new = load_definition(Path(args.new), None)
-    old_def, _ = lint_text(old.source, None)
-    new_def, _ = lint_text(new.source, None)
+    old_def, old = load(Path(args.old), None)
+    new_def, _ = load(Path(args.new), None)
     changes = diff(old_def, new_def)
     print(f"{changes.old} -> {changes.new}" + ("  (no change)" if changes.empty else ""))
     for title, items in (
@@ -621,18 +618,17 @@ async def cmd_diff(args) -> int:
 async def cmd_render(args) -> int:
     if args.file is None and args.order is None:
         raise UsageError("render takes a definition FILE, --order ORDER_ID, or both")
-    visited, current, source = (), (), None
+    visited, current, definition, snapshot = (), (), None, None
     if args.file:
-        source = load_definition(Path(args.file), None)
+        definition, snapshot = load(Path(args.file), None)
     if args.order:
         timeline = build_timeline(await _history(await _client(args), args.order))
         visited, current = timeline.visited(), timeline.current()
-        if source is None or source.sha256 != timeline.process.sha256:
-            if source is not None:
+        if snapshot is None or snapshot.sha256 != timeline.process.sha256:
+            if snapshot is not None:
                 print(f"orderops: note: order {args.order} ran under {timeline.process.id} v{timeline.process.version} "
                       f"(sha256 {timeline.process.sha256[:12]}), not {args.file}; drawing that one", file=sys.stderr)
-            source = DefinitionSnapshot(**timeline.process.model_dump(), source=timeline.definition_source)
-    definition, _ = lint_text(source.source, None)
+            definition, _ = lint_text(timeline.definition_source, None)
     if args.format == "png" and not args.out:
         raise UsageError("--format png writes binary data: give --out FILE.png")
     try:

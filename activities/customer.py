@@ -7,7 +7,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.inputs import DeliveryArgs, FeedbackArgs, NotifyArgs, parse
-from activities.store import Store, now_iso
+from activities.store import StoreActivities, now_iso
 
 log = structlog.get_logger()
 
@@ -21,10 +21,7 @@ TEMPLATES = {
 }
 
 
-class CustomerActivities:
-    def __init__(self, store: Store):
-        self.store = store
-
+class CustomerActivities(StoreActivities):
     @activity.defn(name="notify_customer")
     def notify_customer(self, payload: dict) -> dict:
         """Write to the outbox (transactional-outbox pattern); one message per order and kind."""

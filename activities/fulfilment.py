@@ -9,7 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.inputs import OrderArgs, parse
-from activities.store import Store, now_iso
+from activities.store import StoreActivities, now_iso
 
 log = structlog.get_logger()
 
@@ -28,10 +28,7 @@ def _no_reservation(order_id: str) -> ApplicationError:
     return ApplicationError(f"order {order_id} holds no active stock reservation", type="NoReservation", non_retryable=True)
 
 
-class FulfilmentActivities:
-    def __init__(self, store: Store):
-        self.store = store
-
+class FulfilmentActivities(StoreActivities):
     @activity.defn(name="pick_items")
     def pick_items(self, payload: dict) -> dict:
         """A pick list in bin order, so the picker walks the aisles once."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
 import structlog
@@ -11,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.inputs import DelayArgs, OpsNoticeArgs, PromiseArgs, parse
-from activities.store import Store, now_iso
+from activities.store import StoreActivities, now_iso
 from orderops import promise as promises
 
 log = structlog.get_logger()
@@ -24,10 +23,7 @@ def _policy(data: dict) -> promises.PromisePolicy:
         raise ApplicationError(f"invalid promise policy: {err.errors()[0]['msg']}", type="InvalidInput", non_retryable=True) from None
 
 
-class PromiseActivities:
-    def __init__(self, store: Store):
-        self.store = store
-
+class PromiseActivities(StoreActivities):
     @activity.defn(name="compute_promise")
     def compute_promise(self, payload: dict) -> dict:
         """Promise from the policy, the destination and the catalogue's categories; same input, same promise."""

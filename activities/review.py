@@ -11,7 +11,7 @@ import structlog
 from temporalio import activity
 
 from activities.inputs import ReviewArgs, parse
-from activities.store import Store, now_iso
+from activities.store import StoreActivities, now_iso
 from orderops.order import Order
 
 log = structlog.get_logger()
@@ -26,10 +26,7 @@ def _address_text(order: Order) -> str:
     return " ".join(p for p in (a.province, a.city, a.district, a.street) if p)
 
 
-class ReviewActivities:
-    def __init__(self, store: Store):
-        self.store = store
-
+class ReviewActivities(StoreActivities):
     @activity.defn(name="review_order")
     def review_order(self, payload: dict) -> dict:
         args = parse(ReviewArgs, payload)

@@ -7,15 +7,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.inputs import OrderArgs, parse
-from activities.store import Store, now_iso
+from activities.store import StoreActivities, now_iso
 
 log = structlog.get_logger()
 
 
-class StockActivities:
-    def __init__(self, store: Store):
-        self.store = store
-
+class StockActivities(StoreActivities):
     @activity.defn(name="reserve_stock")
     def reserve_stock(self, payload: dict) -> dict:
         """Reserve the order's current items; a repeat returns the existing reservation."""

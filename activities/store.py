@@ -193,3 +193,10 @@ class Store:
             return [dict(r) for r in db.execute(sql, params)]
         finally:
             db.close()
+
+
+class StoreActivities:
+    """Base of the activity classes: each works on the one warehouse store it is given."""
+
+    def __init__(self, store: Store):
+        self.store = store

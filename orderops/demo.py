@@ -27,7 +27,7 @@ from activities import ACTIVITY_NAMES
 from orderops import config, server
 from orderops.connect import Unreachable, connect
 from orderops.messages import CancelRequest, ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
-from orderops.order import Order, OrderEdit, workflow_id
+from orderops.order import Order, OrderEdit
 from orderops.process.lint import load_definition
 from orderops.report import build, facts
 from starter import print_report, start_order

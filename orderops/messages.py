@@ -92,6 +92,17 @@ class DecisionRecord(BaseModel):
     via: str
     changes: dict[str, Any] | None = None
 
+    @staticmethod
+    def fields_of(decision: ReviewDecision) -> dict[str, Any]:
+        """What a decision record keeps of the decision itself (the rest: where, when, how it came)."""
+        return {
+            "decision": decision.decision,
+            "agent": decision.agent,
+            "role": decision.role,
+            "reason": decision.reason,
+            "changes": decision.changes.model_dump(exclude_none=True, mode="json") if decision.changes else None,
+        }
+
 
 class EventRecord(BaseModel):
     name: str
@@ -115,6 +126,16 @@ class ProcessRef(BaseModel):
     sha256: str
     path: str
     promise_policy_sha256: str | None = None
+
+    @classmethod
+    def of(cls, snapshot: DefinitionSnapshot) -> "ProcessRef":
+        return cls(
+            id=snapshot.id,
+            version=snapshot.version,
+            sha256=snapshot.sha256,
+            path=snapshot.path,
+            promise_policy_sha256=snapshot.promise_policy_sha256,
+        )
 
 
 class OrderStatusView(BaseModel):

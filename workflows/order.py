@@ -109,13 +109,7 @@ class OrderWorkflow:
     @workflow.init
     def __init__(self, inp: OrderInput) -> None:
         snapshot = inp.definition
-        self._process = ProcessRef(
-            id=snapshot.id,
-            version=snapshot.version,
-            sha256=snapshot.sha256,
-            path=snapshot.path,
-            promise_policy_sha256=snapshot.promise_policy_sha256,
-        )
+        self._process = ProcessRef.of(snapshot)
         self._definition, problems = lint_text(snapshot.source, known_activities=None)
         self._problems = [p.format(snapshot.path) for p in problems]
         self._nodes = self._definition.node_map() if self._definition else {}
@@ -567,18 +561,7 @@ class OrderWorkflow:
         task = next(t for t in self._pending.values() if t.node not in self._answers and decision.node in (None, t.node))
         self._answers[task.node] = decision
         now = workflow.now()
-        self._decisions.append(
-            DecisionRecord(
-                node=task.node,
-                decision=decision.decision,
-                agent=decision.agent,
-                role=decision.role,
-                reason=decision.reason,
-                at=now,
-                via=via,
-                changes=decision.changes.model_dump(exclude_none=True, mode="json") if decision.changes else None,
-            )
-        )
+        self._decisions.append(DecisionRecord(node=task.node, at=now, via=via, **DecisionRecord.fields_of(decision)))
         next_node = self._nodes[task.node].outcomes[decision.decision]
         return ReviewReceipt(
             order_id=self._order.order_id, node=task.node, decision=decision.decision, agent=decision.agent, next=next_node, at=now

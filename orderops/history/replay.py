@@ -12,7 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
 
-from orderops.history.timeline import HistoryError, build_timeline
+from orderops.history.timeline import HistoryError, build_timeline, workflow_id_of
 from orderops.messages import WORKFLOW_NAME
 from workflows import OrderWorkflow
 
@@ -102,17 +102,16 @@ async def replay(
 
 
 def _outcome(history: WorkflowHistory, source: str, failure: Exception | None) -> ReplayOutcome:
-    try:
-        timeline = build_timeline(history)
-        workflow_id = timeline.workflow_id
-    except HistoryError:
-        timeline, workflow_id = None, history.workflow_id
-    outcome = ReplayOutcome(workflow_id=workflow_id, source=source, ok=failure is None)
+    outcome = ReplayOutcome(workflow_id=workflow_id_of(history), source=source, ok=failure is None)
     if failure is not None:
         text = str(failure)
         message = _MESSAGE.search(text)
         outcome.error = (message.group(1) if message else text.splitlines()[0])[:500]
         outcome.event_id = diverged_event(text, history)
-        if outcome.event_id is not None and timeline is not None:
-            outcome.node = timeline.node_at_event(outcome.event_id)
+        if outcome.event_id is not None:
+            # Only a diverged history needs reading through, to name the node it was at.
+            try:
+                outcome.node = build_timeline(history).node_at_event(outcome.event_id)
+            except HistoryError:
+                outcome.node = None
     return outcome

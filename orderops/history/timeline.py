@@ -21,7 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import decode_typed_search_attributes
 
 from orderops import search_attributes as sa
-from orderops.messages import CancelRequest, ExternalEvent, OrderInput, OrderResult, ProcessRef, ReviewDecision
+from orderops.messages import CancelRequest, DecisionRecord, ExternalEvent, OrderInput, OrderResult, ProcessRef, ReviewDecision
 from orderops.order import workflow_id
 from orderops.process.load import load_text
 
@@ -52,14 +52,8 @@ class ActivityRun(BaseModel):
     scheduled_event_id: int
 
 
-class DecisionEntry(BaseModel):
-    node: str | None
-    decision: str
-    agent: str
-    role: str
-    reason: str
-    at: datetime
-    via: str
+class DecisionEntry(DecisionRecord):
+    node: str | None  # a signalled decision whose user task the history does not name
     accepted: bool | None = Field(description="None: a signal whose fate the history does not show yet")
     event_id: int
 
@@ -216,13 +210,7 @@ class _Builder:
             # A file from `temporal workflow show` does not name its workflow; the order id does.
             workflow_id=workflow_id(self.order_input.order.order_id),
             order_id=self.order_input.order.order_id,
-            process=ProcessRef(
-                id=snapshot.id,
-                version=snapshot.version,
-                sha256=snapshot.sha256,
-                path=snapshot.path,
-                promise_policy_sha256=snapshot.promise_policy_sha256,
-            ),
+            process=ProcessRef.of(snapshot),
             definition_source=snapshot.source,
             started_at=self.started_at,
             closed_at=self.closed_at,
@@ -445,16 +433,20 @@ class _Builder:
     def _decision(decision: ReviewDecision, at: datetime, via: str, event_id: int, node: str | None) -> DecisionEntry:
         return DecisionEntry(
             node=node,
-            decision=decision.decision,
-            agent=decision.agent,
-            role=decision.role,
-            reason=decision.reason,
             at=at,
             via=via,
+            **DecisionRecord.fields_of(decision),
             # Updates reach history only once their validator accepted them; signals are checked later, by the workflow.
             accepted=True if via == "update" else None,
             event_id=event_id,
         )
+
+
+def workflow_id_of(history: WorkflowHistory) -> str:
+    """The order's workflow id from the start event alone; a `temporal workflow show` file names none."""
+    started = history.events[0].workflow_execution_started_event_attributes
+    order_input = _decode(started.input.payloads, OrderInput)
+    return workflow_id(order_input.order.order_id) if isinstance(order_input, OrderInput) else history.workflow_id
 
 
 def build_timeline(history: WorkflowHistory) -> Timeline:

@@ -291,7 +291,7 @@ def load_policy(path: Path) -> PromisePolicy:
     raise InvalidDefinition([p.format(str(path)) for p in problems])
 
 
-def load_definition(path: Path, known_activities: Collection[str] | None) -> DefinitionSnapshot:
+def load(path: Path, known_activities: Collection[str] | None) -> tuple[ProcessDefinition, DefinitionSnapshot]:
     """Read and lint a definition file (and the policy file it names); raise InvalidDefinition."""
     text = _read(path)
     definition, problems = lint_text(text, known_activities)
@@ -300,4 +300,8 @@ def load_definition(path: Path, known_activities: Collection[str] | None) -> Def
     policy = definition.promise_policy
     if isinstance(policy, str):
         policy = load_policy(path.parent / policy)
-    return snapshot(path, text, definition, policy)
+    return definition, snapshot(path, text, definition, policy)
+
+
+def load_definition(path: Path, known_activities: Collection[str] | None) -> DefinitionSnapshot:
+    return load(path, known_activities)[1]
