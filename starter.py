@@ -256,6 +256,8 @@ async def _submitted(client: Client, order: Order) -> bool:
 
 
 async def cmd_start(args) -> int:
+    if (args.format or ("csv" if args.orders.lower().endswith(".csv") else "json")) == "csv":
+        return await _start_csv(args)
     orders = read_orders(args.orders)
     snapshot = load_definition(Path(args.process), ACTIVITY_NAMES)
     client = await _client(args)
@@ -267,6 +269,42 @@ async def cmd_start(args) -> int:
         handle = await start_order(client, order, snapshot)
         print(handle.id)
     return 0
+
+
+async def _start_csv(args) -> int:
+    """Unlike JSON, not all or nothing: an invalid row holds back its own order, a resubmitted order is skipped."""
+    from orderops.csv_orders import CsvFileError, read_csv_orders
+
+    try:
+        batch = read_csv_orders(args.orders, _field_errors)
+    except CsvFileError as err:
+        raise CliError(str(err)) from None
+    snapshot = load_definition(Path(args.process), ACTIVITY_NAMES)
+    for problem in batch.problems:
+        print(problem, file=sys.stderr)
+    started, skipped = 0, []
+    if batch.orders:
+        client = await _client(args)
+        for order in batch.orders:
+            try:
+                handle = await start_order(client, order, snapshot)
+            except CliError as err:  # already submitted: the workflow id reuse policy refused it
+                print(f"{batch.path}:{batch.lines[order.order_id][0]}: {err}", file=sys.stderr)
+                skipped.append(order.order_id)
+                continue
+            print(handle.id)
+            started += 1
+    summary = [f"started {started} order{'' if started == 1 else 's'}"]
+    if skipped:
+        summary.append(f"{len(skipped)} already submitted ({', '.join(skipped)}), skipped")
+    if batch.invalid_lines:
+        rows, held = len(batch.invalid_lines), batch.rejected
+        summary.append(
+            f"{rows} row{'' if rows == 1 else 's'} invalid"
+            + (f" (order{'' if len(held) == 1 else 's'} {', '.join(held)} not started)" if held else "")
+        )
+    print("; ".join(summary), file=sys.stderr)
+    return 1 if batch.invalid_lines else 0
 
 
 def initial_search_attributes(snapshot: DefinitionSnapshot) -> TypedSearchAttributes:
@@ -781,9 +819,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--process-dir", default=str(config.PROCESS_DIR), help="definitions to check before serving")
     p.set_defaults(run=cmd_worker)
 
-    p = commands.add_parser("start", help="start orders from a JSON object, list or JSON Lines file ('-' for stdin)")
+    p = commands.add_parser("start", help="start orders from JSON (object, list or JSON Lines) or a CSV of order lines ('-' for stdin)")
     p.add_argument("orders")
     p.add_argument("--process", default=str(config.DEFAULT_PROCESS), help="process definition (default: standard)")
+    p.add_argument("--format", choices=["json", "csv"], help="input format (default: csv for a *.csv file, else json)")
     p.set_defaults(run=cmd_start)
 
     p = commands.add_parser("status", help="an order's current step, history of steps and pending decision")
