@@ -36,11 +36,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import ACTIVITY_NAMES
+from activities.inputs import ReturnRequest
 import worker
 from orderops import config, logs, search_attributes as sa, server
 from orderops.connect import Unreachable, connect
 from orderops.messages import (
     TASK_QUEUE,
+    AddressChange,
+    AddressChangeReceipt,
     CancelReceipt,
     CancelRequest,
     ExternalEvent,
@@ -54,7 +57,7 @@ from orderops.messages import (
 from orderops.history.replay import replay
 from orderops.history.show import print_timeline
 from orderops.history.timeline import HistoryError, build_timeline, load_history_file
-from orderops.order import Order, OrderEdit, workflow_id
+from orderops.order import Address, Order, OrderEdit, OrderItem, workflow_id
 from orderops.process.diff import diff
 from orderops.process.lint import InvalidDefinition, lint_text, load, load_definition
 from orderops.process.load import DefinitionSnapshot
@@ -226,12 +229,14 @@ async def fetch_status(client: Client, order_id: str, description=None) -> Order
 # -- commands ------------------------------------------------------------------------
 
 
-async def start_order(client: Client, order: Order, snapshot: DefinitionSnapshot, task_queue: str = TASK_QUEUE) -> WorkflowHandle:
+async def start_order(
+    client: Client, order: Order, snapshot: DefinitionSnapshot, task_queue: str = TASK_QUEUE, variables: dict | None = None
+) -> WorkflowHandle:
     """One workflow per order id, ever: a resubmitted order is refused, not run twice."""
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,
-            OrderInput(order=order, definition=snapshot),
+            OrderInput(order=order, definition=snapshot, variables=variables or {}),
             id=workflow_id(order.order_id),
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -464,6 +469,134 @@ async def cmd_cancel(args) -> int:
     receipt: CancelReceipt = await _update(client, args.order_id, "cancel", request, CancelReceipt)
     at = ", ".join(receipt.cancelled_at_nodes) or "between steps"
     print(f"order {receipt.order_id}: cancellation accepted at {at}; completed steps are being undone")
+    return 0
+
+
+
+async def cmd_change_address(args) -> int:
+    try:
+        change = AddressChange(
+            address=Address(province=args.province, city=args.city, district=args.district, street=args.street, postcode=args.postcode),
+            by=args.by,
+            reason=args.reason,
+        )
+    except ValidationError as err:
+        raise CliError(f"invalid address: {_field_errors(err)[0]}") from None
+    client = await _client(args)
+    receipt: AddressChangeReceipt = await _update(client, args.order_id, "change_address", change, AddressChangeReceipt)
+    a = receipt.address
+    print(f"order {receipt.order_id}: delivery address is now {a.province} {a.city} {a.district} {a.street} {a.postcode}".replace("  ", " "))
+    return 0
+
+
+async def cmd_merge(args) -> int:
+    """Fold an order waiting at review into another of the same customer, also waiting there."""
+    if args.order_id == args.into:
+        raise UsageError("an order cannot be merged into itself")
+    client = await _client(args)
+    views = {}
+    for order_id in (args.order_id, args.into):
+        view = await fetch_status(client, order_id, await _require_running(client, order_id))
+        task = next((t for t in view.pending_user_tasks if t.node == "manual_review"), None)
+        if task is None:
+            raise CliError(f"order {order_id} is not waiting at manual review (status: {view.status})")
+        if order_id == args.order_id and "merge" not in task.outcomes:
+            raise CliError(f"order {order_id}'s process has no merge outcome at manual review")
+        views[order_id] = view
+    source, target = views[args.order_id].order, views[args.into].order
+    if source.customer_id != target.customer_id:
+        raise CliError(f"orders {args.order_id} and {args.into} belong to different customers; only one customer's orders merge")
+    if source.address != target.address:
+        raise CliError(f"orders {args.order_id} and {args.into} ship to different addresses; change one first (orderops change-address)")
+    lines: dict[tuple[str, object], int] = {}
+    for item in target.items + source.items:
+        lines[(item.sku, item.unit_price)] = lines.get((item.sku, item.unit_price), 0) + item.quantity
+    items = [OrderItem(sku=sku, quantity=quantity, unit_price=price) for (sku, price), quantity in lines.items()]
+    reason = args.reason or f"merged {args.order_id} into {args.into}"
+    # The kept order takes the items first: if the second step fails, nothing the customer ordered is lost.
+    await _update(client, args.into, "review", ReviewDecision(
+        decision="edit", agent=args.agent, reason=f"{reason} (items of {args.order_id} added)", node="manual_review", changes=OrderEdit(items=items),
+    ), ReviewReceipt)
+    await _update(client, args.order_id, "review", ReviewDecision(
+        decision="merge", agent=args.agent, reason=f"{reason} (items moved to {args.into})", node="manual_review",
+    ), ReviewReceipt)
+    print(f"order {args.order_id} merged into {args.into}: {', '.join(f'{i.sku} x{i.quantity}' for i in items)}; {args.into} is reviewed again")
+    return 0
+
+
+def _return_items(specs: list[str], order: Order) -> list[OrderItem]:
+    prices = {item.sku: item.unit_price for item in order.items}
+    items = []
+    for spec in specs:
+        sku, _, quantity = spec.partition(":")
+        if sku not in prices:
+            raise UsageError(f"--item {spec}: order {order.order_id} has no {sku!r} (it has {', '.join(prices)})")
+        try:
+            count = int(quantity or "1")
+        except ValueError:
+            raise UsageError(f"--item {spec}: quantity {quantity!r} is not a whole number") from None
+        if count < 1:
+            raise UsageError(f"--item {spec}: quantity must be at least 1")
+        items.append(OrderItem(sku=sku, quantity=count, unit_price=prices[sku]))
+    return items
+
+
+async def cmd_return(args) -> int:
+    """A return or exchange: its own workflow (returns.yaml), linked to the original by id and request."""
+    snapshot = load_definition(Path(args.process), ACTIVITY_NAMES)
+    client = await _client(args)
+    description = await _describe(client, args.order_id)
+    view = await fetch_status(client, args.order_id, description)
+    if view.status != "completed" or view.order is None:
+        raise CliError(f"order {args.order_id} is {view.status}; only a delivered, completed order can be returned")
+    original = view.order
+    try:
+        request = ReturnRequest(original_order_id=original.order_id, kind=args.kind, reason=args.reason, note=args.note)
+    except ValidationError as err:
+        raise CliError(f"invalid return: {_field_errors(err)[0]}") from None
+    items = _return_items(args.item, original) if args.item else original.items
+    result: OrderResult = await _handle(client, args.order_id).result(result_type=OrderResult)
+    # The replacement ships by the rules the original order ran under.
+    variables = {name: result.variables.get(name) for name in ("stock_policy", "picking", "packing", "carriers", "notifications")}
+    variables["return_request"] = request.model_dump(mode="json")
+    for number in range(1, 100):
+        order = original.model_copy(update={"order_id": f"{original.order_id}-R{number}", "items": items, "paid": True})
+        if not await _submitted(client, order):
+            handle = await start_order(client, order, snapshot, variables=variables)
+            print(f"return {order.order_id} started ({handle.id}): {request.kind}, {request.reason}, "
+                  f"{', '.join(f'{i.sku} x{i.quantity}' for i in items)}")
+            return 0
+    raise CliError(f"order {args.order_id} already has 99 returns")
+
+
+async def cmd_restock(args) -> int:
+    """Goods received against purchase requisitions: stock up, and wake the orders waiting for them."""
+    try:
+        orders = config.open_store().receive_stock(args.sku, args.warehouse, args.quantity, bin=args.bin)
+    except KeyError as err:
+        raise CliError(err.args[0]) from None
+    print(f"{args.quantity} x {args.sku} received at {args.warehouse}")
+    if not orders:
+        return 0
+    client = await _client(args)
+    for order_id in orders:
+        try:
+            await _handle(client, order_id).signal("event", ExternalEvent(name="restocked", data={"sku": args.sku, "warehouse": args.warehouse}))
+            print(f"order {order_id}: restocked event sent")
+        except RPCError as err:
+            print(f"order {order_id}: not told ({err.message})", file=sys.stderr)
+    return 0
+
+
+def cmd_carrier_outage(args) -> int:
+    """Mark a carrier whose booking system refuses orders, so bookings fall back to the next."""
+    store = config.open_store()
+    with store.transaction() as db:
+        if args.clear:
+            db.execute("DELETE FROM carrier_outages WHERE carrier = ?", (args.carrier,))
+        else:
+            db.execute("INSERT OR REPLACE INTO carrier_outages VALUES (?, ?)", (args.carrier, args.reason))
+    print(f"carrier {args.carrier}: {'bookings accepted again' if args.clear else 'bookings refused: ' + args.reason}")
     return 0
 
 
@@ -862,6 +995,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True)
     p.add_argument("--by", default="support")
     p.set_defaults(run=cmd_cancel)
+
+    p = commands.add_parser("change-address", help="change the delivery address; accepted until the courier handoff")
+    p.add_argument("order_id")
+    p.add_argument("--province", required=True)
+    p.add_argument("--city", required=True)
+    p.add_argument("--district", default="")
+    p.add_argument("--street", required=True)
+    p.add_argument("--postcode", default="")
+    p.add_argument("--by", required=True, help="who asked: the customer, or the agent for them")
+    p.add_argument("--reason", default="")
+    p.set_defaults(run=cmd_change_address)
+
+    p = commands.add_parser("merge", help="at manual review: move an order's items into another order of the same customer")
+    p.add_argument("order_id", help="the order that ends, merged")
+    p.add_argument("--into", required=True, help="the order that takes its items and is reviewed again")
+    p.add_argument("--agent", required=True)
+    p.add_argument("--reason", default="")
+    p.set_defaults(run=cmd_merge)
+
+    p = commands.add_parser("return", help="start a return or exchange of a completed order (process_defs/returns.yaml)")
+    p.add_argument("order_id")
+    p.add_argument("--kind", required=True, choices=["refund", "exchange"])
+    p.add_argument("--reason", required=True, choices=["damaged", "wrong_item", "not_as_described", "quality", "changed_mind"])
+    p.add_argument("--item", action="append", metavar="SKU[:QTY]", help="what comes back (repeatable; default: everything)")
+    p.add_argument("--note", default="")
+    p.add_argument("--process", default=str(config.PROCESS_DIR / "returns.yaml"))
+    p.set_defaults(run=cmd_return)
+
+    p = commands.add_parser("restock", help="goods received: add stock, close requisitions, wake the orders waiting for it")
+    p.add_argument("sku")
+    p.add_argument("warehouse")
+    p.add_argument("quantity", type=_positive)
+    p.add_argument("--bin", help="default: the SKU's first bin in that warehouse")
+    p.set_defaults(run=cmd_restock)
+
+    p = commands.add_parser("carrier-outage", help="mark a carrier's booking system down (bookings fall back), or --clear it")
+    p.add_argument("carrier")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--reason")
+    group.add_argument("--clear", action="store_true")
+    p.set_defaults(run=cmd_carrier_outage)
 
     p = commands.add_parser("lint", help="check process definitions; file:line:col: message on error")
     p.add_argument("files", nargs="+")

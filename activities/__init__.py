@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from activities.carrier import CarrierActivities
 from activities.customer import CustomerActivities
-from activities.fulfilment import FulfilmentActivities
+from activities.packing import PackingActivities
+from activities.picking import PickingActivities
 from activities.promise import PromiseActivities
+from activities.returns import ReturnActivities
 from activities.review import ReviewActivities
 from activities.stock import StockActivities
 from activities.store import Store
 
-ACTIVITY_CLASSES = (ReviewActivities, StockActivities, FulfilmentActivities, CustomerActivities, PromiseActivities)
+ACTIVITY_CLASSES = (
+    ReviewActivities,
+    StockActivities,
+    PickingActivities,
+    PackingActivities,
+    CarrierActivities,
+    CustomerActivities,
+    PromiseActivities,
+    ReturnActivities,
+)
 
 
 def _defined(cls) -> list[tuple[str, str]]:

@@ -1,60 +1,83 @@
-"""What the customer sees: notifications through the outbox, delivery and feedback records."""
+"""What the customer sees: notifications through the outbox, delivery, feedback and refunds."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.inputs import DeliveryArgs, FeedbackArgs, NotifyArgs, parse
-from activities.store import StoreActivities, now_iso
+from activities.inputs import DeliveryArgs, FeedbackArgs, NotifyArgs, RefundArgs, parse
+from activities.store import StoreActivities, current_round, now_iso, outbox
+from orderops.order import Order
 
 log = structlog.get_logger()
 
+# Built-in texts; a definition overrides any of them with `templates:` (standard.yaml, `notifications`).
 TEMPLATES = {
     "accepted": "Hello {name}, we have received order {order_id} and are preparing it.",
     "shipped": "Order {order_id} is on its way.",
+    "in_transit": "Order {order_id} is in transit.",
+    "out_for_delivery": "Order {order_id} is out for delivery today.",
+    "delivery_failed": "We could not deliver order {order_id}; the courier will try again.",
     "delivered": "Order {order_id} was delivered. Thank you!",
     "feedback_request": "How did we do with order {order_id}? Reply with a rating from 1 to 5.",
     "rejected": "We could not accept order {order_id}. Our support team will contact you.",
     "cancelled": "Order {order_id} was cancelled.",
+    "unpaid_cancelled": "Order {order_id} was cancelled because its payment did not arrive.",
+    "refunded": "Order {order_id}: your refund of {amount} is on its way.",
+    "reshipped": "Order {order_id}: your parcel was lost in transit, so we are sending it again.",
+    "return_label": "Return {order_id}: print the return label we sent and hand the parcel to any courier.",
+    "return_rejected": "Return {order_id} was not accepted. Our support team will contact you.",
 }
+
+
+def render(kind: str, order: Order, templates: dict[str, str], extra: dict[str, Any] | None = None) -> str:
+    template = templates.get(kind) or TEMPLATES.get(kind)
+    if template is None:
+        raise ApplicationError(
+            f"no notification template {kind!r} (known: {', '.join(sorted(set(TEMPLATES) | set(templates)))})", type="InvalidInput", non_retryable=True
+        )
+    fields = _Fields(name=order.customer_name, order_id=order.order_id, amount=f"{order.amount:.2f}", **(extra or {}))
+    try:
+        return template.format_map(fields)
+    except (IndexError, ValueError) as err:
+        raise ApplicationError(f"template {kind!r} is malformed: {err}", type="InvalidInput", non_retryable=True) from None
+
+
+class _Fields(dict):
+    """A template naming a field the event lacks keeps its placeholder: the customer still hears, ops see the gap."""
+
+    def __missing__(self, key: str) -> str:
+        log.warning("notification template field missing", field=key)
+        return "{" + key + "}"
 
 
 class CustomerActivities(StoreActivities):
     @activity.defn(name="notify_customer")
     def notify_customer(self, payload: dict) -> dict:
-        """Write to the outbox (transactional-outbox pattern); one message per order and kind."""
+        """Write to the outbox (transactional-outbox pattern); once per order, kind and fulfilment round."""
         args = parse(NotifyArgs, payload)
         order = args.order
-        template = TEMPLATES.get(args.kind)
-        if template is None:
-            raise ApplicationError(
-                f"no notification template {args.kind!r} (known: {', '.join(TEMPLATES)})", type="InvalidInput", non_retryable=True
-            )
-        message = template.format(name=order.customer_name, order_id=order.order_id)
-        recipient = order.phone
+        message = render(args.kind, order, args.templates)
         with self.store.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO notifications (order_id, kind, channel, recipient, message, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (order.order_id, args.kind, args.channel, recipient, message, now_iso()),
-            )
+            outbox(db, order.order_id, args.kind, args.channel, order.phone, message, key=f"{args.kind}:{current_round(db, order.order_id)}")
         log.info("customer notified", kind=args.kind)
         return {"kind": args.kind, "message": message}
 
     @activity.defn(name="record_delivery")
     def record_delivery(self, payload: dict) -> dict:
+        """The sign-off; the first record wins, so a redelivered activity reports the time first written."""
         args = parse(DeliveryArgs, payload)
         signer = str(args.delivery.get("signer") or args.order.customer_name)
         with self.store.transaction() as db:
             db.execute(
-                "UPDATE handoffs SET delivered_at = COALESCE(delivered_at, ?), signed_by = COALESCE(signed_by, ?) WHERE order_id = ?",
-                (args.delivered_at.isoformat(), signer, args.order.order_id),
+                "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?)",
+                (args.order.order_id, current_round(db, args.order.order_id), args.delivered_at.isoformat(), signer),
             )
-            row = db.execute("SELECT delivered_at, signed_by FROM handoffs WHERE order_id = ?", (args.order.order_id,)).fetchone()
-        # The first record wins: a redelivered activity reports the time first written.
-        return {"signed_by": row["signed_by"], "delivered_at": row["delivered_at"]} if row else {"signed_by": signer, "delivered_at": args.delivered_at.isoformat()}
+            row = db.execute("SELECT delivered_at, signed_by FROM deliveries WHERE order_id = ?", (args.order.order_id,)).fetchone()
+        return {"signed_by": row["signed_by"], "delivered_at": row["delivered_at"]}
 
     @activity.defn(name="record_feedback")
     def record_feedback(self, payload: dict) -> dict:
@@ -65,3 +88,15 @@ class CustomerActivities(StoreActivities):
                 (args.order.order_id, args.feedback.rating, args.feedback.comment, now_iso()),
             )
         return args.feedback.model_dump()
+
+    @activity.defn(name="refund_order")
+    def refund_order(self, payload: dict) -> dict:
+        """Refund the order's amount, once per order and reason, and tell the customer."""
+        args = parse(RefundArgs, payload)
+        order = args.order
+        amount = f"{order.amount:.2f}"
+        with self.store.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO refunds VALUES (?, ?, ?, ?)", (order.order_id, args.reason, amount, now_iso()))
+            outbox(db, order.order_id, "refunded", "sms", order.phone, render("refunded", order, {}), key=f"refunded:{args.reason}")
+        log.info("refunded", amount=amount, reason=args.reason)
+        return {"amount": amount, "reason": args.reason}

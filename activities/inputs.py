@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from temporalio.exceptions import ApplicationError
 
+from orderops.durations import Duration
 from orderops.order import Order
 
 M = TypeVar("M", bound=BaseModel)
@@ -39,22 +40,10 @@ class OrderArgs(BaseModel):
         return {k: v for k, v in value.items() if k != "amount"} if isinstance(value, dict) else value
 
 
-class ReviewRules(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount_limit: float = Field(20000, gt=0, description="Orders above this amount need a person")
-    duplicate_window_hours: float = Field(24, ge=0)
-    phone_pattern: str = Field(r"^1[3-9]\d{9}$", description="Mainland mobile numbers by default")
-    require_payment: bool = True
-
-
-class ReviewArgs(OrderArgs):
-    rules: ReviewRules = ReviewRules()
-
-
 class NotifyArgs(OrderArgs):
     kind: str = Field(min_length=1)
     channel: str = "sms"
+    templates: dict[str, str] = Field(default_factory=dict, description="Per kind, overriding the built-in texts")
 
 
 class DeliveryArgs(OrderArgs):
@@ -85,3 +74,136 @@ class DelayArgs(OrderArgs):
     promise: dict[str, Any]
     policy: dict[str, Any]
     delivered_at: datetime
+
+
+# -- fulfilment policies: `variables:` of a process definition, validated where they are used --
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StockPolicy(Policy):
+    when_no_single_warehouse: Literal["split", "backorder"] = Field(
+        "split", description="split: one shipment per warehouse; backorder: wait for stock at the nearest warehouse"
+    )
+
+
+class ReserveArgs(OrderArgs):
+    policy: StockPolicy = StockPolicy()
+
+
+class PickingPolicy(Policy):
+    mode: Literal["order", "wave"] = "order"
+    wave_window: Duration = Field(timedelta(minutes=2), description="How long a wave collects orders of one warehouse before its pick walk")
+    max_scan_mismatches: int = Field(2, ge=1, description="Mismatched scans before a person takes over")
+
+
+class WaveArgs(OrderArgs):
+    picking: PickingPolicy = PickingPolicy()
+
+
+class ScannedLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str = Field(min_length=1)
+    quantity: int = Field(gt=0, strict=True)
+
+
+class Scan(BaseModel):
+    """A scanner's report of what was picked; `received_at` (added by the workflow) keys it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    items: list[ScannedLine] = Field(min_length=1)
+    picker: str = ""
+    received_at: str
+
+
+class ScanArgs(OrderArgs):
+    scan: Scan
+
+
+class PackingRule(Policy):
+    material: str = Field(min_length=1)
+    labels: list[str] = []
+
+
+class PackingRules(Policy):
+    box_weight_kg: float = Field(0.2, ge=0)
+    classes: dict[Literal["general", "fragile", "liquid", "bulky", "hazardous"], PackingRule] = {
+        "general": PackingRule(material="carton"),
+        "fragile": PackingRule(material="carton with foam and bubble wrap", labels=["FRAGILE"]),
+        "liquid": PackingRule(material="sealed bag in carton", labels=["THIS SIDE UP", "LIQUID"]),
+        "bulky": PackingRule(material="reinforced carton", labels=["HEAVY"]),
+        "hazardous": PackingRule(material="UN-certified packaging", labels=["HAZARDOUS GOODS"]),
+    }
+
+
+class PackArgs(OrderArgs):
+    packing: PackingRules = PackingRules()
+
+
+class Carrier(Policy):
+    name: str = Field(min_length=1)
+    regions: list[str] = Field(min_length=1, description="Destination provinces served; '*' for all")
+    services: dict[str, dict[str, Annotated[int, Field(ge=0)]]] = Field(
+        min_length=1, description="Per service offered (standard, express...), days in transit per promise tier; '*' for the rest"
+    )
+    base_cost: float = Field(ge=0)
+    cost_per_kg: float = Field(ge=0)
+    max_weight_kg: float = Field(gt=0)
+    hazardous: bool = False
+    daily_capacity: int = Field(gt=0, description="Parcels the carrier collects per day")
+
+
+class BookArgs(OrderArgs):
+    carriers: list[Carrier] = Field(min_length=1)
+    promise: dict[str, Any]
+
+
+class TrackingArgs(OrderArgs):
+    event: dict[str, Any] = Field(description="The tracking event as the receive step stored it: event, received_at, data")
+    templates: dict[str, str] = {}
+
+
+class RefundArgs(OrderArgs):
+    reason: str = Field(min_length=1)
+
+
+class ReturnRequest(BaseModel):
+    """A customer's return, as support enters it (`orderops return`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    original_order_id: str = Field(min_length=1)
+    kind: Literal["refund", "exchange"]
+    reason: Literal["damaged", "wrong_item", "not_as_described", "quality", "changed_mind"]
+    note: str = ""
+
+    @property
+    def our_mistake(self) -> bool:
+        """Counts against the order error rate (docs/domain.md: returns caused by mistakes)."""
+        return self.reason in ("damaged", "wrong_item", "not_as_described")
+
+
+class ReturnArgs(OrderArgs):
+    request: ReturnRequest
+
+
+class InspectedLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str = Field(min_length=1)
+    outcome: Literal["restock", "scrap"]
+
+
+class Inspection(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    items: list[InspectedLine] = []
+    inspector: str = ""
+
+
+class InspectArgs(ReturnArgs):
+    inspection: Inspection = Inspection()

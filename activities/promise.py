@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.inputs import DelayArgs, OpsNoticeArgs, PromiseArgs, parse
-from activities.store import StoreActivities, now_iso
+from activities.store import StoreActivities, now_iso, outbox
 from orderops import promise as promises
 
 log = structlog.get_logger()
@@ -52,11 +52,7 @@ class PromiseActivities(StoreActivities):
         """An ops notice in the outbox, once per order and kind."""
         args = parse(OpsNoticeArgs, payload)
         with self.store.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO notifications (order_id, kind, channel, recipient, message, created_at)"
-                " VALUES (?, ?, 'ops', 'ops', ?, ?)",
-                (args.order.order_id, args.kind, args.message, now_iso()),
-            )
+            outbox(db, args.order.order_id, args.kind, "ops", "ops", args.message)
         log.info("ops notified", kind=args.kind)
         return {"kind": args.kind}
 
@@ -79,12 +75,9 @@ class PromiseActivities(StoreActivities):
                  promise.deliver_by.isoformat(), args.delivered_at.isoformat(), now_iso()),
             )
             row = db.execute("SELECT amount, currency FROM delay_compensations WHERE order_id = ?", (order.order_id,)).fetchone()
-            db.execute(
-                "INSERT OR IGNORE INTO notifications (order_id, kind, channel, recipient, message, created_at)"
-                " VALUES (?, 'delay_compensation', 'sms', ?, ?, ?)",
-                (order.order_id, order.phone,
-                 f"Sorry, order {order.order_id} arrived later than promised. A coupon of {row['amount']} {row['currency']} is yours.",
-                 now_iso()),
+            outbox(
+                db, order.order_id, "delay_compensation", "sms", order.phone,
+                f"Sorry, order {order.order_id} arrived later than promised. A coupon of {row['amount']} {row['currency']} is yours.",
             )
         log.info("delay compensated", amount=row["amount"], currency=row["currency"])
         return {"granted": True, "amount": str(Decimal(row["amount"])), "currency": row["currency"]}

@@ -6,6 +6,7 @@ order id and safe to repeat.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,36 +15,60 @@ from pathlib import Path
 
 import yaml
 
+SCHEMA_VERSION = 2  # 2: warehouses, bins, fulfilment rounds, carrier bookings, tracking, returns
+
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS warehouses (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    distance_km TEXT NOT NULL           -- JSON: destination province -> km, "*" for the rest
+);
 CREATE TABLE IF NOT EXISTS products (
     sku TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     weight_kg REAL NOT NULL CHECK (weight_kg > 0),
     goods_class TEXT NOT NULL CHECK (goods_class IN ('general', 'fragile', 'liquid', 'bulky', 'hazardous')),
-    bin TEXT NOT NULL,
     made_to_order INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS stock (
-    sku TEXT PRIMARY KEY REFERENCES products(sku),
+    sku TEXT NOT NULL REFERENCES products(sku),
+    warehouse TEXT NOT NULL REFERENCES warehouses(id),
+    bin TEXT NOT NULL,
     on_hand INTEGER NOT NULL CHECK (on_hand >= 0),
-    reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0 AND reserved <= on_hand)
+    reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0 AND reserved <= on_hand),
+    PRIMARY KEY (sku, warehouse, bin)
+);
+-- A fulfilment round is one attempt to get the goods to the customer; a reship opens the next.
+CREATE TABLE IF NOT EXISTS rounds (
+    order_id TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    PRIMARY KEY (order_id, round)
 );
 CREATE TABLE IF NOT EXISTS reservations (
     order_id TEXT NOT NULL,
+    round INTEGER NOT NULL,
     sku TEXT NOT NULL REFERENCES products(sku),
+    warehouse TEXT NOT NULL,
+    bin TEXT NOT NULL,
     quantity INTEGER NOT NULL CHECK (quantity > 0),
     state TEXT NOT NULL CHECK (state IN ('active', 'released', 'shipped')),
     updated_at TEXT NOT NULL,
-    PRIMARY KEY (order_id, sku)
+    PRIMARY KEY (order_id, round, sku, warehouse, bin)
 );
 CREATE TABLE IF NOT EXISTS purchase_requisitions (
     id INTEGER PRIMARY KEY,
     order_id TEXT NOT NULL,
     sku TEXT NOT NULL,
+    warehouse TEXT NOT NULL,
     quantity INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    UNIQUE (order_id, sku)
+    state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'received')),
+    created_at TEXT NOT NULL
 );
+-- One open requisition per order, SKU and warehouse: a repeated reservation raises none twice.
+CREATE UNIQUE INDEX IF NOT EXISTS one_open_requisition ON purchase_requisitions (order_id, sku, warehouse) WHERE state = 'open';
 CREATE TABLE IF NOT EXISTS orders_seen (
     order_id TEXT PRIMARY KEY,
     customer_id TEXT NOT NULL,
@@ -57,46 +82,92 @@ CREATE TABLE IF NOT EXISTS blacklist (
     reason TEXT NOT NULL,
     PRIMARY KEY (kind, value)
 );
+CREATE TABLE IF NOT EXISTS waves (
+    id INTEGER PRIMARY KEY,
+    warehouse TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    release_at TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('open', 'released')),
+    walk TEXT                           -- JSON: the wave's one pick walk, in bin order
+);
 CREATE TABLE IF NOT EXISTS pick_lists (
-    order_id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    warehouse TEXT NOT NULL,
+    wave_id INTEGER REFERENCES waves(id),
     lines TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('open', 'cancelled')),
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (order_id, round, warehouse)
 );
-CREATE TABLE IF NOT EXISTS carriers (
-    name TEXT PRIMARY KEY,
-    base_cost REAL NOT NULL,
-    cost_per_kg REAL NOT NULL,
-    max_weight_kg REAL NOT NULL,
-    hazardous_allowed INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS scans (
+    order_id TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    scan_key TEXT NOT NULL,             -- when the scan reached the order: a redelivery is the same scan
+    matched INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    scanned_at TEXT NOT NULL,
+    PRIMARY KEY (order_id, round, scan_key)
 );
 CREATE TABLE IF NOT EXISTS waybills (
-    order_id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    warehouse TEXT NOT NULL,
     tracking_no TEXT NOT NULL UNIQUE,
     weight_kg REAL NOT NULL,
     packaging TEXT NOT NULL,
+    hazardous INTEGER NOT NULL,
     label_path TEXT NOT NULL,
+    address_key TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('active', 'void')),
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (order_id, round, warehouse)
 );
-CREATE TABLE IF NOT EXISTS handoffs (
-    order_id TEXT PRIMARY KEY,
-    carrier TEXT NOT NULL REFERENCES carriers(name),
+CREATE TABLE IF NOT EXISTS carrier_bookings (
+    order_id TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    warehouse TEXT NOT NULL,
+    carrier TEXT NOT NULL,
+    service TEXT NOT NULL,
     tracking_no TEXT NOT NULL,
+    day TEXT NOT NULL,                  -- the pickup day the carrier's daily capacity counts against
     cost REAL NOT NULL,
-    handed_over_at TEXT NOT NULL,
-    delivered_at TEXT,
-    signed_by TEXT
+    state TEXT NOT NULL CHECK (state IN ('booked', 'cancelled', 'handed_over', 'intercept_requested', 'lost')),
+    courier TEXT,
+    handed_over_at TEXT,
+    booked_at TEXT NOT NULL,
+    PRIMARY KEY (order_id, round, warehouse)
+);
+-- Ops mark a carrier whose booking system refuses orders; selection falls back to the next.
+CREATE TABLE IF NOT EXISTS carrier_outages (
+    carrier TEXT PRIMARY KEY,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tracking_events (
+    order_id TEXT NOT NULL,
+    event_key TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (order_id, event_key)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    order_id TEXT PRIMARY KEY,
+    round INTEGER NOT NULL,
+    delivered_at TEXT NOT NULL,
+    signed_by TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY,
     order_id TEXT NOT NULL,
     kind TEXT NOT NULL,
+    dedupe_key TEXT NOT NULL,
     channel TEXT NOT NULL,
     recipient TEXT NOT NULL,
     message TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    UNIQUE (order_id, kind)
+    UNIQUE (order_id, dedupe_key)
 );
 CREATE TABLE IF NOT EXISTS delay_compensations (
     order_id TEXT PRIMARY KEY,
@@ -113,7 +184,39 @@ CREATE TABLE IF NOT EXISTS feedback (
     comment TEXT NOT NULL,
     received_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS refunds (
+    order_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    refunded_at TEXT NOT NULL,
+    PRIMARY KEY (order_id, reason)
+);
+CREATE TABLE IF NOT EXISTS returns (
+    return_id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('refund', 'exchange')),
+    reason TEXT NOT NULL,
+    items TEXT NOT NULL,
+    value TEXT NOT NULL,
+    label_path TEXT,
+    state TEXT NOT NULL CHECK (state IN ('requested', 'label_issued', 'inspected')),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS return_inspections (
+    return_id TEXT NOT NULL,
+    sku TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('restock', 'scrap')),
+    warehouse TEXT NOT NULL,
+    bin TEXT NOT NULL,
+    inspected_at TEXT NOT NULL,
+    PRIMARY KEY (return_id, sku)
+);
 """
+
+
+class StaleStore(Exception):
+    """A store written by an older orderops; its layout cannot serve this version."""
 
 
 def now_iso() -> str:
@@ -128,11 +231,14 @@ class Store:
         labels_dir.mkdir(parents=True, exist_ok=True)
         db = self.connect()
         try:
+            tables = {r["name"] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "stock" in tables and "meta" not in tables:
+                raise StaleStore(
+                    f"{path} was written by an older orderops (one warehouse, no bins); "
+                    "move it away or run `make clean` to start a fresh store"
+                )
             db.executescript(SCHEMA)
-            # Stores created before made-to-order products existed gain the column, defaulting to 0.
-            columns = {row["name"] for row in db.execute("PRAGMA table_info(products)")}
-            if "made_to_order" not in columns:
-                db.execute("ALTER TABLE products ADD COLUMN made_to_order INTEGER NOT NULL DEFAULT 0")
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         finally:
             db.close()
 
@@ -159,33 +265,56 @@ class Store:
             db.close()
 
     def seed(self, seed_file: Path) -> bool:
-        """Load products, stock, carriers and the blacklist, once, into an empty store."""
+        """Load warehouses, products with their stock per bin, and the blacklist, once, into an empty store."""
         data = yaml.safe_load(seed_file.read_text(encoding="utf-8"))
         with self.transaction() as db:
             if db.execute("SELECT COUNT(*) FROM products").fetchone()[0]:
                 return False
+            for w in data["warehouses"]:
+                db.execute("INSERT INTO warehouses VALUES (?, ?, ?)", (w["id"], w["name"], json.dumps(w["distance_km"])))
             for p in data["products"]:
                 db.execute(
-                    "INSERT INTO products (sku, name, weight_kg, goods_class, bin, made_to_order) VALUES (?, ?, ?, ?, ?, ?)",
-                    (p["sku"], p["name"], p["weight_kg"], p["goods_class"], p["bin"], int(p.get("made_to_order", False))),
+                    "INSERT INTO products VALUES (?, ?, ?, ?, ?)",
+                    (p["sku"], p["name"], p["weight_kg"], p["goods_class"], int(p.get("made_to_order", False))),
                 )
-                db.execute("INSERT INTO stock (sku, on_hand) VALUES (?, ?)", (p["sku"], p["on_hand"]))
-            for c in data["carriers"]:
-                db.execute(
-                    "INSERT INTO carriers VALUES (?, ?, ?, ?, ?)",
-                    (c["name"], c["base_cost"], c["cost_per_kg"], c["max_weight_kg"], int(c["hazardous_allowed"])),
-                )
+                for s in p["stock"]:
+                    db.execute("INSERT INTO stock (sku, warehouse, bin, on_hand) VALUES (?, ?, ?, ?)", (p["sku"], s["warehouse"], s["bin"], s["on_hand"]))
             for entry in data.get("blacklist", []):
                 db.execute("INSERT INTO blacklist VALUES (?, ?, ?)", (entry["kind"], entry["value"], entry["reason"]))
         return True
 
+    def receive_stock(self, sku: str, warehouse: str, quantity: int, bin: str | None = None) -> list[str]:
+        """Goods in (a purchase arrived): stock up, close the requisitions it covers; the orders they were for."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM products WHERE sku = ?", (sku,)).fetchone() is None:
+                raise KeyError(f"unknown SKU {sku!r}")
+            if db.execute("SELECT 1 FROM warehouses WHERE id = ?", (warehouse,)).fetchone() is None:
+                raise KeyError(f"unknown warehouse {warehouse!r}")
+            if bin is None:
+                row = db.execute("SELECT bin FROM stock WHERE sku = ? AND warehouse = ? ORDER BY bin LIMIT 1", (sku, warehouse)).fetchone()
+                if row is None:
+                    raise KeyError(f"{sku} has no bin in {warehouse}; name one with --bin")
+                bin = row["bin"]
+            db.execute(
+                "INSERT INTO stock (sku, warehouse, bin, on_hand) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (sku, warehouse, bin) DO UPDATE SET on_hand = on_hand + excluded.on_hand",
+                (sku, warehouse, bin, quantity),
+            )
+            orders = [r["order_id"] for r in db.execute(
+                "SELECT DISTINCT order_id FROM purchase_requisitions WHERE sku = ? AND warehouse = ? AND state = 'open' ORDER BY id",
+                (sku, warehouse),
+            )]
+            db.execute(
+                "UPDATE purchase_requisitions SET state = 'received' WHERE sku = ? AND warehouse = ? AND state = 'open'", (sku, warehouse)
+            )
+        return orders
+
     def stock_levels(self) -> dict[str, tuple[int, int]]:
-        """sku -> (on_hand, reserved)."""
-        db = self.connect()
-        try:
-            return {r["sku"]: (r["on_hand"], r["reserved"]) for r in db.execute("SELECT * FROM stock")}
-        finally:
-            db.close()
+        """sku -> (on_hand, reserved), over every warehouse and bin."""
+        return {
+            r["sku"]: (r["on_hand"], r["reserved"])
+            for r in self.rows("SELECT sku, SUM(on_hand) AS on_hand, SUM(reserved) AS reserved FROM stock GROUP BY sku")
+        }
 
     def rows(self, sql: str, *params) -> list[dict]:
         db = self.connect()
@@ -193,6 +322,20 @@ class Store:
             return [dict(r) for r in db.execute(sql, params)]
         finally:
             db.close()
+
+
+def current_round(db: sqlite3.Connection, order_id: str) -> int:
+    """The order's fulfilment round: 1 until a reship opens the next."""
+    return db.execute("SELECT COALESCE(MAX(round), 1) FROM rounds WHERE order_id = ?", (order_id,)).fetchone()[0]
+
+
+def outbox(db: sqlite3.Connection, order_id: str, kind: str, channel: str, recipient: str, message: str, key: str | None = None) -> bool:
+    """Write a notification in the caller's transaction (transactional outbox); once per order and key."""
+    return bool(db.execute(
+        "INSERT OR IGNORE INTO notifications (order_id, kind, dedupe_key, channel, recipient, message, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (order_id, kind, key or kind, channel, recipient, message, now_iso()),
+    ).rowcount)
 
 
 class StoreActivities:

@@ -7,7 +7,7 @@ from typing import Any, Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from orderops.order import Order, OrderEdit
+from orderops.order import Address, Order, OrderEdit
 from orderops.process.load import DefinitionSnapshot
 
 TASK_QUEUE = "orderops"
@@ -25,6 +25,9 @@ Name = Annotated[str, Field(max_length=200), AfterValidator(_not_blank)]
 class OrderInput(BaseModel):
     order: Order
     definition: DefinitionSnapshot
+    variables: dict[str, Any] = Field(
+        default_factory=dict, description="Initial values over the definition's, e.g. a return's request"
+    )
 
 
 class ReviewDecision(BaseModel):
@@ -63,6 +66,22 @@ class CancelRequest(BaseModel):
 
     reason: Name
     by: str = "support"
+
+
+class AddressChange(BaseModel):
+    """Payload of the `change_address` update: the customer moved the delivery before handoff."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: Address
+    by: Name = Field(description="Who asked: the customer, or the agent on their behalf")
+    reason: str = ""
+
+
+class AddressChangeReceipt(BaseModel):
+    order_id: str
+    address: Address
+    at: datetime
 
 
 class CancelReceipt(BaseModel):
@@ -154,6 +173,7 @@ class OrderStatusView(BaseModel):
     at_risk: dict[str, Any] | None = None
     at_risk_log: list[dict[str, Any]] = []
     breaches: list[dict[str, Any]] = []
+    order: Order | None = Field(None, description="The order as it stands now, after edits and address changes")
 
 
 class OrderResult(BaseModel):

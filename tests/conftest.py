@@ -25,7 +25,7 @@ from activities import ACTIVITY_NAMES
 from activities.store import Store
 from orderops import search_attributes as sa
 from orderops.config import SAMPLES_DIR
-from orderops.messages import OrderStatusView
+from orderops.messages import ExternalEvent, OrderStatusView
 from orderops.order import Order
 from orderops.process.lint import load_definition
 from orderops.process.load import DefinitionSnapshot
@@ -158,6 +158,23 @@ def awaiting_decision(view: OrderStatusView) -> bool:
 
 def waiting_for(event: str) -> Callable[[OrderStatusView], bool]:
     return lambda view: event in view.waiting_for_events
+
+
+def scan_of(order) -> dict:
+    """What a picker's scanner reports for a correctly picked order."""
+    totals: dict[str, int] = {}
+    for item in order.items:
+        totals[item.sku] = totals.get(item.sku, 0) + item.quantity
+    return {"items": [{"sku": sku, "quantity": quantity} for sku, quantity in totals.items()], "picker": "test-picker"}
+
+
+async def shipped(handle: WorkflowHandle, timeout: float = 30) -> OrderStatusView:
+    """Play the picker's scanner (a correct scan), then wait until the order waits for courier scans."""
+    view = await wait_until(handle, lambda v: "scanned" in v.waiting_for_events or "delivered" in v.waiting_for_events, timeout)
+    if "scanned" in view.waiting_for_events:
+        await handle.signal("event", ExternalEvent(name="scanned", data=scan_of(view.order)))
+        view = await wait_until(handle, waiting_for("delivered"), timeout)
+    return view
 
 
 async def cli(*args: str, address: str | None = None) -> subprocess.CompletedProcess:

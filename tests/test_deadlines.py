@@ -15,11 +15,11 @@ from activities.store import Store
 from orderops import search_attributes as sa
 from orderops.history.timeline import build_timeline
 from orderops.messages import ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
-from tests.conftest import awaiting_decision, definition, status, wait_until, waiting_for
+from tests.conftest import awaiting_decision, definition, shipped, status, wait_until, waiting_for
 
 
 async def at_signoff(handle) -> OrderStatusView:
-    return await wait_until(handle, waiting_for("delivered"))
+    return await shipped(handle)
 
 
 async def fast_forward_to(ts_env, handle, when: datetime) -> bool:

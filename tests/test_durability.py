@@ -15,7 +15,7 @@ from orderops.messages import ExternalEvent, OrderResult, ReviewDecision
 from orderops.order import Order
 from orderops.process.lint import load_definition
 from starter import start_order
-from tests.conftest import KNOWN_ACTIVITIES, ROOT, awaiting_decision, order_data, status, wait_until, waiting_for
+from tests.conftest import KNOWN_ACTIVITIES, ROOT, awaiting_decision, order_data, shipped, status, wait_until, waiting_for
 from worker import build_worker
 
 
@@ -63,7 +63,7 @@ async def test_order_survives_server_and_worker_restart(tmp_path: Path):
             view = await wait_until(handle, awaiting_decision)
             assert view.pending_user_tasks[0].node == "manual_review"
             await handle.execute_update("review", ReviewDecision(decision="approve", agent="amy"))
-            await wait_until(handle, waiting_for("delivered"))
+            await shipped(handle)
             await handle.signal("event", ExternalEvent(name="delivered"))
             await wait_until(handle, waiting_for("feedback"))
             await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 4}))

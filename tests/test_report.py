@@ -10,7 +10,7 @@ from pathlib import Path
 
 from orderops.messages import ExternalEvent
 from orderops.report import OrderFacts, build, kpis, to_html
-from tests.conftest import cli, wait_until, waiting_for
+from tests.conftest import cli, shipped, wait_until, waiting_for
 from tests.test_deadlines import fast_forward_to, finish, promise_of
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
@@ -64,19 +64,19 @@ def test_report_groups_by_tier_and_service_and_charts_the_spread():
 
 async def test_report_command_over_finished_orders(ts_env, ts_start, tmp_path: Path):
     on_time_order, on_time = await ts_start()
-    await wait_until(on_time, waiting_for("delivered"))
+    await shipped(on_time)
     await on_time.signal("event", ExternalEvent(name="delivered"))
     await finish(on_time)
 
     late_order, late = await ts_start(service_level="express")
-    _, deliver_by = promise_of(await wait_until(late, waiting_for("delivered")))
+    _, deliver_by = promise_of(await shipped(late))
     assert await fast_forward_to(ts_env, late, deliver_by + timedelta(hours=3))
     await wait_until(late, lambda v: v.breaches and "delivered" in v.waiting_for_events)
     await late.signal("event", ExternalEvent(name="delivered"))
     await finish(late)
 
     cancelled_order, cancelled = await ts_start()
-    await wait_until(cancelled, waiting_for("delivered"))
+    await shipped(cancelled)
     await cancelled.execute_update("cancel", {"reason": "customer changed their mind"})
     await cancelled.result()
 

@@ -24,6 +24,8 @@ from temporalio.exceptions import TimeoutType
 with workflow.unsafe.imports_passed_through():
     from orderops import search_attributes as sa
     from orderops.messages import (
+        AddressChange,
+        AddressChangeReceipt,
         CancelReceipt,
         CancelRequest,
         DecisionRecord,
@@ -125,6 +127,7 @@ class OrderWorkflow:
         }
         if self._definition:
             self._vars.update(self._definition.variables)
+            self._vars.update(inp.variables)
             # Every result variable exists from the start, so `x == null` works before it is set.
             for name in known_variables(self._definition):
                 self._vars.setdefault(name, None)
@@ -419,7 +422,8 @@ class OrderWorkflow:
 
     async def _receive(self, node: Receive, deadline: datetime | None) -> str:
         step = self._record(node)
-        self._waiting_events.append(node.event)
+        names = node.events
+        self._waiting_events.extend(names)
         self._publish()
         timeout, deadline_binds = _limit(node.timeout, deadline)
         until = workflow.now() + timeout
@@ -427,26 +431,29 @@ class OrderWorkflow:
             while True:
                 try:
                     await workflow.wait_condition(
-                        lambda: self._unconsumed(node.event) is not None,
+                        lambda: self._unconsumed(*names) is not None,
                         timeout=until - workflow.now(),
-                        timeout_summary=f"{node.id}: {node.event} deadline",
+                        timeout_summary=f"{node.id}: {' | '.join(names)} deadline",
                     )
                 except asyncio.TimeoutError:
                     if deadline_binds:
                         return self._breach(node, deadline, step)
-                    self._finish(step, "timed_out", f"no {node.event!r} event within {node.timeout}")
+                    self._finish(step, "timed_out", f"no {' or '.join(repr(n) for n in names)} event within {node.timeout}")
                     return node.on_timeout
-                event = self._unconsumed(node.event)
+                event = self._unconsumed(*names)
                 # Another branch waiting for the same event may have taken it in the same activation.
                 if event is not None:
                     break
         finally:
-            self._waiting_events.remove(node.event)
+            for name in names:
+                self._waiting_events.remove(name)
         event.consumed_by = node.id
         if node.result:
             # When the event reached the order travels with its data: a sign-off's time, for instance.
             self._vars[node.result] = {**event.data, "received_at": event.received_at.isoformat()}
-        self._finish(step, "completed", f"event {node.event!r} received")
+            if isinstance(node.event, list):
+                self._vars[node.result]["event"] = event.name
+        self._finish(step, "completed", f"event {event.name!r} received")
         return node.next
 
     async def _compensate(self) -> None:
@@ -503,6 +510,28 @@ class OrderWorkflow:
         self._events.append(EventRecord(name=event.name, data=event.data, received_at=workflow.now()))
         self._vars["received_events"] = [*self._vars["received_events"], event.name]
 
+    @workflow.update(name="change_address")
+    def change_address(self, change: AddressChange) -> AddressChangeReceipt:
+        self._order = self._order.model_copy(update={"address": change.address})
+        self._vars["order"] = self._order.as_variable()
+        data = {"address": change.address.model_dump(), "by": change.by, "reason": change.reason}
+        self.event(ExternalEvent(name="address_changed", data=data))
+        return AddressChangeReceipt(order_id=self._order.order_id, address=change.address, at=workflow.now())
+
+    @change_address.validator
+    def _validate_address_change(self, change: AddressChange) -> None:
+        order_id, until = self._order.order_id, self._definition.address_changes_until if self._definition else None
+        if self._finished or self._cancel is not None:
+            raise ValueError(f"order {order_id} has ended or is being cancelled ({self._status}); the address cannot change")
+        if until is None:
+            raise ValueError(f"process {self._process.id!r} takes no address changes")
+        reached = next((s for s in self._steps if s.node == until), None)
+        if reached is not None:
+            raise ValueError(
+                f"order {order_id} reached {until!r} at {reached.started_at.isoformat(timespec='seconds')}: the parcel is with the "
+                "carrier, so the address can no longer change; ask the carrier to redirect it"
+            )
+
     @workflow.update(name="cancel")
     def cancel(self, request: CancelRequest) -> CancelReceipt:
         self._cancel = request
@@ -526,7 +555,7 @@ class OrderWorkflow:
             pending_user_tasks=list(self._pending.values()),
             waiting_for_events=list(self._waiting_events),
             accepted_events=sorted(
-                {n.event for n in self._nodes.values() if isinstance(n, Receive)} | set(self._definition.events if self._definition else [])
+                {e for n in self._nodes.values() if isinstance(n, Receive) for e in n.events} | set(self._definition.events if self._definition else [])
             ),
             decisions=self._decisions,
             events=self._events,
@@ -535,6 +564,7 @@ class OrderWorkflow:
             at_risk=self._at_risk,
             at_risk_log=self._at_risk_log,
             breaches=self._breaches,
+            order=self._order,
         )
 
     def _check_decision(self, decision: ReviewDecision) -> None:
@@ -662,8 +692,8 @@ class OrderWorkflow:
 
     # -- bookkeeping ------------------------------------------------------------
 
-    def _unconsumed(self, name: str) -> EventRecord | None:
-        return next((e for e in self._events if e.name == name and e.consumed_by is None), None)
+    def _unconsumed(self, *names: str) -> EventRecord | None:
+        return next((e for e in self._events if e.name in names and e.consumed_by is None), None)
 
     def _enter(self, node: Node) -> None:
         self._current.append(node.id)
@@ -672,7 +702,7 @@ class OrderWorkflow:
         elif isinstance(node, UserTask):
             self._status = "awaiting_review"
         elif isinstance(node, Receive):
-            self._status = f"awaiting_{node.event}"
+            self._status = f"awaiting_{node.events[0]}"
         else:
             self._status = "in_progress"
         self._publish()

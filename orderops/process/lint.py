@@ -58,6 +58,10 @@ def _check_targets(definition: ProcessDefinition, source: Source) -> list[Proble
     problems = []
     if definition.start not in ids:
         problems.append(source.problem(("start",), f"'start' points to unknown node {definition.start!r}"))
+    if definition.address_changes_until is not None and definition.address_changes_until not in ids:
+        problems.append(source.problem(
+            ("address_changes_until",), f"'address_changes_until' points to unknown node {definition.address_changes_until!r}"
+        ))
     for index, node in enumerate(definition.nodes):
         for field_name, target in edges(node):
             if target not in ids:

@@ -140,14 +140,19 @@ class Wait(Deadlined, NodeBase):
 
 
 class Receive(Deadlined, NodeBase):
-    """Waits for a named external event."""
+    """Waits for a named external event, or the first of several (its name is then in the result's `event`)."""
 
     type: Literal["receive"]
-    event: VarName
+    event: VarName | Annotated[list[VarName], Field(min_length=1)]
     timeout: Duration
     on_timeout: NodeId
     result: VarName | None = None
     next: NodeId
+
+
+    @property
+    def events(self) -> list[str]:
+        return [self.event] if isinstance(self.event, str) else list(self.event)
 
 
 class End(NodeBase):
@@ -176,6 +181,9 @@ class ProcessDefinition(Strict):
     )
     promise_policy: PromisePolicy | str | None = Field(
         None, description="Delivery-promise policy, inline or the name of a YAML file beside this one"
+    )
+    address_changes_until: NodeId | None = Field(
+        None, description="The `change_address` update is accepted until this node (e.g. the courier handoff) has started"
     )
     start: NodeId
     nodes: list[Node] = Field(min_length=1)

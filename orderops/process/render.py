@@ -45,7 +45,7 @@ def _label(node: Node) -> str:
         case Wait():
             return f"{node.id}\nwait {node.duration}" if node.duration else f"{node.id}\nwait until {node.until}"
         case Receive():
-            return f"{node.id}\nreceive {node.event}\ntimeout {node.timeout}"
+            return f"{node.id}\nreceive {' | '.join(node.events)}\ntimeout {node.timeout}"
         case End():
             return f"{node.id}\nend: {node.status}"
     raise TypeError(node)

@@ -1,0 +1,166 @@
+"""Picking: pick lists by bin, by order or in waves, and scan verification of what was picked."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime, timezone
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.inputs import OrderArgs, ScanArgs, WaveArgs, parse
+from activities.stock import active_lines, shipments
+from activities.store import StoreActivities, current_round, now_iso, outbox
+
+log = structlog.get_logger()
+
+
+def _no_reservation(order_id: str) -> ApplicationError:
+    return ApplicationError(f"order {order_id} holds no active stock reservation", type="NoReservation", non_retryable=True)
+
+
+def _open_lists(db, order_id: str, round_no: int) -> list[dict]:
+    rows = db.execute(
+        "SELECT warehouse, wave_id, lines FROM pick_lists WHERE order_id = ? AND round = ? AND state = 'open' ORDER BY warehouse",
+        (order_id, round_no),
+    ).fetchall()
+    return [{"warehouse": r["warehouse"], "wave_id": r["wave_id"], "lines": json.loads(r["lines"])} for r in rows]
+
+
+class PickingActivities(StoreActivities):
+    @activity.defn(name="pick_items")
+    def pick_items(self, payload: dict) -> dict:
+        """One pick list per warehouse, in bin order so the picker walks the aisles once."""
+        order = parse(OrderArgs, payload).order
+        with self.store.transaction() as db:
+            round_no = current_round(db, order.order_id)
+            lists = _open_lists(db, order.order_id, round_no) or self._create_lists(db, order.order_id, round_no, wave_for=None)
+        log.info("pick lists created", warehouses=[p["warehouse"] for p in lists])
+        return {"mode": "order", "lists": lists}
+
+    @activity.defn(name="join_wave")
+    def join_wave(self, payload: dict) -> dict:
+        """Put the order's lines into the open wave of each warehouse it ships from; a wave opens if none is."""
+        args = parse(WaveArgs, payload)
+        order = args.order
+        window = args.picking.wave_window
+        with self.store.transaction() as db:
+            round_no = current_round(db, order.order_id)
+            lists = _open_lists(db, order.order_id, round_no)
+            if not lists:
+                now = datetime.now(timezone.utc)
+
+                def wave_for(warehouse: str) -> int:
+                    row = db.execute(
+                        "SELECT id FROM waves WHERE warehouse = ? AND state = 'open' AND release_at > ? ORDER BY id LIMIT 1",
+                        (warehouse, now.isoformat()),
+                    ).fetchone()
+                    if row:
+                        return row["id"]
+                    release_at = (now + window).isoformat(timespec="seconds")
+                    return db.execute(
+                        "INSERT INTO waves (warehouse, opened_at, release_at, state) VALUES (?, ?, ?, 'open')",
+                        (warehouse, now_iso(), release_at),
+                    ).lastrowid
+
+                lists = self._create_lists(db, order.order_id, round_no, wave_for=wave_for)
+            waves = [w["wave_id"] for w in lists]
+            release_at = db.execute(f"SELECT MAX(release_at) FROM waves WHERE id IN ({','.join('?' * len(waves))})", waves).fetchone()[0]
+        log.info("joined wave", waves=waves, release_at=release_at)
+        return {"mode": "wave", "waves": waves, "release_at": release_at}
+
+    @activity.defn(name="release_wave")
+    def release_wave(self, payload: dict) -> dict:
+        """Close the order's waves: one pick walk per wave, over every order in it, in bin order."""
+        order = parse(OrderArgs, payload).order
+        with self.store.transaction() as db:
+            round_no = current_round(db, order.order_id)
+            lists = _open_lists(db, order.order_id, round_no)
+            if not lists:
+                raise _no_reservation(order.order_id)
+            waves = []
+            for wave_id in sorted({p["wave_id"] for p in lists}):
+                wave = db.execute("SELECT * FROM waves WHERE id = ?", (wave_id,)).fetchone()
+                if wave["state"] == "open":
+                    walk: dict[tuple[str, str], dict] = {}
+                    members = db.execute(
+                        "SELECT order_id, lines FROM pick_lists WHERE wave_id = ? AND state = 'open' ORDER BY order_id", (wave_id,)
+                    ).fetchall()
+                    for member in members:
+                        for line in json.loads(member["lines"]):
+                            stop = walk.setdefault((line["bin"], line["sku"]), {"bin": line["bin"], "sku": line["sku"], "quantity": 0, "orders": []})
+                            stop["quantity"] += line["quantity"]
+                            stop["orders"].append(member["order_id"])
+                    db.execute(
+                        "UPDATE waves SET state = 'released', walk = ? WHERE id = ?",
+                        (json.dumps([walk[k] for k in sorted(walk)]), wave_id),
+                    )
+                    wave = db.execute("SELECT * FROM waves WHERE id = ?", (wave_id,)).fetchone()
+                stops = json.loads(wave["walk"])
+                orders = sorted({o for stop in stops for o in stop["orders"]})
+                waves.append({"id": wave_id, "warehouse": wave["warehouse"], "orders": orders, "walk": stops})
+        log.info("wave released", waves=[(w["id"], len(w["orders"])) for w in waves])
+        return {"mode": "wave", "waves": waves, "lists": lists}
+
+    @activity.defn(name="cancel_pick_list")
+    def cancel_pick_list(self, payload: dict) -> dict:
+        """Compensation for picking (by order or wave); an order cancelled before its wave is released leaves the walk."""
+        order = parse(OrderArgs, payload).order
+        with self.store.transaction() as db:
+            changed = db.execute("UPDATE pick_lists SET state = 'cancelled' WHERE order_id = ? AND state = 'open'", (order.order_id,)).rowcount
+        return {"cancelled": changed}
+
+    @activity.defn(name="verify_scan")
+    def verify_scan(self, payload: dict) -> dict:
+        """Compare the scanned SKUs and quantities with what the order holds; every scan is kept for the KPIs."""
+        args = parse(ScanArgs, payload)
+        order = args.order
+        scanned: dict[str, int] = defaultdict(int)
+        for line in args.scan.items:
+            scanned[line.sku] += line.quantity
+        with self.store.transaction() as db:
+            round_no = current_round(db, order.order_id)
+            expected: dict[str, int] = defaultdict(int)
+            for line in active_lines(db, order.order_id, round_no):
+                expected[line["sku"]] += line["quantity"]
+            if not expected:
+                raise _no_reservation(order.order_id)
+            differences = [
+                f"{sku}: expected {expected.get(sku, 0)}, scanned {scanned.get(sku, 0)}"
+                for sku in sorted(set(expected) | set(scanned))
+                if expected.get(sku, 0) != scanned.get(sku, 0)
+            ]
+            db.execute(
+                "INSERT OR IGNORE INTO scans VALUES (?, ?, ?, ?, ?, ?)",
+                (order.order_id, round_no, args.scan.received_at, int(not differences), "; ".join(differences) or "match", now_iso()),
+            )
+            counts = db.execute(
+                "SELECT COUNT(*) AS scans, SUM(matched = 0) AS mismatches FROM scans WHERE order_id = ? AND round = ?", (order.order_id, round_no)
+            ).fetchone()
+            if differences:
+                outbox(
+                    db, order.order_id, "repick", "warehouse", args.scan.picker or "picking",
+                    f"Re-pick order {order.order_id}: {'; '.join(differences)}", key=f"repick:{round_no}:{args.scan.received_at}",
+                )
+        log.info("scan verified", matched=not differences, differences=differences)
+        return {"matched": not differences, "differences": differences, "scans": counts["scans"], "mismatches": counts["mismatches"] or 0}
+
+    @staticmethod
+    def _create_lists(db, order_id: str, round_no: int, wave_for) -> list[dict]:
+        parts = shipments(active_lines(db, order_id, round_no))
+        if not parts:
+            raise _no_reservation(order_id)
+        lists = []
+        for part in parts:
+            lines = sorted(part["lines"], key=lambda line: (line["bin"], line["sku"]))
+            wave_id = wave_for(part["warehouse"]) if wave_for else None
+            db.execute(
+                "INSERT INTO pick_lists VALUES (?, ?, ?, ?, ?, 'open', ?) ON CONFLICT (order_id, round, warehouse) DO UPDATE"
+                " SET wave_id = excluded.wave_id, lines = excluded.lines, state = 'open', created_at = excluded.created_at",
+                (order_id, round_no, part["warehouse"], wave_id, json.dumps(lines), now_iso()),
+            )
+            lists.append({"warehouse": part["warehouse"], "wave_id": wave_id, "lines": lines})
+        return lists
+

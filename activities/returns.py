@@ -1,0 +1,119 @@
+"""Returns and exchanges: assess the request, issue a return label, inspect and restock or scrap."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.customer import render
+from activities.inputs import InspectArgs, ReturnArgs, parse
+from activities.store import StoreActivities, now_iso, outbox
+
+log = structlog.get_logger()
+
+
+class ReturnActivities(StoreActivities):
+    @activity.defn(name="assess_return")
+    def assess_return(self, payload: dict) -> dict:
+        """The items must have been shipped to the customer and not be returned already; the value decides approval."""
+        args = parse(ReturnArgs, payload)
+        order, request = args.order, args.request
+        with self.store.transaction() as db:
+            existing = db.execute("SELECT * FROM returns WHERE return_id = ?", (order.order_id,)).fetchone()
+            if existing is None:
+                shipped: dict[str, int] = defaultdict(int)
+                for r in db.execute(
+                    "SELECT sku, quantity FROM reservations WHERE order_id = ? AND state = 'shipped'", (request.original_order_id,)
+                ):
+                    shipped[r["sku"]] += r["quantity"]
+                returned: dict[str, int] = defaultdict(int)
+                for r in db.execute("SELECT items FROM returns WHERE order_id = ?", (request.original_order_id,)):
+                    for sku, quantity in json.loads(r["items"]).items():
+                        returned[sku] += quantity
+                wanted: dict[str, int] = defaultdict(int)
+                for item in order.items:
+                    wanted[item.sku] += item.quantity
+                problems = [
+                    f"{sku}: {quantity} asked, {shipped.get(sku, 0) - returned.get(sku, 0)} shipped and not yet returned"
+                    for sku, quantity in sorted(wanted.items())
+                    if quantity > shipped.get(sku, 0) - returned.get(sku, 0)
+                ]
+                if problems:
+                    raise ApplicationError(
+                        f"order {request.original_order_id} cannot take this return: " + "; ".join(problems), type="InvalidReturn", non_retryable=True
+                    )
+                db.execute(
+                    "INSERT INTO returns VALUES (?, ?, ?, ?, ?, ?, NULL, 'requested', ?)",
+                    (order.order_id, request.original_order_id, request.kind, request.reason, json.dumps(dict(wanted)), f"{order.amount:.2f}", now_iso()),
+                )
+                existing = db.execute("SELECT * FROM returns WHERE return_id = ?", (order.order_id,)).fetchone()
+        log.info("return assessed", value=existing["value"], kind=existing["kind"])
+        return {"value": float(existing["value"]), "kind": existing["kind"], "our_mistake": request.our_mistake}
+
+    @activity.defn(name="issue_return_label")
+    def issue_return_label(self, payload: dict) -> dict:
+        """A prepaid return label (ZPL), addressed back to the warehouse the goods came from."""
+        args = parse(ReturnArgs, payload)
+        order = args.order
+        with self.store.transaction() as db:
+            row = db.execute("SELECT label_path FROM returns WHERE return_id = ?", (order.order_id,)).fetchone()
+            if row is None:
+                raise ApplicationError(f"return {order.order_id} was not assessed", type="InvalidReturn", non_retryable=True)
+            if row["label_path"] is None:
+                warehouse = db.execute(
+                    "SELECT w.name FROM reservations r JOIN warehouses w ON w.id = r.warehouse WHERE r.order_id = ? AND r.state = 'shipped' LIMIT 1",
+                    (args.request.original_order_id,),
+                ).fetchone()
+                path = self.store.labels_dir / f"RT-{order.order_id}.zpl"
+                path.write_text(
+                    "\n".join([
+                        "^XA",
+                        f"^FO40,40^A0N,40,40^FDRETURN RT-{order.order_id}^FS",
+                        f"^FO40,100^BCN,100,Y,N,N^FDRT-{order.order_id}^FS",
+                        f"^FO40,240^A0N,30,30^FDFrom {order.customer_name} {order.phone}^FS",
+                        f"^FO40,280^A0N,30,30^FDTo {warehouse['name'] if warehouse else 'returns desk'}^FS",
+                        "^XZ", "",
+                    ]),
+                    encoding="utf-8",
+                )
+                db.execute("UPDATE returns SET label_path = ?, state = 'label_issued' WHERE return_id = ?", (str(path), order.order_id))
+                outbox(db, order.order_id, "return_label", "sms", order.phone, render("return_label", order, {}))
+                row = {"label_path": str(path)}
+        return {"label_path": row["label_path"]}
+
+    @activity.defn(name="inspect_return")
+    def inspect_return(self, payload: dict) -> dict:
+        """Each returned SKU is restocked into the bin it left from, or scrapped; once per return and SKU."""
+        args = parse(InspectArgs, payload)
+        order = args.order
+        outcomes = {line.sku: line.outcome for line in args.inspection.items}
+        unknown = sorted(set(outcomes) - {item.sku for item in order.items})
+        if unknown:
+            raise ApplicationError(f"inspection names SKUs not in the return: {', '.join(unknown)}", type="InvalidInput", non_retryable=True)
+        result = []
+        with self.store.transaction() as db:
+            for item in order.items:
+                origin = db.execute(
+                    "SELECT warehouse, bin FROM reservations WHERE order_id = ? AND sku = ? AND state = 'shipped' ORDER BY round DESC LIMIT 1",
+                    (args.request.original_order_id, item.sku),
+                ).fetchone()
+                if origin is None:
+                    raise ApplicationError(f"{item.sku} was never shipped for order {args.request.original_order_id}", type="InvalidReturn", non_retryable=True)
+                outcome = outcomes.get(item.sku, "restock")
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO return_inspections VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (order.order_id, item.sku, item.quantity, outcome, origin["warehouse"], origin["bin"], now_iso()),
+                ).rowcount
+                if inserted and outcome == "restock":
+                    db.execute(
+                        "UPDATE stock SET on_hand = on_hand + ? WHERE sku = ? AND warehouse = ? AND bin = ?",
+                        (item.quantity, item.sku, origin["warehouse"], origin["bin"]),
+                    )
+                result.append({"sku": item.sku, "quantity": item.quantity, "outcome": outcome, "warehouse": origin["warehouse"]})
+            db.execute("UPDATE returns SET state = 'inspected' WHERE return_id = ?", (order.order_id,))
+        log.info("return inspected", lines=result)
+        return {"lines": result, "restocked": sum(line["quantity"] for line in result if line["outcome"] == "restock")}
