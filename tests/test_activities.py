@@ -1,8 +1,10 @@
-"""Activities against the real SQLite store: each is safe to deliver more than once."""
+"""Customer and promise activities against the real SQLite store: each is safe to deliver more than once.
+
+Stock, picking, packing, carriers and returns: test_warehouse.py; review rules: test_review_rules.py.
+"""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -10,9 +12,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.customer import CustomerActivities
-from activities.fulfilment import FulfilmentActivities
-from activities.review import ReviewActivities
-from activities.stock import StockActivities
 from activities.store import Store
 from orderops.config import SAMPLES_DIR
 from orderops.order import Order
@@ -34,104 +33,22 @@ def run(fn, args: dict) -> dict:
     return ActivityEnvironment().run(fn, args)
 
 
-def test_reservation_is_exactly_once_under_redelivery(store: Store):
-    stock = StockActivities(store)
-    args = payload()
-    first = run(stock.reserve_stock, args)
-    second = run(stock.reserve_stock, args)
-    assert first["lines"] == second["lines"] and second["repeated"] is True
-    assert store.stock_levels()["TEA-001"] == (500, 2)
 
 
-def test_concurrent_redelivery_reserves_once(store: Store):
-    stock = StockActivities(store)
-    args = payload()
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda _: run(stock.reserve_stock, args), range(8)))
-    assert store.stock_levels()["TEA-001"] == (500, 2)
 
 
-def test_release_twice_releases_once(store: Store):
-    stock = StockActivities(store)
-    args = payload()
-    run(stock.reserve_stock, args)
-    assert run(stock.release_stock, args)["released"] == [{"sku": "MUG-002", "quantity": 1}, {"sku": "TEA-001", "quantity": 2}]
-    assert run(stock.release_stock, args)["released"] == []
-    assert store.stock_levels()["TEA-001"] == (500, 0)
 
 
-def test_edited_items_replace_the_reservation(store: Store):
-    stock = StockActivities(store)
-    args = payload()
-    run(stock.reserve_stock, args)
-    args["order"]["items"] = [{"sku": "BOOK-006", "quantity": 3, "unit_price": 59.0}]
-    run(stock.reserve_stock, args)
-    levels = store.stock_levels()
-    assert (levels["TEA-001"], levels["MUG-002"], levels["BOOK-006"]) == ((500, 0), (300, 0), (400, 3))
 
 
-def test_shortage_raises_one_requisition_and_reserves_nothing(store: Store):
-    stock = StockActivities(store)
-    args = payload(items=[{"sku": "LAMP-007", "quantity": 5, "unit_price": "120"}, {"sku": "TEA-001", "quantity": 1, "unit_price": "68"}])
-    for _ in range(2):
-        with pytest.raises(ApplicationError) as raised:
-            run(stock.reserve_stock, args)
-        assert raised.value.type == "OutOfStock" and raised.value.non_retryable
-    assert store.rows("SELECT sku, quantity FROM purchase_requisitions") == [{"sku": "LAMP-007", "quantity": 2}]
-    assert store.stock_levels()["TEA-001"] == (500, 0)
 
 
-def test_review_rules_each_give_a_reason_code(store: Store):
-    review = ReviewActivities(store)
-    clean = run(review.review_order, payload())
-    assert clean == {"anomalies": [], "reasons": []}
-    bad = payload(customer_id="C-FRAUD", phone="1234", paid=False, items=[{"sku": "NOPE", "quantity": 1, "unit_price": "99999"}])
-    bad["order"]["address"]["street"] = "x"
-    bad["order"]["address"]["postcode"] = "12"
-    result = run(review.review_order, bad)
-    assert result["anomalies"] == [
-        "unknown_sku",
-        "address_incomplete",
-        "postcode_invalid",
-        "phone_invalid",
-        "blacklisted_customer",
-        "amount_over_limit",
-        "payment_not_confirmed",
-    ]
 
 
-def test_duplicate_order_is_flagged_but_a_rereview_is_not(store: Store):
-    review = ReviewActivities(store)
-    first = payload()
-    assert run(review.review_order, first)["anomalies"] == []
-    assert run(review.review_order, first)["anomalies"] == []  # the same order, reviewed again
-    twin = {"order": {**first["order"], "order_id": "other-id"}}
-    assert run(review.review_order, twin)["anomalies"] == ["duplicate_order"]
 
 
-def test_review_rules_come_from_the_definition(store: Store):
-    review = ReviewActivities(store)
-    args = {**payload(), "rules": {"amount_limit": 10, "require_payment": False}}
-    assert run(review.review_order, args)["anomalies"] == ["amount_over_limit"]
-    with pytest.raises(ApplicationError, match="rules.amount_limt: Extra inputs are not permitted"):
-        run(review.review_order, {**payload(), "rules": {"amount_limt": 10}})
 
 
-def test_pick_pack_handoff_are_idempotent(store: Store):
-    stock, fulfil = StockActivities(store), FulfilmentActivities(store)
-    args = payload(items=[{"sku": "LIGHTER-005", "quantity": 2, "unit_price": "12"}, {"sku": "OIL-003", "quantity": 1, "unit_price": "32"}])
-    run(stock.reserve_stock, args)
-    picks = run(fulfil.pick_items, args)
-    assert [line["bin"] for line in picks["lines"]] == ["B-01-02", "D-01-01"]  # walk order
-    assert run(fulfil.pick_items, args) == picks
-    waybill = run(fulfil.pack_order, args)
-    assert run(fulfil.pack_order, args) == waybill
-    assert waybill["weight_kg"] == pytest.approx(0.2 * 2 + 0.6 + 0.2)
-    assert waybill["labels"] == ["HAZARDOUS GOODS", "LIQUID", "THIS SIDE UP"]
-    handoff = run(fulfil.handoff_to_courier, args)
-    assert handoff["carrier"] == "SafeFreight"  # the only carrier allowed hazardous goods
-    assert run(fulfil.handoff_to_courier, args) == handoff
-    assert store.stock_levels()["LIGHTER-005"] == (98, 0)
 
 
 def test_notifications_go_through_the_outbox_once(store: Store):
@@ -139,8 +56,8 @@ def test_notifications_go_through_the_outbox_once(store: Store):
     args = {**payload(), "kind": "shipped"}
     run(customer.notify_customer, args)
     run(customer.notify_customer, args)
-    rows = store.rows("SELECT kind, recipient FROM notifications")
-    assert rows == [{"kind": "shipped", "recipient": "13800138001"}]
+    rows = store.rows("SELECT kind, recipient, dedupe_key FROM notifications")
+    assert rows == [{"kind": "shipped", "recipient": "13800138001", "dedupe_key": "shipped:1"}]
     with pytest.raises(ApplicationError, match="no notification template 'fax'"):
         run(customer.notify_customer, {**payload(), "kind": "fax"})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -128,7 +129,7 @@ def test_cli_reports_file_line_col_and_fails(tmp_path: Path):
     good = ROOT / "process_defs" / "standard.yaml"
     result = run_cli("lint", str(good), str(bad))
     assert result.returncode == 1
-    assert f"{good}: ok (standard v3" in result.stdout
+    assert f"{good}: ok (standard v4" in result.stdout
     assert re.search(rf"^{re.escape(str(bad))}:14:9: node 'route': 'branches.0.next' points to unknown node 'nowhere'$", result.stdout, re.M)
     assert "Traceback" not in result.stdout + result.stderr
 
@@ -186,3 +187,17 @@ def test_settings_temporal_would_reject_are_caught_by_lint(change, message):
     assert old in VALID
     found = problems(VALID.replace(old, new, 1))
     assert any(message in m for _, m in found), found
+
+
+def test_warehouse_settings_in_variables_are_checked_at_their_line(tmp_path: Path):
+    shutil.copytree(ROOT / "process_defs", tmp_path / "defs")
+    path = tmp_path / "defs" / "standard.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("max_scan_mismatches: 2 ", "max_scan_mismach: 2 ").replace("daily_capacity: 200", "daily_capacity: -1"))
+    result = run_cli("lint", str(path))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines() + result.stderr.splitlines()
+    picking_line = 1 + text[: text.index("max_scan_mismatches")].count("\n")
+    capacity_line = 1 + text[: text.index("daily_capacity: 200")].count("\n")
+    assert f"{path}:{picking_line}:5: variables.picking.max_scan_mismach: unknown setting" in lines
+    assert f"{path}:{capacity_line}:7: variables.carriers.0.daily_capacity: Input should be greater than 0" in lines

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
+
 from orderops.process.expressions import ExpressionError, referenced_variables
-from pydantic import ValidationError
 
 from orderops.process.load import DefinitionSnapshot, Problem, Source, load_text, parse_yaml, problems_of, snapshot
 from orderops.promise import PromisePolicy
@@ -265,7 +266,7 @@ def lint_text(
         return None, problems
     problems = _check_ids(definition, source) + _check_targets(definition, source) + _check_expressions(definition, source)
     if known_activities is not None:
-        problems += _check_activities(definition, source, known_activities)
+        problems += _check_activities(definition, source, known_activities) + _check_variables(definition, source)
     # Graph checks assume unique ids; on duplicates they would only add noise.
     if not any("duplicated node id" in p.message for p in problems):
         problems += (
@@ -275,6 +276,41 @@ def lint_text(
         )
     problems.sort(key=lambda p: (p.line, p.column))
     return (definition if not problems else None), problems
+
+
+def _variable_models() -> dict[str, TypeAdapter]:
+    """Settings the warehouse activities take from `variables:`, checked when a file is linted.
+
+    Not inside the workflow's own re-lint: a stricter check there would stop old orders replaying.
+    """
+    from activities.inputs import Carrier, PackingRules, PickingPolicy, StockPolicy
+    from activities.review import ReviewRules
+
+    return {
+        "review_rules": TypeAdapter(ReviewRules),
+        "stock_policy": TypeAdapter(StockPolicy),
+        "picking": TypeAdapter(PickingPolicy),
+        "packing": TypeAdapter(PackingRules),
+        "carriers": TypeAdapter(list[Carrier]),
+        "notifications": TypeAdapter(dict[str, str]),
+    }
+
+
+def _check_variables(definition: ProcessDefinition, source: Source) -> list[Problem]:
+    problems = []
+    for name, adapter in _variable_models().items():
+        value = definition.variables.get(name)
+        if value is None:
+            continue
+        try:
+            adapter.validate_python(value)
+        except ValidationError as err:
+            for error in err.errors():
+                loc = tuple(error["loc"])
+                where = ".".join(str(part) for part in ("variables", name, *loc))
+                message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"].removeprefix("Value error, ")
+                problems.append(source.problem(("variables", name, *loc), f"{where}: {message}"))
+    return problems
 
 
 def _read(path: Path) -> str:
