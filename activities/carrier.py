@@ -17,7 +17,7 @@ from activities.store import StoreActivities, current_round, now_iso, outbox
 log = structlog.get_logger()
 
 # Statuses a tracking event moves the parcel to, and the customer hears of.
-TRACKING_EVENTS = ("in_transit", "out_for_delivery", "delivery_failed", "delivered")
+TRACKING_EVENTS = ("in_transit", "out_for_delivery", "delivery_failed", "delivered", "lost")
 
 
 def _cannot_carry(carrier: Carrier, parcel: dict, province: str, service: str) -> str | None:

@@ -22,6 +22,7 @@ TEMPLATES = {
     "out_for_delivery": "Order {order_id} is out for delivery today.",
     "delivery_failed": "We could not deliver order {order_id}; the courier will try again.",
     "delivered": "Order {order_id} was delivered. Thank you!",
+    "lost": "The carrier cannot find the parcel of order {order_id}; we are on it and will contact you today.",
     "feedback_request": "How did we do with order {order_id}? Reply with a rating from 1 to 5.",
     "rejected": "We could not accept order {order_id}. Our support team will contact you.",
     "cancelled": "Order {order_id} was cancelled.",

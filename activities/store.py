@@ -309,6 +309,34 @@ class Store:
             )
         return orders
 
+    def inconsistencies(self, finished_orders: list[str] | None = None) -> list[str]:
+        """What would be wrong with the warehouse: reserved counts that disagree with the reservations,
+        finished orders still holding stock, a notification written twice. Empty when all is well."""
+        problems = [
+            f"stock {r['sku']} at {r['warehouse']} {r['bin']}: reserved {r['reserved']} but reservations hold {r['held']}"
+            for r in self.rows(
+                "SELECT s.sku, s.warehouse, s.bin, s.reserved, COALESCE(SUM(r.quantity), 0) AS held FROM stock s"
+                " LEFT JOIN reservations r ON r.sku = s.sku AND r.warehouse = s.warehouse AND r.bin = s.bin AND r.state = 'active'"
+                " GROUP BY s.sku, s.warehouse, s.bin HAVING s.reserved != held"
+            )
+        ]
+        for order_id in finished_orders or []:
+            held = self.rows("SELECT sku, quantity FROM reservations WHERE order_id = ? AND state = 'active'", order_id)
+            problems += [f"order {order_id} has ended but still holds {r['quantity']} x {r['sku']}" for r in held]
+        # Each notification has one cause: a tracking scan, a mismatched pick scan, or a kind once per fulfilment round.
+        problems += [
+            f"order {r['order_id']}: {r['n']} {r['kind']!r} notifications for {r['causes']} cause(s)"
+            for r in self.rows(
+                "SELECT n.order_id, n.kind, COUNT(*) AS n, CASE"
+                "  WHEN n.kind IN ('in_transit', 'out_for_delivery', 'delivery_failed', 'delivered', 'lost') THEN"
+                "   (SELECT COUNT(*) FROM tracking_events t WHERE t.order_id = n.order_id AND t.status = n.kind)"
+                "  WHEN n.kind = 'repick' THEN (SELECT COUNT(*) FROM scans s WHERE s.order_id = n.order_id AND s.matched = 0)"
+                "  ELSE (SELECT COALESCE(MAX(round), 1) FROM rounds r WHERE r.order_id = n.order_id) END AS causes"
+                " FROM notifications n GROUP BY n.order_id, n.kind HAVING n > causes"
+            )
+        ]
+        return problems
+
     def stock_levels(self) -> dict[str, tuple[int, int]]:
         """sku -> (on_hand, reserved), over every warehouse and bin."""
         return {

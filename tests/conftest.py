@@ -120,10 +120,10 @@ async def _record_golden(name: str, handles: list[WorkflowHandle]) -> None:
 
 
 def _starter(client: Client, started: list[WorkflowHandle]):
-    async def _start(process: str | DefinitionSnapshot = "standard.yaml", **overrides):
+    async def _start(process: str | DefinitionSnapshot = "standard.yaml", variables: dict | None = None, **overrides):
         order = Order.model_validate(order_data(**overrides))
         snapshot = process if isinstance(process, DefinitionSnapshot) else definition(process)
-        handle = await start_order(client, order, snapshot)
+        handle = await start_order(client, order, snapshot, variables=variables)
         started.append(handle)
         return order, handle
 

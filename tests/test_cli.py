@@ -81,7 +81,7 @@ async def test_start_json_lines_then_duplicate_is_refused(tmp_path, client, work
 
 
 async def test_review_and_status_from_the_command_line(tmp_path, worker, address):
-    order = order_data(paid=False)
+    order = order_data(phone="12345")
     assert (await cli("start", str(write(tmp_path, order)), address=address)).returncode == 0
     oid = order["order_id"]
 
@@ -97,11 +97,11 @@ async def test_review_and_status_from_the_command_line(tmp_path, worker, address
             break
         await asyncio.sleep(0.1)
     assert status["status"] == "awaiting_review"
-    assert status["pending_user_tasks"][0]["details"] == ["payment has not been confirmed"]
+    assert status["pending_user_tasks"][0]["details"] == [{"code": "phone_invalid", "reason": "phone '12345' is not a valid mobile number"}]
 
     wrong = await cli("review", oid, "--decision", "maybe", "--agent", "amy", address=address)
     assert wrong.returncode == 1
-    assert wrong.stderr.strip() == "orderops: refused: 'maybe' is not an outcome of 'manual_review'; allowed: approve, edit, reject"
+    assert wrong.stderr.strip() == "orderops: refused: 'maybe' is not an outcome of 'manual_review'; allowed: approve, edit, merge, reject"
 
     blank = await cli("review", oid, "--decision", "approve", "--agent", "  ", address=address)
     assert (blank.returncode, blank.stderr.strip()) == (1, "orderops: invalid review: field 'agent': Value error, must not be blank")
@@ -130,7 +130,7 @@ async def test_event_name_and_payload_are_checked(tmp_path, client, worker, addr
     assert (bad_json.returncode, bad_json.stderr.strip()) == (1, "orderops: --data: malformed JSON: Expecting property name enclosed in double quotes at column 2")
     unknown = await cli("event", oid, "teleported", address=address)
     assert unknown.returncode == 1
-    assert unknown.stderr.strip() == f"orderops: order {oid}'s process has no receive for event 'teleported'; it accepts: address_changed, delivered, delivery_refused, delivery_rescheduled, feedback"
+    assert unknown.stderr.strip() == f"orderops: order {oid}'s process has no receive for event 'teleported'; it accepts: address_changed, delivered, delivery_failed, delivery_refused, delivery_rescheduled, feedback, in_transit, lost, out_for_delivery, paid, restocked, scanned"
     sent = await cli("event", oid, "delivered", "--data", '{"signer": "Li"}', address=address)
     assert sent.returncode == 0 and "event 'delivered' delivered to order" in sent.stdout
     cancelled = await cli("cancel", oid, "--reason", "test", address=address)
@@ -154,7 +154,7 @@ def test_bad_arguments_are_one_line():
 
 
 async def test_list_by_status_from_visibility(tmp_path, client, worker, address):
-    order = order_data(paid=False)
+    order = order_data(phone="12345")
     assert (await cli("start", str(write(tmp_path, order)), address=address)).returncode == 0
     rows = []
     for _ in range(200):  # visibility is eventually consistent
@@ -163,7 +163,7 @@ async def test_list_by_status_from_visibility(tmp_path, client, worker, address)
         if rows:
             break
         await asyncio.sleep(0.2)
-    assert rows and rows[0]["step"] == "manual_review" and rows[0]["process"] == "standard v3"
+    assert rows and rows[0]["step"] == "manual_review" and rows[0]["process"] == "standard v4"
     await client.get_workflow_handle(workflow_id(order["order_id"])).cancel()
 
 

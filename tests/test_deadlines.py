@@ -68,11 +68,11 @@ async def test_late_delivery_breaches_the_receive_at_the_promise_and_is_compensa
 
     assert await fast_forward_to(ts_env, handle, deliver_by + timedelta(hours=6))
     view = await wait_until(handle, lambda v: v.breaches and "delivered" in v.waiting_for_events)
-    # The receive timed out at the promise, not after its own 5 days.
+    # The receive timed out at the promise, not after its own 5 days without a scan.
     [breach] = view.breaches
-    assert (breach["node"], breach["expression"]) == ("await_signoff", "promise.deliver_by")
+    assert (breach["node"], breach["expression"]) == ("await_tracking", "promise.deliver_by")
     assert abs(datetime.fromisoformat(breach["at"]) - deliver_by) < timedelta(seconds=5)
-    assert [r["node"] for r in view.at_risk_log] == ["await_signoff"]
+    assert [r["node"] for r in view.at_risk_log] == ["await_tracking"]
     attributes = (await handle.describe()).typed_search_attributes
     # Breached now; no longer "at risk" of it: the flag is cleared when the step ends.
     assert attributes.get(sa.BREACHED) is True and attributes.get(sa.AT_RISK) is False

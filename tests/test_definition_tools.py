@@ -89,8 +89,8 @@ def test_standard_diagram_shows_constructs_and_conditions():
     assert '{{"checks<br/>parallel +"}}' in text
     assert '{"route_review<br/>exclusive"}' in text
     assert '[["manual_review<br/>user task: support_agent<br/>timeout 1 day, 0:00:00"]]' in text
-    assert '>"await_signoff<br/>receive delivered' in text
-    assert '|"size(review.anomalies) > 0"|' in text and '|"reject"|' in text and '|"timeout"|' in text
+    assert '>"await_tracking<br/>receive in_transit | out_for_delivery | delivery_failed | delivered | lost' in text
+    assert '|"picking.mode == #quot;wave#quot;"|' in text and '|"reject"|' in text and '|"timeout"|' in text
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (.ci/run installs it)")
@@ -103,7 +103,7 @@ def test_svg_and_png_through_graphviz(tmp_path: Path, fmt: str, magic: bytes):
 
 
 async def test_render_colours_the_path_an_order_took(start, address):
-    order, handle = await start(paid=False)
+    order, handle = await start(phone="12345")
     await wait_until(handle, awaiting_decision)
     result = await cli("render", "--order", order.order_id, address=address)
     assert result.returncode == 0, result.stderr
@@ -122,27 +122,27 @@ async def test_render_colours_the_path_an_order_took(start, address):
 def test_diff_lists_nodes_and_edges():
     old = parsed(ROOT / "process_defs" / "standard.yaml")
     text = (ROOT / "process_defs" / "standard.yaml").read_text()
-    text = text.replace("version: 3", "version: 4").replace("      approve: pick\n      edit", "      approve: pack\n      edit")
+    text = text.replace("version: 4", "version: 5").replace("      approve: stock_gate\n      edit", "      approve: pack\n      edit")
     text = text.replace("  - id: completed\n", "  - id: thank_you\n    type: wait\n    duration: 1m\n    next: completed\n\n  - id: completed\n")
     text = text.replace("    on_timeout: completed    # no answer", "    on_timeout: thank_you    # no answer")
     new, problems = lint_text(text, KNOWN_ACTIVITIES)
     assert problems == []
     changes = diff(old, new)
-    assert (changes.old, changes.new) == ("standard v3", "standard v4")
+    assert (changes.old, changes.new) == ("standard v4", "standard v5")
     assert changes.added_nodes == ["thank_you"] and changes.removed_nodes == []
     assert [(c.node, c.fields) for c in changes.changed_nodes] == [("await_feedback", ["on_timeout"]), ("manual_review", ["outcomes"])]
     assert "manual_review -> pack [approve]" in changes.added_edges
-    assert "manual_review -> pick [approve]" in changes.removed_edges
+    assert "manual_review -> stock_gate [approve]" in changes.removed_edges
     assert changes.affected_nodes == {"await_feedback", "manual_review"}
 
 
 async def test_diff_names_in_flight_orders_at_changed_nodes(start, address, tmp_path: Path):
-    order, handle = await start(paid=False)
+    order, handle = await start(phone="12345")
     await wait_until(handle, awaiting_decision)
     shutil.copytree(ROOT / "process_defs" / "policies", tmp_path / "policies")
     new = tmp_path / "standard-v4.yaml"
     new.write_text(
-        (ROOT / "process_defs" / "standard.yaml").read_text().replace("version: 3", "version: 4").replace("      approve: pick\n      edit", "      approve: pack\n      edit")
+        (ROOT / "process_defs" / "standard.yaml").read_text().replace("version: 4", "version: 5").replace("      approve: stock_gate\n      edit", "      approve: pack\n      edit")
     )
     waiting = []
     for _ in range(100):  # visibility is eventually consistent
@@ -158,11 +158,12 @@ async def test_diff_names_in_flight_orders_at_changed_nodes(start, address, tmp_
 
 
 def test_diff_of_identical_definitions_and_of_a_broken_one(tmp_path: Path):
-    same = run_cli("--address", "127.0.0.1:1", "diff", str(SHIPPED[0]), str(SHIPPED[0]))
-    assert same.returncode == 0 and same.stdout.strip() == "standard v3 -> standard v3  (no change)"
+    standard = ROOT / "process_defs" / "standard.yaml"
+    same = run_cli("--address", "127.0.0.1:1", "diff", str(standard), str(standard))
+    assert same.returncode == 0 and same.stdout.strip() == "standard v4 -> standard v4  (no change)"
     broken = tmp_path / "broken.yaml"
     broken.write_text("id: x\nversion: [\n")
-    bad = run_cli("diff", str(SHIPPED[0]), str(broken))
+    bad = run_cli("diff", str(standard), str(broken))
     assert bad.returncode == 1 and bad.stderr.startswith(f"{broken}:")
 
 

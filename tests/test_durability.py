@@ -46,7 +46,7 @@ async def test_order_survives_server_and_worker_restart(tmp_path: Path):
     store = Store(tmp_path / "warehouse.db", tmp_path / "labels")
     store.seed(SAMPLES_DIR / "warehouse.yaml")
     snapshot = load_definition(ROOT / "process_defs" / "standard.yaml", KNOWN_ACTIVITIES)
-    order = Order.model_validate(order_data(paid=False))
+    order = Order.model_validate(order_data(phone="12345"))
 
     process, client = await start_server(port, ui_port, db)
     try:

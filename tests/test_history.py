@@ -99,7 +99,7 @@ async def test_history_from_the_temporal_cli_is_accepted(start, address, tmp_pat
 
 
 async def test_audit_of_a_running_order_and_of_bad_input(start, address, tmp_path: Path):
-    order, handle = await start(paid=False)
+    order, handle = await start(phone="12345")
     await wait_until(handle, awaiting_decision)
     running = await cli("audit", order.order_id, address=address)
     assert running.returncode == 0
