@@ -555,7 +555,7 @@ async def cmd_return(args) -> int:
     except ValidationError as err:
         raise CliError(f"invalid return: {_field_errors(err)[0]}") from None
     items = _return_items(args.item, original) if args.item else original.items
-    result: OrderResult = await _handle(client, args.order_id).result(result_type=OrderResult)
+    result = await client.get_workflow_handle(workflow_id(args.order_id), result_type=OrderResult).result()
     # The replacement ships by the rules the original order ran under.
     variables = {name: result.variables.get(name) for name in ("stock_policy", "picking", "packing", "carriers", "notifications")}
     variables["return_request"] = request.model_dump(mode="json")
