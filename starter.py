@@ -489,37 +489,42 @@ async def cmd_change_address(args) -> int:
     return 0
 
 
-async def cmd_merge(args) -> int:
-    """Fold an order waiting at review into another of the same customer, also waiting there."""
-    if args.order_id == args.into:
-        raise UsageError("an order cannot be merged into itself")
-    client = await _client(args)
+async def merge_orders(client: Client, order_id: str, into: str, agent: str, reason: str = "") -> list[OrderItem]:
+    """Fold an order waiting at review into another of the same customer, also waiting there; the combined items."""
     views = {}
-    for order_id in (args.order_id, args.into):
-        view = await fetch_status(client, order_id, await _require_running(client, order_id))
+    for oid in (order_id, into):
+        view = await fetch_status(client, oid, await _require_running(client, oid))
         task = next((t for t in view.pending_user_tasks if t.node == "manual_review"), None)
         if task is None:
-            raise CliError(f"order {order_id} is not waiting at manual review (status: {view.status})")
-        if order_id == args.order_id and "merge" not in task.outcomes:
-            raise CliError(f"order {order_id}'s process has no merge outcome at manual review")
-        views[order_id] = view
-    source, target = views[args.order_id].order, views[args.into].order
+            raise CliError(f"order {oid} is not waiting at manual review (status: {view.status})")
+        if oid == order_id and "merge" not in task.outcomes:
+            raise CliError(f"order {oid}'s process has no merge outcome at manual review")
+        views[oid] = view
+    source, target = views[order_id].order, views[into].order
     if source.customer_id != target.customer_id:
-        raise CliError(f"orders {args.order_id} and {args.into} belong to different customers; only one customer's orders merge")
+        raise CliError(f"orders {order_id} and {into} belong to different customers; only one customer's orders merge")
     if source.address != target.address:
-        raise CliError(f"orders {args.order_id} and {args.into} ship to different addresses; change one first (orderops change-address)")
+        raise CliError(f"orders {order_id} and {into} ship to different addresses; change one first (orderops change-address)")
     lines: dict[tuple[str, object], int] = {}
     for item in target.items + source.items:
         lines[(item.sku, item.unit_price)] = lines.get((item.sku, item.unit_price), 0) + item.quantity
     items = [OrderItem(sku=sku, quantity=quantity, unit_price=price) for (sku, price), quantity in lines.items()]
-    reason = args.reason or f"merged {args.order_id} into {args.into}"
+    reason = reason or f"merged {order_id} into {into}"
     # The kept order takes the items first: if the second step fails, nothing the customer ordered is lost.
-    await _update(client, args.into, "review", ReviewDecision(
-        decision="edit", agent=args.agent, reason=f"{reason} (items of {args.order_id} added)", node="manual_review", changes=OrderEdit(items=items),
+    await _update(client, into, "review", ReviewDecision(
+        decision="edit", agent=agent, reason=f"{reason} (items of {order_id} added)", node="manual_review", changes=OrderEdit(items=items),
     ), ReviewReceipt)
-    await _update(client, args.order_id, "review", ReviewDecision(
-        decision="merge", agent=args.agent, reason=f"{reason} (items moved to {args.into})", node="manual_review",
+    await _update(client, order_id, "review", ReviewDecision(
+        decision="merge", agent=agent, reason=f"{reason} (items moved to {into})", node="manual_review",
     ), ReviewReceipt)
+    return items
+
+
+async def cmd_merge(args) -> int:
+    if args.order_id == args.into:
+        raise UsageError("an order cannot be merged into itself")
+    client = await _client(args)
+    items = await merge_orders(client, args.order_id, args.into, args.agent, args.reason)
     print(f"order {args.order_id} merged into {args.into}: {', '.join(f'{i.sku} x{i.quantity}' for i in items)}; {args.into} is reviewed again")
     return 0
 
@@ -541,50 +546,67 @@ def _return_items(specs: list[str], order: Order) -> list[OrderItem]:
     return items
 
 
-async def cmd_return(args) -> int:
+async def start_return(
+    client: Client, order_id: str, request: ReturnRequest, item_specs: list[str] | None, snapshot: DefinitionSnapshot
+) -> tuple[Order, WorkflowHandle]:
     """A return or exchange: its own workflow (returns.yaml), linked to the original by id and request."""
-    snapshot = load_definition(Path(args.process), ACTIVITY_NAMES)
-    client = await _client(args)
-    description = await _describe(client, args.order_id)
-    view = await fetch_status(client, args.order_id, description)
+    description = await _describe(client, order_id)
+    view = await fetch_status(client, order_id, description)
     if view.status != "completed" or view.order is None:
-        raise CliError(f"order {args.order_id} is {view.status}; only a delivered, completed order can be returned")
+        raise CliError(f"order {order_id} is {view.status}; only a delivered, completed order can be returned")
     original = view.order
-    try:
-        request = ReturnRequest(original_order_id=original.order_id, kind=args.kind, reason=args.reason, note=args.note)
-    except ValidationError as err:
-        raise CliError(f"invalid return: {_field_errors(err)[0]}") from None
-    items = _return_items(args.item, original) if args.item else original.items
-    result = await client.get_workflow_handle(workflow_id(args.order_id), result_type=OrderResult).result()
+    items = _return_items(item_specs, original) if item_specs else original.items
+    result = await client.get_workflow_handle(workflow_id(order_id), result_type=OrderResult).result()
     # The replacement ships by the rules the original order ran under.
     variables = {name: result.variables.get(name) for name in ("stock_policy", "picking", "packing", "carriers", "notifications")}
     variables["return_request"] = request.model_dump(mode="json")
     for number in range(1, 100):
         order = original.model_copy(update={"order_id": f"{original.order_id}-R{number}", "items": items, "paid": True})
         if not await _submitted(client, order):
-            handle = await start_order(client, order, snapshot, variables=variables)
-            print(f"return {order.order_id} started ({handle.id}): {request.kind}, {request.reason}, "
-                  f"{', '.join(f'{i.sku} x{i.quantity}' for i in items)}")
-            return 0
-    raise CliError(f"order {args.order_id} already has 99 returns")
+            return order, await start_order(client, order, snapshot, variables=variables)
+    raise CliError(f"order {order_id} already has 99 returns")
+
+
+async def cmd_return(args) -> int:
+    snapshot = load_definition(Path(args.process), ACTIVITY_NAMES)
+    try:
+        request = ReturnRequest(original_order_id=args.order_id, kind=args.kind, reason=args.reason, note=args.note)
+    except ValidationError as err:
+        raise CliError(f"invalid return: {_field_errors(err)[0]}") from None
+    client = await _client(args)
+    order, handle = await start_return(client, args.order_id, request, args.item, snapshot)
+    print(f"return {order.order_id} started ({handle.id}): {request.kind}, {request.reason}, "
+          f"{', '.join(f'{i.sku} x{i.quantity}' for i in order.items)}")
+    return 0
+
+
+async def restock(client: Client, store, sku: str, warehouse: str, quantity: int, bin: str | None = None) -> list[tuple[str, str | None]]:
+    """Goods received against purchase requisitions: stock up, and wake the orders waiting for them.
+
+    (order id, None if told, else why not) for each order whose requisition the goods closed."""
+    try:
+        orders = store.receive_stock(sku, warehouse, quantity, bin=bin)
+    except KeyError as err:
+        raise CliError(err.args[0]) from None
+    told = []
+    for order_id in orders:
+        try:
+            await _handle(client, order_id).signal("event", ExternalEvent(name="restocked", data={"sku": sku, "warehouse": warehouse}))
+            told.append((order_id, None))
+        except RPCError as err:
+            told.append((order_id, err.message))
+    return told
 
 
 async def cmd_restock(args) -> int:
-    """Goods received against purchase requisitions: stock up, and wake the orders waiting for them."""
-    try:
-        orders = config.open_store().receive_stock(args.sku, args.warehouse, args.quantity, bin=args.bin)
-    except KeyError as err:
-        raise CliError(err.args[0]) from None
-    print(f"{args.quantity} x {args.sku} received at {args.warehouse}")
-    if not orders:
-        return 0
     client = await _client(args)
-    for order_id in orders:
-        try:
-            await _handle(client, order_id).signal("event", ExternalEvent(name="restocked", data={"sku": args.sku, "warehouse": args.warehouse}))
+    told = await restock(client, config.open_store(), args.sku, args.warehouse, args.quantity, args.bin)
+    print(f"{args.quantity} x {args.sku} received at {args.warehouse}")
+    for order_id, problem in told:
+        if problem is None:
             print(f"order {order_id}: restocked event sent")
-        except RPCError as err:
-            print(f"order {order_id}: not told ({err.message})", file=sys.stderr)
+        else:
+            print(f"order {order_id}: not told ({problem})", file=sys.stderr)
     return 0
 
 
@@ -870,18 +892,19 @@ def print_report(data, title: str | None = None) -> None:
     def num(value):
         return "n/a" if value is None else f"{value:g}"
 
-    table = Table("by", "group", "orders", "promise kept", "on time", "to ship h avg", "p90", "manual review", "errors", "feedback", "coupons",
+    table = Table("by", "group", "orders", "promise kept", "on time", "to ship h avg", "p90", "manual review", "errors", "picking", "feedback", "coupons",
                   title=title or f"Finished orders, {data.since:%Y-%m-%d %H:%M} to {data.until:%Y-%m-%d %H:%M} UTC")
     for group, rows in (("all", {"orders": data.overall}), ("tier", data.by_tier), ("service", data.by_service)):
         for name, k in rows.items():
             table.add_row(group, name, str(k.orders), pct(k.promise_attainment), pct(k.on_time_delivery), num(k.order_to_ship_hours_avg),
-                          num(k.order_to_ship_hours_p90), pct(k.manual_review_rate), pct(k.order_error_rate), num(k.feedback_avg),
+                          num(k.order_to_ship_hours_p90), pct(k.manual_review_rate), pct(k.order_error_rate), pct(k.picking_accuracy), num(k.feedback_avg),
                           f"{k.compensations} ({k.compensation_total})")
     out.print(table)
     targets = data.targets
     out.print(
         f"targets: promise kept >= {targets['promise_attainment']:.0%}, on time >= {targets['on_time_delivery']:.0%}, "
-        f"errors < {targets['order_error_rate']:.0%}, satisfaction >= {targets['satisfaction']:.0%}"
+        f"errors < {targets['order_error_rate']:.0%}, satisfaction >= {targets['satisfaction']:.0%}, "
+        f"picking accuracy >= {targets['picking_accuracy']:.0%}; returns are counted apart from orders"
     )
 
 

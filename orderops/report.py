@@ -20,7 +20,10 @@ TARGETS = {
     "on_time_delivery": 0.95,
     "order_error_rate": 0.01,
     "satisfaction": 0.90,
+    "picking_accuracy": 0.99,
 }
+# Ends that close an order without it being anyone's mistake.
+NOT_ERRORS = frozenset({"merged", "unpaid"})
 
 
 class OrderFacts(BaseModel):
@@ -36,6 +39,12 @@ class OrderFacts(BaseModel):
     manual_review: bool
     feedback: int | None
     compensation: Decimal | None
+    end_node: str | None = None
+    scans: int = 0
+    scan_mismatches: int = 0
+    # A return (returns.yaml) is not an order of its own: it counts against the order error rate when it was our mistake.
+    return_of: str | None = None
+    our_mistake: bool = False
 
 
 def _when(value) -> datetime | None:
@@ -51,6 +60,9 @@ def facts(result: OrderResult, started_at: datetime) -> OrderFacts:
     feedback = variables.get("feedback") or {}
     coupon = variables.get("delay_compensation") or {}
     rating = feedback.get("rating")
+    scan = variables.get("scan_check") or {}
+    request = variables.get("return_request") or {}
+    assessment = variables.get("assessment") or {}
     return OrderFacts(
         order_id=result.order_id,
         status=result.status,
@@ -64,6 +76,11 @@ def facts(result: OrderResult, started_at: datetime) -> OrderFacts:
         manual_review=any(s.type == "user_task" and s.node in REVIEW_NODES for s in result.steps),
         feedback=rating if isinstance(rating, int) and 1 <= rating <= 5 else None,
         compensation=Decimal(coupon["amount"]) if coupon.get("granted") else None,
+        end_node=result.end_node,
+        scans=scan.get("scans") or 0,
+        scan_mismatches=scan.get("mismatches") or 0,
+        return_of=request.get("original_order_id"),
+        our_mistake=bool(assessment.get("our_mistake")),
     )
 
 
@@ -80,6 +97,8 @@ class Kpis(BaseModel):
     satisfaction: float | None
     compensations: int
     compensation_total: Decimal
+    picking_accuracy: float | None = None
+    returns: int = 0
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -94,7 +113,9 @@ def _p90(values: list[float]) -> float | None:
     return round(ordered[math.ceil(0.9 * len(ordered)) - 1], 2)
 
 
-def kpis(orders: list[OrderFacts]) -> Kpis:
+def kpis(facts: list[OrderFacts]) -> Kpis:
+    orders = [o for o in facts if o.return_of is None]
+    returns = [o for o in facts if o.return_of is not None]
     delivered = [o for o in orders if o.delivered_at and o.deliver_by]
     on_time = [o for o in delivered if o.delivered_at <= o.deliver_by]
     kept = [o for o in on_time if o.shipped_at and o.ship_by and o.shipped_at <= o.ship_by]
@@ -109,12 +130,17 @@ def kpis(orders: list[OrderFacts]) -> Kpis:
         order_to_ship_hours_avg=round(sum(ship_hours) / len(ship_hours), 2) if ship_hours else None,
         order_to_ship_hours_p90=_p90(ship_hours),
         manual_review_rate=_rate(sum(o.manual_review for o in orders), len(orders)),
-        # Cancelled after acceptance counts as an error; returns caused by mistakes join it with returns.
-        order_error_rate=_rate(sum(o.status == "cancelled" for o in orders), len(orders)),
+        # Errors: orders cancelled after acceptance (not merged, not unpaid) and returns caused by our mistakes.
+        order_error_rate=_rate(
+            sum(o.status == "cancelled" and o.end_node not in NOT_ERRORS for o in orders) + sum(r.our_mistake for r in returns), len(orders)
+        ),
         feedback_avg=round(sum(ratings) / len(ratings), 2) if ratings else None,
         satisfaction=round(sum(ratings) / (5 * len(ratings)), 4) if ratings else None,
         compensations=len(coupons),
         compensation_total=sum(coupons, Decimal("0")),
+        # Scans that matched the order the first time, over every scan (a re-pick is a second scan).
+        picking_accuracy=_rate(sum(o.scans - o.scan_mismatches for o in facts), sum(o.scans for o in facts)),
+        returns=len(returns),
     )
 
 
@@ -144,7 +170,9 @@ def build(orders: list[OrderFacts], since: datetime, until: datetime) -> Report:
         by_tier=grouped("tier"),
         by_service=grouped("service"),
         delivery_vs_promise_hours=sorted(
-            round((o.delivered_at - o.deliver_by).total_seconds() / 3600, 2) for o in orders if o.delivered_at and o.deliver_by
+            round((o.delivered_at - o.deliver_by).total_seconds() / 3600, 2)
+            for o in orders
+            if o.delivered_at and o.deliver_by and o.return_of is None
         ),
     )
 
@@ -196,7 +224,7 @@ def to_html(report: Report) -> str:
                 f"<tr><td>{html.escape(group)}</td><td>{html.escape(name)}</td><td>{k.orders}</td><td>{_pct(k.promise_attainment)}</td>"
                 f"<td>{_pct(k.on_time_delivery)}</td><td>{k.order_to_ship_hours_avg if k.order_to_ship_hours_avg is not None else 'n/a'}</td>"
                 f"<td>{k.order_to_ship_hours_p90 if k.order_to_ship_hours_p90 is not None else 'n/a'}</td><td>{_pct(k.manual_review_rate)}</td>"
-                f"<td>{_pct(k.order_error_rate)}</td><td>{k.feedback_avg if k.feedback_avg is not None else 'n/a'}</td>"
+                f"<td>{_pct(k.order_error_rate)}</td><td>{_pct(k.picking_accuracy)}</td><td>{k.feedback_avg if k.feedback_avg is not None else 'n/a'}</td>"
                 f"<td>{k.compensations} ({k.compensation_total})</td></tr>"
             )
     attainment = [(tier, round(100 * (k.promise_attainment or 0), 1)) for tier, k in report.by_tier.items() if k.delivered]
@@ -210,9 +238,10 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td
 <h1>Order fulfilment KPIs</h1>
 <p>Finished orders closed from {report.since.isoformat()} to {report.until.isoformat()}.
 Targets: promise attainment {TARGETS['promise_attainment']:.0%}, on-time delivery {TARGETS['on_time_delivery']:.0%},
-order error rate below {TARGETS['order_error_rate']:.0%}, satisfaction {TARGETS['satisfaction']:.0%}.</p>
+order error rate below {TARGETS['order_error_rate']:.0%}, satisfaction {TARGETS['satisfaction']:.0%},
+picking accuracy {TARGETS['picking_accuracy']:.0%}.</p>
 <table><tr><th>by</th><th>group</th><th>orders</th><th>promise attainment</th><th>on time</th><th>order-to-ship h (avg)</th>
-<th>order-to-ship h (p90)</th><th>manual review</th><th>error rate</th><th>feedback (1-5)</th><th>coupons (total)</th></tr>
+<th>order-to-ship h (p90)</th><th>manual review</th><th>error rate</th><th>picking accuracy</th><th>feedback (1-5)</th><th>coupons (total)</th></tr>
 {''.join(rows)}</table>
 {charts}
 </body></html>

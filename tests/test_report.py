@@ -52,6 +52,22 @@ def test_kpis_on_a_known_set():
     assert (k.compensations, k.compensation_total) == (1, Decimal("20"))
 
 
+def test_picking_accuracy_and_returns_caused_by_mistakes():
+    scanned = [
+        KNOWN[0].model_copy(update={"scans": 1}),
+        KNOWN[1].model_copy(update={"scans": 3, "scan_mismatches": 2}),
+        KNOWN[3].model_copy(update={"scans": 1}),
+        # Merged or unpaid orders are closed, not failed; a return for a damaged item is our mistake, one for a change of mind is not.
+        order("E", "tier1", "standard", None, None, status="cancelled").model_copy(update={"end_node": "merged"}),
+        order("A-R1", None, None, None, None).model_copy(update={"return_of": "A", "our_mistake": True}),
+        order("D-R1", None, None, None, None).model_copy(update={"return_of": "D", "our_mistake": False}),
+    ]
+    k = kpis(scanned)
+    assert (k.orders, k.returns) == (4, 2)
+    assert k.picking_accuracy == 0.6  # 3 of 5 scans matched the first time
+    assert k.order_error_rate == 0.25  # the damaged return; the merged order is no error
+
+
 def test_report_groups_by_tier_and_service_and_charts_the_spread():
     report = build(KNOWN, T0, T0 + timedelta(days=30))
     assert set(report.by_tier) == {"tier1", "tier2"} and set(report.by_service) == {"standard", "express"}
