@@ -610,14 +610,17 @@ async def cmd_restock(args) -> int:
     return 0
 
 
-def cmd_carrier_outage(args) -> int:
-    """Mark a carrier whose booking system refuses orders, so bookings fall back to the next."""
-    store = config.open_store()
+def set_outage(store, carrier: str, reason: str | None) -> None:
+    """Mark a carrier whose booking system refuses orders (bookings fall back to the next), or clear it with None."""
     with store.transaction() as db:
-        if args.clear:
-            db.execute("DELETE FROM carrier_outages WHERE carrier = ?", (args.carrier,))
+        if reason is None:
+            db.execute("DELETE FROM carrier_outages WHERE carrier = ?", (carrier,))
         else:
-            db.execute("INSERT OR REPLACE INTO carrier_outages VALUES (?, ?)", (args.carrier, args.reason))
+            db.execute("INSERT OR REPLACE INTO carrier_outages VALUES (?, ?)", (carrier, reason))
+
+
+def cmd_carrier_outage(args) -> int:
+    set_outage(config.open_store(), args.carrier, None if args.clear else args.reason)
     print(f"carrier {args.carrier}: {'bookings accepted again' if args.clear else 'bookings refused: ' + args.reason}")
     return 0
 
@@ -1107,7 +1110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_schema)
 
     p = commands.add_parser("demo", help="server + worker + sample orders, decided and delivered, then a summary")
-    p.add_argument("--orders", type=_positive, default=10, help="default: each sample scenario once")
+    p.add_argument("--orders", type=_positive, help="how many orders (default: each sample scenario once)")
     p.set_defaults(run=cmd_demo)
     return parser
 

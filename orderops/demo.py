@@ -15,8 +15,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -24,13 +25,15 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 import worker
 from activities import ACTIVITY_NAMES
+from activities.inputs import ReturnRequest
+from activities.store import Store
 from orderops import config, server
 from orderops.connect import Unreachable, connect
-from orderops.messages import CancelRequest, ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
-from orderops.order import Order, OrderEdit
+from orderops.messages import AddressChange, CancelRequest, ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
+from orderops.order import Address, Order, OrderEdit
 from orderops.process.lint import load_definition
 from orderops.report import build, facts
-from starter import print_report, start_order
+from starter import merge_orders, print_report, restock, set_outage, start_order, start_return
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 SERVER_START_TIMEOUT_S = 60
@@ -40,15 +43,36 @@ DEMO_TIMEOUT_S = 300
 class DemoDecision(BaseModel):
     decision: str
     reason: str
+    role: str = "support_agent"
     changes: OrderEdit | None = None
 
 
+class DemoReturn(BaseModel):
+    kind: str
+    reason: str
+    items: list[str] | None = None
+    inspection: list[dict] = []
+
+
 class Scenario(BaseModel):
+    """One sample order and how the people and systems around it behave (samples/demo_orders.json)."""
+
     scenario: str
     expect: str
     order: Order
     decisions: list[DemoDecision] = []
+    pay: bool = False                                   # the payment provider confirms while the order waits
+    restock: dict | None = None                         # purchasing receives {sku, warehouse, quantity}
+    scans: list[Literal["right", "short"]] = ["right"]  # what the picker's scanner reports, in turn
+    tracking: list[str] = ["in_transit", "out_for_delivery", "delivered"]
+    change_address: Address | None = None               # the customer moves the delivery before handoff
     cancel_in_transit: str | None = None
+    merge_into: str | None = None                       # sample order id of the same customer's other order
+    hold_for_merge: bool = False                        # wait for the other order to be merged in first
+    picking: dict | None = None                         # picking settings for this order (e.g. waves)
+    carrier_outage: str | None = None                   # this carrier's booking system is down while it books
+    return_: DemoReturn | None = Field(None, alias="return")  # once completed, the customer sends this back
+    inspection: list[dict] = []                         # a return: what the returns desk finds, per SKU
 
 
 @dataclass
@@ -56,27 +80,40 @@ class Tracked:
     scenario: Scenario
     handle: WorkflowHandle
     decided: int = 0
-    sent: set[str] = field(default_factory=set)
+    scanned: int = 0
+    tracked: int = 0
+    done: set[str] = field(default_factory=set)
     result: OrderResult | None = None
     seconds: float | None = None
     started_at: datetime | None = None
 
 
-def load_scenarios(count: int, run_tag: str) -> list[Scenario]:
-    """`count` orders from the samples, with ids and customers unique to this run."""
+def load_scenarios(count: int | None, run_tag: str) -> list[Scenario]:
+    """`count` orders from the samples (default: each once), with ids and customers unique to this run."""
     templates = [Scenario.model_validate(s) for s in json.loads((config.SAMPLES_DIR / "demo_orders.json").read_text())]
     scenarios = []
-    for index in range(count):
+    for index in range(count or len(templates)):
         template = templates[index % len(templates)]
         cycle = index // len(templates)
+        prefix = f"demo-{run_tag}-{cycle}-"
         order = template.order.model_copy(
-            update={
-                "order_id": f"demo-{run_tag}-{cycle}-{template.order.order_id}",
-                "customer_id": f"{template.order.customer_id}-{run_tag}-{cycle}",
-            }
+            update={"order_id": prefix + template.order.order_id, "customer_id": f"{template.order.customer_id}-{run_tag}-{cycle}"}
         )
-        scenarios.append(template.model_copy(update={"order": order}))
+        merge_into = prefix + template.merge_into if template.merge_into else None
+        scenarios.append(template.model_copy(update={"order": order, "merge_into": merge_into}))
     return scenarios
+
+
+def _scan(order: Order, kind: str) -> dict:
+    """The picker's scanner: right, or one item short."""
+    totals: dict[str, int] = {}
+    for item in order.items:
+        totals[item.sku] = totals.get(item.sku, 0) + item.quantity
+    lines = [{"sku": sku, "quantity": quantity} for sku, quantity in totals.items()]
+    if kind == "short":
+        lines[0]["quantity"] -= 1
+        lines = [line for line in lines if line["quantity"]] or [{"sku": lines[0]["sku"], "quantity": 2}]
+    return {"items": lines, "picker": "demo-picker"}
 
 
 async def _client_with_server(address: str, namespace: str):
@@ -100,32 +137,101 @@ async def _client_with_server(address: str, namespace: str):
             await asyncio.sleep(0.5)
 
 
-async def _advance(tracked: Tracked) -> None:
-    """Act as the support agent, courier and customer for one order."""
-    handle, scenario = tracked.handle, tracked.scenario
-    description = await handle.describe()
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        tracked.result = await handle.result()
-        tracked.seconds = (description.close_time - description.start_time).total_seconds()
-        tracked.started_at = description.start_time
-        return
-    view: OrderStatusView = await handle.query("status", result_type=OrderStatusView)
-    if view.pending_user_tasks and tracked.decided < len(scenario.decisions):
-        planned = scenario.decisions[tracked.decided]
-        await handle.execute_update(
-            "review",
-            ReviewDecision(decision=planned.decision, agent="demo-agent", reason=planned.reason, changes=planned.changes),
-        )
-        tracked.decided += 1
-    elif "delivered" in view.waiting_for_events and "delivered" not in tracked.sent:
+class Actors:
+    """The support agent, picker, purchasing, carrier, customer and returns desk of the demo."""
+
+    def __init__(self, client: Client, store: Store, tracked: list[Tracked]):
+        self.client, self.store, self.tracked = client, store, tracked
+        self.returns_snapshot = load_definition(config.PROCESS_DIR / "returns.yaml", ACTIVITY_NAMES)
+
+    def find(self, order_id: str) -> Tracked:
+        return next(t for t in self.tracked if t.scenario.order.order_id == order_id)
+
+    async def advance(self, tracked: Tracked) -> None:
+        handle, scenario = tracked.handle, tracked.scenario
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            tracked.result = await handle.result()
+            tracked.seconds = (description.close_time - description.start_time).total_seconds()
+            tracked.started_at = description.start_time
+            if scenario.return_ and tracked.result.status == "completed":
+                await self.start_return(tracked)
+            return
+        view: OrderStatusView = await handle.query("status", result_type=OrderStatusView)
+        waiting = set(view.waiting_for_events)
+        if view.pending_user_tasks:
+            await self.decide(tracked, view)
+        elif "paid" in waiting and scenario.pay:
+            await handle.signal("event", ExternalEvent(name="paid", data={"provider": "demo-pay"}))
+        elif "restocked" in waiting and scenario.restock and "restocked" not in tracked.done:
+            tracked.done.add("restocked")
+            await restock(self.client, self.store, **scenario.restock)
+        elif "scanned" in waiting:
+            await self.pick(tracked, view)
+        elif "delivered" in waiting:
+            await self.carry(tracked)
+        elif "feedback" in waiting:
+            await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 5, "comment": "arrived on time"}))
+        elif "return_received" in waiting:
+            await handle.signal("event", ExternalEvent(name="return_received", data={"items": scenario.inspection, "inspector": "demo-desk"}))
+
+    async def decide(self, tracked: Tracked, view: OrderStatusView) -> None:
+        scenario = tracked.scenario
+        if scenario.merge_into and "merged" not in tracked.done:
+            target = self.find(scenario.merge_into)
+            target_view: OrderStatusView = await target.handle.query("status", result_type=OrderStatusView)
+            if target_view.pending_user_tasks:
+                tracked.done.add("merged")
+                target.done.add("merged")
+                await merge_orders(self.client, scenario.order.order_id, scenario.merge_into, "demo-agent", "same customer, one parcel")
+            return
+        if scenario.hold_for_merge and "merged" not in tracked.done:
+            return
+        if tracked.decided < len(scenario.decisions):
+            planned = scenario.decisions[tracked.decided]
+            tracked.decided += 1
+            await tracked.handle.execute_update(
+                "review",
+                ReviewDecision(decision=planned.decision, agent="demo-agent", role=planned.role, reason=planned.reason, changes=planned.changes),
+            )
+
+    async def pick(self, tracked: Tracked, view: OrderStatusView) -> None:
+        scenario, handle = tracked.scenario, tracked.handle
+        if scenario.change_address and "address" not in tracked.done:
+            tracked.done.add("address")
+            await handle.execute_update("change_address", AddressChange(address=scenario.change_address, by="customer", reason="moved"))
+        if scenario.carrier_outage and "outage" not in tracked.done:
+            tracked.done.add("outage")
+            set_outage(self.store, scenario.carrier_outage, "demo: booking system down")
+        kind = scenario.scans[tracked.scanned] if tracked.scanned < len(scenario.scans) else "right"
+        tracked.scanned += 1
+        await handle.signal("event", ExternalEvent(name="scanned", data=_scan(view.order, kind)))
+
+    async def carry(self, tracked: Tracked) -> None:
+        scenario, handle = tracked.scenario, tracked.handle
+        if scenario.carrier_outage and "outage" in tracked.done and "outage cleared" not in tracked.done:
+            tracked.done.add("outage cleared")
+            set_outage(self.store, scenario.carrier_outage, None)
         if scenario.cancel_in_transit:
-            await handle.execute_update("cancel", CancelRequest(reason=scenario.cancel_in_transit, by="demo-agent"))
-        else:
-            await handle.signal("event", ExternalEvent(name="delivered", data={"signer": scenario.order.customer_name}))
-        tracked.sent.add("delivered")
-    elif "feedback" in view.waiting_for_events and "feedback" not in tracked.sent:
-        await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 5, "comment": "arrived on time"}))
-        tracked.sent.add("feedback")
+            if "cancel" not in tracked.done:
+                tracked.done.add("cancel")
+                await handle.execute_update("cancel", CancelRequest(reason=scenario.cancel_in_transit, by="demo-agent"))
+            return
+        name = scenario.tracking[tracked.tracked] if tracked.tracked < len(scenario.tracking) else "delivered"
+        tracked.tracked += 1
+        await handle.signal("event", ExternalEvent(name=name, data={"signer": scenario.order.customer_name} if name == "delivered" else {}))
+
+    async def start_return(self, tracked: Tracked) -> None:
+        spec = tracked.scenario.return_
+        if "return" in tracked.done:
+            return
+        tracked.done.add("return")
+        request = ReturnRequest(original_order_id=tracked.scenario.order.order_id, kind=spec.kind, reason=spec.reason)
+        order, handle = await start_return(self.client, request.original_order_id, request, spec.items, self.returns_snapshot)
+        scenario = Scenario(
+            scenario=f"return of {request.original_order_id}: {spec.kind}, {spec.reason}", expect="completed", order=order, inspection=spec.inspection
+        )
+        self.tracked.append(Tracked(scenario, handle))
 
 
 async def _wait_reviewed(handle: WorkflowHandle, worker_task: asyncio.Task) -> None:
@@ -162,16 +268,17 @@ def _summary(tracked: list[Tracked]) -> Table:
     return table
 
 
-async def run(address: str, namespace: str, count: int) -> int:
+async def run(address: str, namespace: str, count: int | None) -> int:
     client, server_process = await _client_with_server(address, namespace)
     # The progress bars own the terminal; the worker's log lines go to a file.
     log_file = config.home() / "demo.log"
     logging.getLogger().handlers[0].setStream(open(log_file, "a", encoding="utf-8"))
     console.print(f"Worker log: {log_file}")
     stop = asyncio.Event()
-    worker_task = asyncio.create_task(worker.serve(client, config.open_store(), config.PROCESS_DIR, stop))
+    store = config.open_store()
+    worker_task = asyncio.create_task(worker.serve(client, store, config.PROCESS_DIR, stop))
     try:
-        return await _drive(client, count, worker_task)
+        return await _drive(client, store, count, worker_task)
     finally:
         stop.set()
         await worker_task
@@ -184,39 +291,48 @@ async def run(address: str, namespace: str, count: int) -> int:
             )
 
 
-async def _drive(client: Client, count: int, worker_task: asyncio.Task) -> int:
+async def _drive(client: Client, store: Store, count: int | None, worker_task: asyncio.Task) -> int:
     snapshot = load_definition(config.DEFAULT_PROCESS, ACTIVITY_NAMES)
     run_tag = datetime.now().strftime("%m%d%H%M%S")
     scenarios = load_scenarios(count, run_tag)
     if client.service_client.config.target_host == config.DEFAULT_ADDRESS:
         console.print(f"Web UI: http://localhost:{config.UI_PORT}/namespaces/{client.namespace}/workflows")
     tracked: list[Tracked] = []
+    actors = Actors(client, store, tracked)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console) as progress:
         intake = progress.add_task("orders started", total=len(scenarios))
         for scenario in scenarios:
-            handle = await start_order(client, scenario.order, snapshot)
+            # A scenario's own picking settings (waves) travel in the order's input, so its history shows them.
+            variables = {"picking": scenario.picking} if scenario.picking else None
+            handle = await start_order(client, scenario.order, snapshot, variables=variables)
             tracked.append(Tracked(scenario, handle))
             await _wait_reviewed(handle, worker_task)
             progress.advance(intake)
-        finished = progress.add_task("orders finished", total=len(tracked))
+        finished = progress.add_task("orders and returns finished", total=len(tracked))
         deadline = time.monotonic() + DEMO_TIMEOUT_S
         while any(t.result is None for t in tracked) and time.monotonic() < deadline:
             if worker_task.done():
                 worker_task.result()  # surfaces the worker's error
-            for t in tracked:
+            for t in list(tracked):
                 if t.result is None:
-                    await _advance(t)
-            progress.update(finished, completed=sum(t.result is not None for t in tracked))
+                    await actors.advance(t)
+            progress.update(finished, total=len(tracked), completed=sum(t.result is not None for t in tracked))
             await asyncio.sleep(0.2)
     console.print(_summary(tracked))
-    finished = [t for t in tracked if t.result is not None]
-    if finished:
-        since, until = min(t.started_at for t in finished), datetime.now(timezone.utc)
-        print_report(build([facts(t.result, t.started_at) for t in finished], since, until), title="KPIs of the demo orders")
+    done = [t for t in tracked if t.result is not None]
+    if done:
+        since, until = min(t.started_at for t in done), datetime.now(timezone.utc)
+        print_report(build([facts(t.result, t.started_at) for t in done], since, until), title="KPIs of the demo orders")
+    problems = store.inconsistencies([t.scenario.order.order_id for t in done])
+    for problem in problems:
+        console.print(f"[red]store: {problem}[/]")
+    if not problems:
+        console.print("Warehouse store consistent: every finished order's stock shipped or released, no notification written twice.")
     mismatched = [t for t in tracked if t.result is None or t.result.status != t.scenario.expect]
     if mismatched:
         console.print(f"[red]{len(mismatched)} order(s) did not end as expected[/]")
+    if mismatched or problems:
         return 1
-    console.print(f"[green]All {len(tracked)} orders ended as expected.[/] For one order's story: orderops status {tracked[0].scenario.order.order_id}")
+    console.print(f"[green]All {len(tracked)} orders and returns ended as expected.[/] For one order's story: orderops status {tracked[0].scenario.order.order_id}")
     return 0

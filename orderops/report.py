@@ -159,6 +159,8 @@ def build(orders: list[OrderFacts], since: datetime, until: datetime) -> Report:
     def grouped(key) -> dict[str, Kpis]:
         groups: dict[str, list[OrderFacts]] = {}
         for order in orders:
+            if order.return_of is not None:
+                continue  # returns carry no promise of their own: they count in the overall figures
             groups.setdefault(getattr(order, key) or "none", []).append(order)
         return {name: kpis(members) for name, members in sorted(groups.items())}
 

@@ -362,3 +362,22 @@ def test_a_return_is_checked_against_what_shipped_then_restocked_or_scrapped(sto
     again = {"order": {**ret["order"], "order_id": "r-2", "items": items(("TEA-001", 1))}, "request": request}
     with pytest.raises(ApplicationError, match="0 shipped and not yet returned"):
         run(returns.assess_return, again)
+
+
+def test_the_consistency_check_finds_what_would_be_wrong(store: Store):
+    args = payload(items=items(("TEA-001", 2)))
+    order_id = args["order"]["order_id"]
+    run(StockActivities(store).reserve_stock, args)
+    run(CustomerActivities(store).notify_customer, {**args, "kind": "shipped"})
+    assert store.inconsistencies() == []
+    assert store.inconsistencies([order_id]) == [f"order {order_id} has ended but still holds 2 x TEA-001"]
+    with store.transaction() as db:
+        db.execute("UPDATE stock SET reserved = reserved + 1 WHERE sku = 'TEA-001' AND warehouse = 'SH'")
+        db.execute(
+            "INSERT INTO notifications (order_id, kind, dedupe_key, channel, recipient, message, created_at)"
+            " VALUES (?, 'shipped', 'other-key', 'sms', 'x', 'again', 'now')", (order_id,),
+        )
+    assert store.inconsistencies() == [
+        "stock TEA-001 at SH A-01-01: reserved 3 but reservations hold 2",
+        f"order {order_id}: 2 'shipped' notifications for 1 cause(s)",
+    ]
