@@ -34,4 +34,4 @@ clean:
 # Re-record the golden histories replayed by `make test` (after an intended interpreter change).
 golden: $(STAMP)
 	rm -f tests/golden/test_*.json  # legacy-*.json stay: histories from before earlier changes
-	ORDEROPS_RECORD_GOLDEN=tests/golden $(BIN)/pytest -q tests/test_standard_process.py tests/test_constructs.py tests/test_history.py tests/test_deadlines.py
+	ORDEROPS_RECORD_GOLDEN=tests/golden $(BIN)/pytest -q tests/test_standard_process.py tests/test_constructs.py tests/test_history.py tests/test_deadlines.py tests/test_fulfilment_timers.py tests/test_returns.py

@@ -45,6 +45,12 @@ def test_golden_histories_cover_every_construct():
     assert {c.via for t in timelines for c in t.cancellations} == {"update", "workflow_cancel"}
     assert "cancelled" in {run.outcome for t in timelines for run in t.activities}  # settled before undoing
     assert any(t.breached_at for t in timelines) and any(t.at_risk_at for t in timelines)
+    # Standard v4's constructs: a receive of several events, the address-change update.
+    histories = [load_history_file(path) for path in FILES]
+    sources = [json.loads(h.events[0].workflow_execution_started_event_attributes.input.payloads[0].data)["definition"]["source"] for h in histories]
+    assert any("event: [in_transit, out_for_delivery, delivery_failed, delivered, lost]" in source for source in sources)
+    updates = {e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name for h in histories for e in h.events}
+    assert "change_address" in updates
     # Histories from before earlier interpreter changes stay, proving those orders still replay.
     assert len([p for p in FILES if p.name.startswith("legacy-")]) >= 5
 
@@ -70,7 +76,7 @@ class TimerBeforePick(OrderWorkflow):
 
 
 async def test_a_nondeterministic_interpreter_is_reported_at_the_right_event_and_node():
-    path = GOLDEN / "test_happy_path_ships_and_completes.json"
+    path = GOLDEN / "test_happy_path_ships_tracks_and_completes.json"
     history = load_history_file(path)
     pick_scheduled = next(
         e.event_id
@@ -99,7 +105,7 @@ def test_each_golden_history_carries_its_definition(path: Path):
 
 
 def mutated(tmp_path: Path, change) -> Path:
-    data = json.loads((GOLDEN / "test_happy_path_ships_and_completes.json").read_text())
+    data = json.loads((GOLDEN / "test_happy_path_ships_tracks_and_completes.json").read_text())
     change(data["events"])
     path = tmp_path / "mutated.json"
     path.write_text(json.dumps(data))

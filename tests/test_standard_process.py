@@ -392,6 +392,7 @@ async def test_address_change_is_accepted_until_handoff_and_refused_after(start,
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update("change_address", AddressChange(address=Address(province="X", city="Y", street="Z street"), by="c"))
     await handle.execute_update("cancel", CancelRequest(reason="test cleanup"))
+    assert (await handle.result()).status == "cancelled"
 
 
 async def test_orders_of_one_customer_waiting_at_review_merge(start, store: Store, address: str):
@@ -410,6 +411,7 @@ async def test_orders_of_one_customer_waiting_at_review_merge(start, store: Stor
     assert sorted((i.sku, i.quantity) for i in view.order.items) == [("BOOK-006", 1), ("MUG-002", 1), ("TEA-001", 2)]
     assert reserved(store, keep.order_id)["BOOK-006"] == (1, "active")
     await keep_handle.execute_update("cancel", CancelRequest(reason="test cleanup"))
+    assert (await keep_handle.result()).status == "cancelled"
 
 
 # -- definitions in flight -------------------------------------------------------------------------
