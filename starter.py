@@ -341,6 +341,11 @@ async def cmd_status(args) -> int:
     out.print(f"process: {view.process.id} v{view.process.version}  sha256 {view.process.sha256[:12]}{policy}  ({view.process.path})")
     if view.current_nodes:
         out.print(f"current: {', '.join(view.current_nodes)}")
+    if view.order:
+        o, a = view.order, view.order.address
+        out.print(f"customer: {o.customer_name} ({o.customer_id}, {o.phone}); {o.channel}, {o.order_type}")
+        out.print(f"ships to: {' '.join(p for p in (a.province, a.city, a.district, a.street, a.postcode) if p)}")
+        out.print(f"items: {', '.join(f'{i.sku} x{i.quantity}' for i in o.items)} ({o.amount:.2f})")
     if view.promise:
         p = view.promise
         out.print(
@@ -363,7 +368,10 @@ async def cmd_status(args) -> int:
             f"[bold yellow]Awaiting decision[/] at {task.node} by role {task.role}: "
             f"{' / '.join(task.outcomes)} (deadline {_when(task.deadline)})"
         )
-        if task.details:
+        findings = task.details if isinstance(task.details, list) and all(isinstance(f, dict) and "code" in f for f in task.details) else None
+        for finding in findings or []:
+            out.print(f"  - {finding['code']}: {finding.get('reason', '')}")
+        if task.details and findings is None:
             out.print(f"  details: {json.dumps(task.details, ensure_ascii=False)}")
     if view.waiting_for_events:
         out.print(f"waiting for event: {', '.join(view.waiting_for_events)}")
