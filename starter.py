@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -37,6 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities import ACTIVITY_NAMES
 from activities.inputs import ReturnRequest
+from activities.store import StaleStore
 import worker
 from orderops import config, logs, search_attributes as sa, server
 from orderops.connect import Unreachable, connect
@@ -518,13 +520,20 @@ async def merge_orders(client: Client, order_id: str, into: str, agent: str, rea
         lines[(item.sku, item.unit_price)] = lines.get((item.sku, item.unit_price), 0) + item.quantity
     items = [OrderItem(sku=sku, quantity=quantity, unit_price=price) for (sku, price), quantity in lines.items()]
     reason = reason or f"merged {order_id} into {into}"
-    # The kept order takes the items first: if the second step fails, nothing the customer ordered is lost.
-    await _update(client, into, "review", ReviewDecision(
-        decision="edit", agent=agent, reason=f"{reason} (items of {order_id} added)", node="manual_review", changes=OrderEdit(items=items),
-    ), ReviewReceipt)
+    # The merged order ends first, giving its stock back before the kept order reserves the whole.
     await _update(client, order_id, "review", ReviewDecision(
         decision="merge", agent=agent, reason=f"{reason} (items moved to {into})", node="manual_review",
     ), ReviewReceipt)
+    try:
+        await _update(client, into, "review", ReviewDecision(
+            decision="edit", agent=agent, reason=f"{reason} (items of {order_id} added)", node="manual_review", changes=OrderEdit(items=items),
+        ), ReviewReceipt)
+    except CliError as err:
+        lines = ", ".join(f"{i.sku} x{i.quantity}" for i in source.items)
+        raise CliError(
+            f"order {order_id} was merged, but adding its items to {into} failed ({err}); add {lines} to {into} with "
+            f"`orderops review {into} --decision edit` when it waits for review again"
+        ) from None
     return items
 
 
@@ -539,7 +548,10 @@ async def cmd_merge(args) -> int:
 
 def _return_items(specs: list[str], order: Order) -> list[OrderItem]:
     prices = {item.sku: item.unit_price for item in order.items}
-    items = []
+    ordered: dict[str, int] = {}
+    for item in order.items:
+        ordered[item.sku] = ordered.get(item.sku, 0) + item.quantity
+    wanted: dict[str, int] = {}
     for spec in specs:
         sku, _, quantity = spec.partition(":")
         if sku not in prices:
@@ -550,8 +562,10 @@ def _return_items(specs: list[str], order: Order) -> list[OrderItem]:
             raise UsageError(f"--item {spec}: quantity {quantity!r} is not a whole number") from None
         if count < 1:
             raise UsageError(f"--item {spec}: quantity must be at least 1")
-        items.append(OrderItem(sku=sku, quantity=count, unit_price=prices[sku]))
-    return items
+        wanted[sku] = wanted.get(sku, 0) + count
+        if wanted[sku] > ordered[sku]:
+            raise UsageError(f"--item {spec}: order {order.order_id} has only {ordered[sku]} x {sku}")
+    return [OrderItem(sku=sku, quantity=count, unit_price=prices[sku]) for sku, count in wanted.items()]
 
 
 async def start_return(
@@ -560,19 +574,32 @@ async def start_return(
     """A return or exchange: its own workflow (returns.yaml), linked to the original by id and request."""
     description = await _describe(client, order_id)
     view = await fetch_status(client, order_id, description)
-    if view.status != "completed" or view.order is None:
-        raise CliError(f"order {order_id} is {view.status}; only a delivered, completed order can be returned")
+    delivered = any(s.node == "record_delivery" and s.outcome == "completed" for s in view.steps)
+    if view.order is None or not (delivered or view.status == "completed"):
+        raise CliError(f"order {order_id} is {view.status}; only a delivered order can be returned")
     original = view.order
     items = _return_items(item_specs, original) if item_specs else original.items
-    result = await client.get_workflow_handle(workflow_id(order_id), result_type=OrderResult).result()
-    # The replacement ships by the rules the original order ran under.
-    variables = {name: result.variables.get(name) for name in ("stock_policy", "picking", "packing", "carriers", "notifications")}
+    variables = await _outbound_rules(client, order_id)
     variables["return_request"] = request.model_dump(mode="json")
     for number in range(1, 100):
         order = original.model_copy(update={"order_id": f"{original.order_id}-R{number}", "items": items, "paid": True})
         if not await _submitted(client, order):
             return order, await start_order(client, order, snapshot, variables=variables)
     raise CliError(f"order {order_id} already has 99 returns")
+
+
+OUTBOUND_RULES = ("stock_policy", "picking", "packing", "carriers", "notifications", "delivery")
+
+
+async def _outbound_rules(client: Client, order_id: str) -> dict:
+    """The rules the original order ran under, so a replacement ships by them; the current standard's for what it lacked."""
+    history = await _history(client, order_id)
+    started = history.events[0].workflow_execution_started_event_attributes
+    [original] = await client.data_converter.decode(started.input.payloads, [OrderInput])
+    ran_under = (yaml.safe_load(original.definition.source) or {}).get("variables") or {}
+    current = load_definition(config.DEFAULT_PROCESS, ACTIVITY_NAMES)
+    defaults = (yaml.safe_load(current.source) or {}).get("variables") or {}
+    return {name: ran_under.get(name) if ran_under.get(name) is not None else defaults.get(name) for name in OUTBOUND_RULES}
 
 
 async def cmd_return(args) -> int:
@@ -614,8 +641,8 @@ async def cmd_restock(args) -> int:
         if problem is None:
             print(f"order {order_id}: restocked event sent")
         else:
-            print(f"order {order_id}: not told ({problem})", file=sys.stderr)
-    return 0
+            print(f"order {order_id}: not told ({problem}); send it with `orderops event {order_id} restocked`", file=sys.stderr)
+    return 1 if any(problem for _, problem in told) else 0
 
 
 def set_outage(store, carrier: str, reason: str | None) -> None:
@@ -628,6 +655,12 @@ def set_outage(store, carrier: str, reason: str | None) -> None:
 
 
 def cmd_carrier_outage(args) -> int:
+    if not args.clear and not args.reason.strip():
+        raise UsageError("--reason must say why bookings are refused")
+    snapshot = load_definition(config.DEFAULT_PROCESS, ACTIVITY_NAMES)
+    known = [c["name"] for c in (yaml.safe_load(snapshot.source).get("variables") or {}).get("carriers") or []]
+    if args.carrier not in known:
+        raise CliError(f"no carrier {args.carrier!r} in {config.DEFAULT_PROCESS.name} (carriers: {', '.join(known)})")
     set_outage(config.open_store(), args.carrier, None if args.clear else args.reason)
     print(f"carrier {args.carrier}: {'bookings accepted again' if args.clear else 'bookings refused: ' + args.reason}")
     return 0
@@ -1136,7 +1169,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"orderops: {err}", file=sys.stderr)
         return 2
-    except (CliError, Unreachable, HistoryError) as err:
+    except (CliError, Unreachable, HistoryError, StaleStore) as err:
         print(f"orderops: {err}", file=sys.stderr)
         return 1
     except InvalidDefinition as err:

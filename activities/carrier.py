@@ -10,9 +10,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.customer import render
-from activities.inputs import BookArgs, Carrier, OrderArgs, TrackingArgs, parse
+from activities.inputs import BookArgs, Carrier, HandoffArgs, OrderArgs, TrackingArgs, parse
 from activities.packing import PackingActivities, address_key, zpl_label
-from activities.store import StoreActivities, current_round, now_iso, outbox
+from activities.store import StoreActivities, current_round, event_key, now_iso, outbox
 
 log = structlog.get_logger()
 
@@ -119,7 +119,8 @@ class CarrierActivities(StoreActivities):
     @activity.defn(name="handoff_to_courier")
     def handoff_to_courier(self, payload: dict) -> dict:
         """The courier collects the booked parcels: the goods leave the warehouse, courier and time are recorded."""
-        order = parse(OrderArgs, payload).order
+        args = parse(HandoffArgs, payload)
+        order = args.order
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
             booked = db.execute(
@@ -133,11 +134,7 @@ class CarrierActivities(StoreActivities):
                 raise ApplicationError(f"order {order.order_id} has no carrier booking", type="NotBooked", non_retryable=True)
             for booking in booked:
                 if booking["address_key"] != address_key(order):
-                    # The customer changed the address after packing: reprint the label before it leaves.
-                    labels = json.loads(booking["packaging"])["labels"]
-                    with open(booking["label_path"], "w", encoding="utf-8") as label:
-                        label.write(zpl_label(order, booking["tracking_no"], booking["weight_kg"], labels, booking["warehouse"]))
-                    db.execute("UPDATE waybills SET address_key = ? WHERE tracking_no = ?", (address_key(order), booking["tracking_no"]))
+                    booking = self._readdress(db, order, round_no, booking, args)
                 for line in db.execute(
                     "SELECT sku, bin, quantity FROM reservations WHERE order_id = ? AND round = ? AND warehouse = ? AND state = 'active'",
                     (order.order_id, round_no, booking["warehouse"]),
@@ -162,6 +159,22 @@ class CarrierActivities(StoreActivities):
         log.info("handed to courier", parcels=[(p["tracking_no"], p["carrier"]) for p in parcels])
         return {"parcels": parcels, "carrier": parcels[0]["carrier"], "tracking_no": parcels[0]["tracking_no"]}
 
+    def _readdress(self, db, order, round_no: int, booking, args: HandoffArgs):
+        """The customer changed the address after packing: reprint the label, and re-book if the carrier cannot go there."""
+        labels = json.loads(booking["packaging"])["labels"]
+        with open(booking["label_path"], "w", encoding="utf-8") as label:
+            label.write(zpl_label(order, booking["tracking_no"], booking["weight_kg"], labels, booking["warehouse"]))
+        db.execute("UPDATE waybills SET address_key = ? WHERE tracking_no = ?", (address_key(order), booking["tracking_no"]))
+        carrier = next((c for c in args.carriers if c.name == booking["carrier"]), None)
+        parcel = PackingActivities.parcel(db.execute("SELECT * FROM waybills WHERE tracking_no = ?", (booking["tracking_no"],)).fetchone())
+        if carrier is None or args.promise is None or _cannot_carry(carrier, parcel, order.address.province, booking["service"]) is None:
+            return booking
+        now = datetime.now(timezone.utc)
+        db.execute("UPDATE carrier_bookings SET state = 'cancelled' WHERE order_id = ? AND round = ? AND warehouse = ?", (order.order_id, round_no, booking["warehouse"]))
+        rebooked = self._book(db, order.order_id, round_no, parcel, BookArgs(order=order, carriers=args.carriers, promise=args.promise), now, now.date().isoformat())
+        log.info("re-booked for the new address", carrier=rebooked["carrier"], was=booking["carrier"])
+        return {**dict(booking), **rebooked}
+
     @activity.defn(name="intercept_shipment")
     def intercept_shipment(self, payload: dict) -> dict:
         """Compensation for the handoff: the parcel is on its way, so ask the carrier to intercept it."""
@@ -180,6 +193,19 @@ class CarrierActivities(StoreActivities):
         log.info("intercept requested", parcels=[r["tracking_no"] for r in rows])
         return {"intercepted": [r["tracking_no"] for r in rows]}
 
+    @activity.defn(name="declare_lost")
+    def declare_lost(self, payload: dict) -> dict:
+        """The parcels of the current round are lost: no intercept can be asked for them any more."""
+        order = parse(OrderArgs, payload).order
+        with self.store.transaction() as db:
+            round_no = current_round(db, order.order_id)
+            lost = [r["tracking_no"] for r in db.execute(
+                "SELECT tracking_no FROM carrier_bookings WHERE order_id = ? AND round = ? AND state IN ('handed_over', 'lost')",
+                (order.order_id, round_no),
+            )]
+            db.execute("UPDATE carrier_bookings SET state = 'lost' WHERE order_id = ? AND round = ? AND state = 'handed_over'", (order.order_id, round_no))
+        return {"lost": lost}
+
     @activity.defn(name="record_tracking")
     def record_tracking(self, payload: dict) -> dict:
         """A courier scan: the parcel's status moves on, and the customer hears of it through the outbox."""
@@ -188,8 +214,8 @@ class CarrierActivities(StoreActivities):
         status = event.get("event")
         if status not in TRACKING_EVENTS:
             raise ApplicationError(f"not a tracking event: {status!r} (known: {', '.join(TRACKING_EVENTS)})", type="InvalidInput", non_retryable=True)
-        key = f"{status}:{event.get('received_at')}"
-        detail = {k: v for k, v in event.items() if k not in ("event", "received_at")}
+        key = f"{status}:{event_key(event)}"
+        detail = {k: v for k, v in event.items() if k not in ("event", "received_at", "seq")}
         if status == "delivered":
             detail.setdefault("signer", order.customer_name)
         with self.store.transaction() as db:
@@ -199,6 +225,12 @@ class CarrierActivities(StoreActivities):
                 (order.order_id, key, round_no, status, json.dumps(detail, sort_keys=True), now_iso()),
             )
             outbox(db, order.order_id, status, "sms", order.phone, render(status, order, args.templates, detail), key=f"tracking:{key}")
+            if status == "delivered":
+                # Signed for: nothing left to intercept, whatever happens to the order now.
+                db.execute(
+                    "UPDATE carrier_bookings SET state = 'delivered' WHERE order_id = ? AND round = ? AND state = 'handed_over'",
+                    (order.order_id, round_no),
+                )
             failed = db.execute(
                 "SELECT COUNT(*) FROM tracking_events WHERE order_id = ? AND round = ? AND status = 'delivery_failed'", (order.order_id, round_no)
             ).fetchone()[0]

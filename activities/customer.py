@@ -44,7 +44,11 @@ def render(kind: str, order: Order, templates: dict[str, str], extra: dict[str, 
     try:
         return template.format_map(fields)
     except (IndexError, ValueError) as err:
-        raise ApplicationError(f"template {kind!r} is malformed: {err}", type="InvalidInput", non_retryable=True) from None
+        if kind not in TEMPLATES or template == TEMPLATES[kind]:
+            raise ApplicationError(f"template {kind!r} is malformed: {err}", type="InvalidInput", non_retryable=True) from None
+        # A broken custom text must not stop the customer hearing: the built-in one goes instead.
+        log.warning("notification template malformed; built-in text used", kind=kind, error=str(err))
+        return TEMPLATES[kind].format_map(fields)
 
 
 class _Fields(dict):

@@ -94,13 +94,14 @@ class ReserveArgs(OrderArgs):
 
 
 class PickingPolicy(Policy):
-    mode: Literal["order", "wave"] = "order"
-    wave_window: Duration = Field(timedelta(minutes=2), description="How long a wave collects orders of one warehouse before its pick walk")
-    max_scan_mismatches: int = Field(2, ge=1, description="Mismatched scans before a person takes over")
+    # Required, not defaulted: the definition's conditions read them as written.
+    mode: Literal["order", "wave"]
+    wave_window: Duration = Field(description="How long a wave collects orders of one warehouse before its pick walk")
+    max_scan_mismatches: int = Field(ge=1, description="Mismatched scans before a person takes over")
 
 
 class WaveArgs(OrderArgs):
-    picking: PickingPolicy = PickingPolicy()
+    picking: PickingPolicy
 
 
 class ScannedLine(BaseModel):
@@ -118,6 +119,7 @@ class Scan(BaseModel):
     items: list[ScannedLine] = Field(min_length=1)
     picker: str = ""
     received_at: str
+    seq: int | None = None
 
 
 class ScanArgs(OrderArgs):
@@ -207,3 +209,22 @@ class Inspection(BaseModel):
 
 class InspectArgs(ReturnArgs):
     inspection: Inspection = Inspection()
+
+
+class CloseReturnArgs(OrderArgs):
+    outcome: Literal["rejected", "expired"]
+
+
+class HandoffArgs(OrderArgs):
+    """Carriers and promise let the handoff re-book a parcel whose address changed after booking."""
+
+    carriers: list[Carrier] = []
+    promise: dict[str, Any] | None = None
+
+
+class DeliveryPolicy(Policy):
+    max_attempts: int = Field(ge=1, description="Failed deliveries before a person decides")
+
+
+class ReturnPolicy(Policy):
+    auto_approve_up_to: float = Field(ge=0, description="Returns worth up to this are approved without a person")

@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.inputs import OrderArgs, PackArgs, parse
 from activities.stock import active_lines
-from activities.store import StoreActivities, current_round, now_iso
+from activities.store import StoreActivities, current_round, next_number, now_iso
 from orderops.order import Order
 
 log = structlog.get_logger()
@@ -88,9 +88,8 @@ class PackingActivities(StoreActivities):
         material = "; ".join(sorted({rules.classes[c].material for c in classes}))
         labels = sorted({label for c in classes for label in rules.classes[c].labels})
         weight = round(sum(products[line["sku"]]["weight_kg"] * line["quantity"] for line in lines) + rules.box_weight_kg, 3)
-        # Unique across the store and never reused: a date plus a store-wide sequence.
-        sequence = db.execute("SELECT COALESCE(MAX(rowid), 0) + 1 FROM waybills").fetchone()[0]
-        tracking = f"OO{datetime.now(timezone.utc):%y%m%d}{sequence:08d}"
+        # Unique across the store and never reused, even after a void: a date plus a store-wide sequence.
+        tracking = f"OO{datetime.now(timezone.utc):%y%m%d}{next_number(db, 'waybill'):08d}"
         label_path = self.store.labels_dir / f"{tracking}.zpl"
         label_path.write_text(zpl_label(order, tracking, weight, labels, warehouse), encoding="utf-8")
         db.execute(

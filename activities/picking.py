@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.inputs import OrderArgs, ScanArgs, WaveArgs, parse
 from activities.stock import active_lines, shipments
-from activities.store import StoreActivities, current_round, now_iso, outbox
+from activities.store import StoreActivities, current_round, event_key, now_iso, outbox
 
 log = structlog.get_logger()
 
@@ -134,7 +134,7 @@ class PickingActivities(StoreActivities):
             ]
             db.execute(
                 "INSERT OR IGNORE INTO scans VALUES (?, ?, ?, ?, ?, ?)",
-                (order.order_id, round_no, args.scan.received_at, int(not differences), "; ".join(differences) or "match", now_iso()),
+                (order.order_id, round_no, event_key(args.scan.model_dump()), int(not differences), "; ".join(differences) or "match", now_iso()),
             )
             counts = db.execute(
                 "SELECT COUNT(*) AS scans, SUM(matched = 0) AS mismatches FROM scans WHERE order_id = ? AND round = ?", (order.order_id, round_no)
@@ -142,7 +142,7 @@ class PickingActivities(StoreActivities):
             if differences:
                 outbox(
                     db, order.order_id, "repick", "warehouse", args.scan.picker or "picking",
-                    f"Re-pick order {order.order_id}: {'; '.join(differences)}", key=f"repick:{round_no}:{args.scan.received_at}",
+                    f"Re-pick order {order.order_id}: {'; '.join(differences)}", key=f"repick:{round_no}:{event_key(args.scan.model_dump())}",
                 )
         log.info("scan verified", matched=not differences, differences=differences)
         return {"matched": not differences, "differences": differences, "scans": counts["scans"], "mismatches": counts["mismatches"] or 0}

@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.customer import render
-from activities.inputs import InspectArgs, ReturnArgs, parse
+from activities.inputs import CloseReturnArgs, InspectArgs, ReturnArgs, parse
 from activities.store import StoreActivities, now_iso, outbox
 
 log = structlog.get_logger()
@@ -26,12 +26,18 @@ class ReturnActivities(StoreActivities):
             existing = db.execute("SELECT * FROM returns WHERE return_id = ?", (order.order_id,)).fetchone()
             if existing is None:
                 shipped: dict[str, int] = defaultdict(int)
+                # What reached the customer: shipped in a round whose parcels were not lost (a reship replaced those).
                 for r in db.execute(
-                    "SELECT sku, quantity FROM reservations WHERE order_id = ? AND state = 'shipped'", (request.original_order_id,)
+                    "SELECT r.sku, r.quantity FROM reservations r WHERE r.order_id = ? AND r.state = 'shipped' AND NOT EXISTS"
+                    " (SELECT 1 FROM carrier_bookings b WHERE b.order_id = r.order_id AND b.round = r.round AND b.warehouse = r.warehouse"
+                    "  AND b.state = 'lost')",
+                    (request.original_order_id,),
                 ):
                     shipped[r["sku"]] += r["quantity"]
                 returned: dict[str, int] = defaultdict(int)
-                for r in db.execute("SELECT items FROM returns WHERE order_id = ?", (request.original_order_id,)):
+                for r in db.execute(
+                    "SELECT items FROM returns WHERE order_id = ? AND state NOT IN ('rejected', 'expired')", (request.original_order_id,)
+                ):
                     for sku, quantity in json.loads(r["items"]).items():
                         returned[sku] += quantity
                 wanted: dict[str, int] = defaultdict(int)
@@ -85,6 +91,17 @@ class ReturnActivities(StoreActivities):
                 row = {"label_path": str(path)}
         return {"label_path": row["label_path"]}
 
+    @activity.defn(name="close_return")
+    def close_return(self, payload: dict) -> dict:
+        """A rejected or expired return gives its items back to what the customer may still return."""
+        args = parse(CloseReturnArgs, payload)
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE returns SET state = ? WHERE return_id = ? AND state IN ('requested', 'label_issued')", (args.outcome, args.order.order_id)
+            )
+            row = db.execute("SELECT state FROM returns WHERE return_id = ?", (args.order.order_id,)).fetchone()
+        return {"state": row["state"] if row else None}
+
     @activity.defn(name="inspect_return")
     def inspect_return(self, payload: dict) -> dict:
         """Each returned SKU is restocked into the bin it left from, or scrapped; once per return and SKU."""
@@ -94,26 +111,29 @@ class ReturnActivities(StoreActivities):
         unknown = sorted(set(outcomes) - {item.sku for item in order.items})
         if unknown:
             raise ApplicationError(f"inspection names SKUs not in the return: {', '.join(unknown)}", type="InvalidInput", non_retryable=True)
+        quantities: dict[str, int] = defaultdict(int)
+        for item in order.items:
+            quantities[item.sku] += item.quantity
         result = []
         with self.store.transaction() as db:
-            for item in order.items:
+            for sku, quantity in quantities.items():
                 origin = db.execute(
                     "SELECT warehouse, bin FROM reservations WHERE order_id = ? AND sku = ? AND state = 'shipped' ORDER BY round DESC LIMIT 1",
-                    (args.request.original_order_id, item.sku),
+                    (args.request.original_order_id, sku),
                 ).fetchone()
                 if origin is None:
-                    raise ApplicationError(f"{item.sku} was never shipped for order {args.request.original_order_id}", type="InvalidReturn", non_retryable=True)
-                outcome = outcomes.get(item.sku, "restock")
+                    raise ApplicationError(f"{sku} was never shipped for order {args.request.original_order_id}", type="InvalidReturn", non_retryable=True)
+                outcome = outcomes.get(sku, "restock")
                 inserted = db.execute(
                     "INSERT OR IGNORE INTO return_inspections VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (order.order_id, item.sku, item.quantity, outcome, origin["warehouse"], origin["bin"], now_iso()),
+                    (order.order_id, sku, quantity, outcome, origin["warehouse"], origin["bin"], now_iso()),
                 ).rowcount
                 if inserted and outcome == "restock":
                     db.execute(
                         "UPDATE stock SET on_hand = on_hand + ? WHERE sku = ? AND warehouse = ? AND bin = ?",
-                        (item.quantity, item.sku, origin["warehouse"], origin["bin"]),
+                        (quantity, sku, origin["warehouse"], origin["bin"]),
                     )
-                result.append({"sku": item.sku, "quantity": item.quantity, "outcome": outcome, "warehouse": origin["warehouse"]})
+                result.append({"sku": sku, "quantity": quantity, "outcome": outcome, "warehouse": origin["warehouse"]})
             db.execute("UPDATE returns SET state = 'inspected' WHERE return_id = ?", (order.order_id,))
         log.info("return inspected", lines=result)
         return {"lines": result, "restocked": sum(line["quantity"] for line in result if line["outcome"] == "restock")}

@@ -167,6 +167,16 @@ class StockActivities(StoreActivities):
         )
         return [dict(r) for r in rows]
 
+    @activity.defn(name="cancel_requisitions")
+    def cancel_requisitions(self, payload: dict) -> dict:
+        """Compensation for a backorder: purchasing need not buy for an order that no longer wants the goods."""
+        order = parse(OrderArgs, payload).order
+        with self.store.transaction() as db:
+            changed = db.execute(
+                "UPDATE purchase_requisitions SET state = 'cancelled' WHERE order_id = ? AND state = 'open'", (order.order_id,)
+            ).rowcount
+        return {"cancelled": changed}
+
     @staticmethod
     def _reserved(db: sqlite3.Connection, order_id: str, round_no: int, repeated: bool) -> dict:
         parts = shipments(active_lines(db, order_id, round_no))

@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS purchase_requisitions (
     sku TEXT NOT NULL,
     warehouse TEXT NOT NULL,
     quantity INTEGER NOT NULL,
-    state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'received')),
+    state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'received', 'cancelled')),
     created_at TEXT NOT NULL
 );
 -- One open requisition per order, SKU and warehouse: a repeated reservation raises none twice.
@@ -132,7 +132,7 @@ CREATE TABLE IF NOT EXISTS carrier_bookings (
     tracking_no TEXT NOT NULL,
     day TEXT NOT NULL,                  -- the pickup day the carrier's daily capacity counts against
     cost REAL NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('booked', 'cancelled', 'handed_over', 'intercept_requested', 'lost')),
+    state TEXT NOT NULL CHECK (state IN ('booked', 'cancelled', 'handed_over', 'delivered', 'intercept_requested', 'lost')),
     courier TEXT,
     handed_over_at TEXT,
     booked_at TEXT NOT NULL,
@@ -199,7 +199,7 @@ CREATE TABLE IF NOT EXISTS returns (
     items TEXT NOT NULL,
     value TEXT NOT NULL,
     label_path TEXT,
-    state TEXT NOT NULL CHECK (state IN ('requested', 'label_issued', 'inspected')),
+    state TEXT NOT NULL CHECK (state IN ('requested', 'label_issued', 'inspected', 'rejected', 'expired')),
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS return_inspections (
@@ -290,23 +290,28 @@ class Store:
                 raise KeyError(f"unknown SKU {sku!r}")
             if db.execute("SELECT 1 FROM warehouses WHERE id = ?", (warehouse,)).fetchone() is None:
                 raise KeyError(f"unknown warehouse {warehouse!r}")
-            if bin is None:
-                row = db.execute("SELECT bin FROM stock WHERE sku = ? AND warehouse = ? ORDER BY bin LIMIT 1", (sku, warehouse)).fetchone()
-                if row is None:
-                    raise KeyError(f"{sku} has no bin in {warehouse}; name one with --bin")
-                bin = row["bin"]
+            bins = [r["bin"] for r in db.execute("SELECT bin FROM stock WHERE sku = ? AND warehouse = ? ORDER BY bin", (sku, warehouse))]
+            if bin is None and not bins:
+                raise KeyError(f"{sku} has no bin in {warehouse}; name one with --bin")
+            if bin is not None and bins and bin not in bins:
+                raise KeyError(f"{sku} is kept in {', '.join(bins)} at {warehouse}, not {bin}")
+            bin = bin or bins[0]
             db.execute(
                 "INSERT INTO stock (sku, warehouse, bin, on_hand) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (sku, warehouse, bin) DO UPDATE SET on_hand = on_hand + excluded.on_hand",
                 (sku, warehouse, bin, quantity),
             )
-            orders = [r["order_id"] for r in db.execute(
-                "SELECT DISTINCT order_id FROM purchase_requisitions WHERE sku = ? AND warehouse = ? AND state = 'open' ORDER BY id",
+            # Oldest first, as far as the goods go: a requisition the delivery does not cover stays open.
+            orders, left = [], quantity
+            for req in db.execute(
+                "SELECT id, order_id, quantity FROM purchase_requisitions WHERE sku = ? AND warehouse = ? AND state = 'open' ORDER BY id",
                 (sku, warehouse),
-            )]
-            db.execute(
-                "UPDATE purchase_requisitions SET state = 'received' WHERE sku = ? AND warehouse = ? AND state = 'open'", (sku, warehouse)
-            )
+            ).fetchall():
+                if req["quantity"] > left:
+                    break
+                left -= req["quantity"]
+                db.execute("UPDATE purchase_requisitions SET state = 'received' WHERE id = ?", (req["id"],))
+                orders.append(req["order_id"])
         return orders
 
     def inconsistencies(self, finished_orders: list[str] | None = None) -> list[str]:
@@ -331,6 +336,9 @@ class Store:
                 "  WHEN n.kind IN ('in_transit', 'out_for_delivery', 'delivery_failed', 'delivered', 'lost') THEN"
                 "   (SELECT COUNT(*) FROM tracking_events t WHERE t.order_id = n.order_id AND t.status = n.kind)"
                 "  WHEN n.kind = 'repick' THEN (SELECT COUNT(*) FROM scans s WHERE s.order_id = n.order_id AND s.matched = 0)"
+                "  WHEN n.kind = 'intercept_request' THEN"
+                "   (SELECT COUNT(*) FROM carrier_bookings b WHERE b.order_id = n.order_id AND b.state = 'intercept_requested')"
+                "  WHEN n.kind = 'refunded' THEN (SELECT COUNT(*) FROM refunds f WHERE f.order_id = n.order_id)"
                 "  ELSE (SELECT COALESCE(MAX(round), 1) FROM rounds r WHERE r.order_id = n.order_id) END AS causes"
                 " FROM notifications n GROUP BY n.order_id, n.kind HAVING n > causes"
             )
@@ -355,6 +363,18 @@ class Store:
 def current_round(db: sqlite3.Connection, order_id: str) -> int:
     """The order's fulfilment round: 1 until a reship opens the next."""
     return db.execute("SELECT COALESCE(MAX(round), 1) FROM rounds WHERE order_id = ?", (order_id,)).fetchone()[0]
+
+
+def next_number(db: sqlite3.Connection, name: str) -> int:
+    """A store-wide sequence, never reused (tracking numbers): advanced in the caller's transaction."""
+    db.execute("INSERT INTO meta VALUES (?, '0') ON CONFLICT (key) DO NOTHING", (name,))
+    db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?", (name,))
+    return int(db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()[0])
+
+
+def event_key(event: dict) -> str:
+    """Which delivery of an event this is: when it reached the order, and its place among the order's events."""
+    return f"{event.get('received_at')}#{event.get('seq', '')}"
 
 
 def outbox(db: sqlite3.Connection, order_id: str, kind: str, channel: str, recipient: str, message: str, key: str | None = None) -> bool:

@@ -101,7 +101,13 @@ def load_scenarios(count: int | None, run_tag: str) -> list[Scenario]:
         )
         merge_into = prefix + template.merge_into if template.merge_into else None
         scenarios.append(template.model_copy(update={"order": order, "merge_into": merge_into}))
-    return scenarios
+    # A merge needs both orders: with only one of a pair started, it is reviewed like any other.
+    ids = {s.order.order_id for s in scenarios}
+    merging = {s.merge_into for s in scenarios if s.merge_into in ids}
+    return [
+        s.model_copy(update={"merge_into": s.merge_into if s.merge_into in ids else None, "hold_for_merge": s.hold_for_merge and s.order.order_id in merging})
+        for s in scenarios
+    ]
 
 
 def _scan(order: Order, kind: str) -> dict:

@@ -201,3 +201,20 @@ def test_warehouse_settings_in_variables_are_checked_at_their_line(tmp_path: Pat
     capacity_line = 1 + text[: text.index("daily_capacity: 200")].count("\n")
     assert f"{path}:{picking_line}:5: variables.picking.max_scan_mismach: unknown setting" in lines
     assert f"{path}:{capacity_line}:7: variables.carriers.0.daily_capacity: Input should be greater than 0" in lines
+
+
+def test_conditions_settings_and_templates_in_variables_are_checked(tmp_path: Path):
+    shutil.copytree(ROOT / "process_defs", tmp_path / "defs")
+    path = tmp_path / "defs" / "standard.yaml"
+    text = path.read_text()
+    path.write_text(
+        text.replace("    max_attempts: 3 ", "    max_attemps: 3 ")
+        .replace('delivered: "Order {order_id} was delivered', 'delivered: "Order {order_id was delivered')
+        .replace("    max_scan_mismatches: 2 ", "")
+    )
+    result = run_cli("lint", str(path))
+    assert result.returncode == 1
+    assert "variables.delivery.max_attempts: Field required" in result.stdout + result.stderr
+    assert "variables.delivery.max_attemps: unknown setting" in result.stdout + result.stderr
+    assert "variables.picking.max_scan_mismatches: Field required" in result.stdout + result.stderr
+    assert "variables.notifications.delivered: not a valid template: unexpected '{' in field name" in result.stdout + result.stderr

@@ -63,7 +63,7 @@ async def test_happy_path_ships_tracks_and_completes(start, store: Store):
     label = Path(waybill["label_path"]).read_text()
     assert label.startswith("^XA") and "FRAGILE" in label and waybill["tracking_no"] in label
     [booking] = store.rows("SELECT * FROM carrier_bookings WHERE order_id = ?", order.order_id)
-    assert (booking["carrier"], booking["state"], booking["tracking_no"]) == ("CityCourier", "handed_over", waybill["tracking_no"])
+    assert (booking["carrier"], booking["state"], booking["tracking_no"]) == ("CityCourier", "delivered", waybill["tracking_no"])
     assert booking["courier"] and booking["handed_over_at"]
     assert store.rows("SELECT signed_by FROM deliveries WHERE order_id = ?", order.order_id) == [{"signed_by": "Li Wei"}]
     kinds = column(store, "SELECT kind FROM notifications WHERE order_id = ? ORDER BY id", order.order_id)
@@ -238,6 +238,33 @@ async def test_cancel_in_transit_becomes_an_intercept_request(start, store: Stor
     assert store.stock_levels()["TEA-001"][0] == before["TEA-001"][0] - 2
 
 
+async def test_a_delivered_order_is_returned_not_cancelled(start, store: Store, address: str):
+    order, handle = await start()
+    await shipped(handle)
+    await track(handle, "delivered")
+    await wait_until(handle, waiting_for("feedback"))
+    refused = await cli("cancel", order.order_id, "--reason", "changed my mind", address=address)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().startswith(f"orderops: refused: order {order.order_id} passed 'record_delivery' at ")
+    assert refused.stderr.strip().endswith("a delivered order is returned instead (orderops return)")
+    assert column(store, "SELECT state FROM carrier_bookings WHERE order_id = ?", order.order_id) == ["delivered"]
+    await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 4}))
+    assert (await handle.result()).status == "completed"
+
+
+async def test_two_courier_scans_in_one_instant_both_count(start, store: Store):
+    order, handle = await start()
+    await shipped(handle)
+    # Two failed attempts reported together reach the order in the same workflow task.
+    await handle.signal("event", ExternalEvent(name="delivery_failed", data={"note": "first"}))
+    await handle.signal("event", ExternalEvent(name="delivery_failed", data={"note": "second"}))
+    await track(handle, "delivery_failed")
+    view = await wait_until(handle, awaiting_decision)
+    assert view.pending_user_tasks[0].details == {"status": "delivery_failed", "failed_attempts": 3}
+    await handle.execute_update("cancel", CancelRequest(reason="test cleanup"))
+    await handle.result()
+
+
 async def test_cancel_while_the_reservation_is_in_flight_still_releases_it(start, store: Store):
     before = store.stock_levels()
     blocker = store.connect()
@@ -276,14 +303,15 @@ async def test_no_single_warehouse_splits_the_order_into_two_parcels(start, stor
     assert result.status == "completed" and result.variables["reservation"]["split"] is True
     bookings = store.rows("SELECT warehouse, carrier, state FROM carrier_bookings WHERE order_id = ? ORDER BY warehouse", order.order_id)
     assert bookings == [
-        {"warehouse": "BJ", "carrier": "CityCourier", "state": "handed_over"},
-        {"warehouse": "GZ", "carrier": "SafeFreight", "state": "handed_over"},  # hazardous: only SafeFreight may
+        {"warehouse": "BJ", "carrier": "CityCourier", "state": "delivered"},
+        {"warehouse": "GZ", "carrier": "SafeFreight", "state": "delivered"},  # hazardous: only SafeFreight may
     ]
     assert len(set(column(store, "SELECT tracking_no FROM waybills WHERE order_id = ?", order.order_id))) == 2
 
 
 async def test_short_stock_backorders_until_restocked(start, store: Store, address: str):
-    order, handle = await start(items=[{"sku": "LAMP-007", "quantity": 5, "unit_price": "120.00"}])
+    [free] = store.rows("SELECT on_hand - reserved AS n FROM stock WHERE sku = 'LAMP-007' AND warehouse = 'SH'")  # other tests restock lamps
+    order, handle = await start(items=[{"sku": "LAMP-007", "quantity": free["n"] + 2, "unit_price": "120.00"}])
     view = await wait_until(handle, waiting_for("restocked"))
     assert view.status == "backordered"
     assert store.rows("SELECT sku, warehouse, quantity, state FROM purchase_requisitions WHERE order_id = ?", order.order_id) == [

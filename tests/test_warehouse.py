@@ -23,6 +23,7 @@ from orderops.order import Order
 from tests.conftest import order_data
 
 STANDARD = yaml.safe_load((PROCESS_DIR / "standard.yaml").read_text())["variables"]
+WAVE = {"mode": "wave", "wave_window": "5m", "max_scan_mismatches": 2}
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def promise(deliver_in_days: float = 3, service: str = "standard", tier: str = "
     return {"service_level": service, "tier": tier, "deliver_by": deliver_by.isoformat()}
 
 
-def ship(store: Store, args: dict, picking: dict | None = None) -> dict:
+def ship(store: Store, args: dict) -> dict:
     """Reserve, pick, scan right, pack, book and hand over: what the standard process does on the happy path."""
     stock, pick, pack, carrier = StockActivities(store), PickingActivities(store), PackingActivities(store), CarrierActivities(store)
     reservation = run(stock.reserve_stock, args)
@@ -161,7 +162,7 @@ def test_a_wave_gives_one_pick_walk_for_several_orders(store: Store):
     joined = []
     for args in orders:
         run(stock.reserve_stock, args)
-        joined.append(run(picking.join_wave, {**args, "picking": {"wave_window": "5m"}}))
+        joined.append(run(picking.join_wave, {**args, "picking": WAVE}))
     assert len({j["waves"][0] for j in joined}) == 1 and len({j["release_at"] for j in joined}) == 1
     released = [run(picking.release_wave, args) for args in orders]
     [wave] = released[0]["waves"]
@@ -171,7 +172,7 @@ def test_a_wave_gives_one_pick_walk_for_several_orders(store: Store):
     # A wave is closed once released: the next order opens a new one.
     late = payload()
     run(stock.reserve_stock, late)
-    assert run(picking.join_wave, {**late, "picking": {"wave_window": "5m"}})["waves"] != [wave["id"]]
+    assert run(picking.join_wave, {**late, "picking": WAVE})["waves"] != [wave["id"]]
 
 
 def test_a_cancelled_order_leaves_its_wave_before_release(store: Store):
@@ -179,7 +180,7 @@ def test_a_cancelled_order_leaves_its_wave_before_release(store: Store):
     keep, drop = payload(items=items(("TEA-001", 1))), payload(items=items(("TEA-001", 4)))
     for args in (keep, drop):
         run(stock.reserve_stock, args)
-        run(picking.join_wave, args)
+        run(picking.join_wave, {**args, "picking": WAVE})
     run(picking.cancel_pick_list, drop)
     [wave] = run(picking.release_wave, keep)["waves"]
     assert wave["orders"] == [keep["order"]["order_id"]] and wave["walk"][0]["quantity"] == 1
@@ -381,3 +382,88 @@ def test_the_consistency_check_finds_what_would_be_wrong(store: Store):
         "stock TEA-001 at SH A-01-01: reserved 3 but reservations hold 2",
         f"order {order_id}: 2 'shipped' notifications for 1 cause(s)",
     ]
+
+
+def test_a_lost_round_cannot_be_returned_and_a_rejected_return_frees_its_items(store: Store):
+    original = payload(items=items(("TEA-001", 2)))
+    ship(store, original)
+    run(StockActivities(store).open_round, original)  # the first parcel was lost; the second is what arrived
+    ship(store, original)
+    returns = ReturnActivities(store)
+    request = {"original_order_id": original["order"]["order_id"], "kind": "refund", "reason": "quality"}
+    four = {"order": {**original["order"], "order_id": "r-4", "items": items(("TEA-001", 4))}, "request": request}
+    with pytest.raises(ApplicationError, match="TEA-001: 4 asked, 2 shipped and not yet returned"):
+        run(returns.assess_return, four)
+    first = {"order": {**original["order"], "order_id": "r-a", "items": items(("TEA-001", 2))}, "request": request}
+    run(returns.assess_return, first)
+    second = {"order": {**original["order"], "order_id": "r-b", "items": items(("TEA-001", 1))}, "request": request}
+    with pytest.raises(ApplicationError, match="0 shipped and not yet returned"):
+        run(returns.assess_return, second)
+    assert run(returns.close_return, {**first, "outcome": "rejected"}) == {"state": "rejected"}
+    assert run(returns.assess_return, second)["value"] == 10.0
+
+
+def test_a_return_listing_a_sku_twice_restocks_both(store: Store):
+    original = payload(items=items(("TEA-001", 2)))
+    ship(store, original)
+    before = store.stock_levels()["TEA-001"][0]
+    request = {"original_order_id": original["order"]["order_id"], "kind": "refund", "reason": "quality"}
+    ret = {"order": {**original["order"], "order_id": "r-twice", "items": items(("TEA-001", 1), ("TEA-001", 1))}, "request": request}
+    run(ReturnActivities(store).assess_return, ret)
+    assert run(ReturnActivities(store).inspect_return, ret)["restocked"] == 2
+    assert store.stock_levels()["TEA-001"][0] == before + 2
+
+
+def test_restock_closes_only_the_requisitions_it_covers_and_knows_its_bins(store: Store):
+    stock = StockActivities(store)
+    small, large = payload(items=items(("LAMP-007", 4))), payload(items=items(("LAMP-007", 13)))
+    for args in (small, large):
+        assert run(stock.reserve_stock, args)["status"] == "short"
+    assert store.receive_stock("LAMP-007", "SH", 5) == [small["order"]["order_id"]]  # 1 short for small; 10 for large
+    assert [r["state"] for r in store.rows("SELECT state FROM purchase_requisitions ORDER BY id")] == ["received", "open"]
+    with pytest.raises(KeyError, match="LAMP-007 is kept in B-04-02 at SH, not B-04-20"):
+        store.receive_stock("LAMP-007", "SH", 5, bin="B-04-20")
+    run(stock.cancel_requisitions, large)
+    assert [r["state"] for r in store.rows("SELECT state FROM purchase_requisitions ORDER BY id")] == ["received", "cancelled"]
+
+
+def test_a_lost_parcel_is_not_intercepted_and_a_delivered_one_neither(store: Store):
+    carrier = CarrierActivities(store)
+    lost, delivered = payload(), payload()
+    ship(store, lost)
+    ship(store, delivered)
+    assert len(run(carrier.declare_lost, lost)["lost"]) == 1
+    run(carrier.record_tracking, {**delivered, "event": {"event": "delivered", "received_at": "t", "seq": 0}})
+    assert run(carrier.intercept_shipment, lost) == {"intercepted": []}
+    assert run(carrier.intercept_shipment, delivered) == {"intercepted": []}
+    assert store.rows("SELECT COUNT(*) AS n FROM notifications WHERE kind = 'intercept_request'") == [{"n": 0}]
+
+
+def test_an_address_changed_after_booking_reprints_the_label_and_rebooks_if_needed(store: Store):
+    args = payload(items=items(("TEA-001", 1)))
+    run(StockActivities(store).reserve_stock, args)
+    run(PickingActivities(store).pick_items, args)
+    [parcel] = run(PackingActivities(store).pack_order, args)["parcels"]
+    booking_args = {**args, "carriers": STANDARD["carriers"], "promise": promise()}
+    assert run(CarrierActivities(store).book_carrier, booking_args)["bookings"][0]["carrier"] == "CityCourier"
+    args["order"]["address"] = {"province": "Xinjiang", "city": "Urumqi", "district": "", "street": "1 Renmin Road", "postcode": "830000"}
+    handoff = run(CarrierActivities(store).handoff_to_courier, {**args, "carriers": STANDARD["carriers"], "promise": promise()})
+    assert handoff["carrier"] == "SwiftExpress"  # CityCourier does not serve Xinjiang
+    assert "Urumqi" in Path(parcel["label_path"]).read_text()
+
+
+def test_a_broken_custom_template_falls_back_to_the_built_in_text(store: Store):
+    args = {**payload(), "kind": "shipped", "templates": {"shipped": "Order {order_id is on its way"}}
+    assert run(CustomerActivities(store).notify_customer, args)["message"] == f"Order {args['order']['order_id']} is on its way."
+
+
+def test_tracking_numbers_are_never_reused_after_a_void(store: Store):
+    first, second = payload(), payload()
+    for args in (first, second):
+        run(StockActivities(store).reserve_stock, args)
+        run(PickingActivities(store).pick_items, args)
+    number = run(PackingActivities(store).pack_order, first)["parcels"][0]["tracking_no"]
+    run(PackingActivities(store).void_waybill, first)
+    again = run(PackingActivities(store).pack_order, first)["parcels"][0]["tracking_no"]
+    other = run(PackingActivities(store).pack_order, second)["parcels"][0]["tracking_no"]
+    assert len({number, again, other}) == 3

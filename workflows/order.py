@@ -450,7 +450,8 @@ class OrderWorkflow:
         event.consumed_by = node.id
         if node.result:
             # When the event reached the order travels with its data: a sign-off's time, for instance.
-            self._vars[node.result] = {**event.data, "received_at": event.received_at.isoformat()}
+            # `seq` tells apart events that reached the order in the same instant (one workflow task).
+            self._vars[node.result] = {**event.data, "received_at": event.received_at.isoformat(), "seq": self._events.index(event)}
             if isinstance(node.event, list):
                 self._vars[node.result]["event"] = event.name
         self._finish(step, "completed", f"event {event.name!r} received")
@@ -543,6 +544,13 @@ class OrderWorkflow:
             raise ValueError(f"order {self._order.order_id} already ended ({self._status}); nothing to cancel")
         if self._cancel is not None:
             raise ValueError(f"order {self._order.order_id} is already being cancelled")
+        until = self._definition.cancel_until if self._definition else None
+        reached = next((s for s in self._steps if s.node == until), None) if until else None
+        if reached is not None:
+            raise ValueError(
+                f"order {self._order.order_id} passed {until!r} at {reached.started_at.isoformat(timespec='seconds')}, after which "
+                f"process {self._process.id!r} takes no cancellation; a delivered order is returned instead (orderops return)"
+            )
 
     @workflow.query(name="status")
     def status(self) -> OrderStatusView:

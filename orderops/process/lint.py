@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Collection
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import AfterValidator, TypeAdapter, ValidationError
 
 from orderops.process.expressions import ExpressionError, referenced_variables
 
@@ -59,10 +61,10 @@ def _check_targets(definition: ProcessDefinition, source: Source) -> list[Proble
     problems = []
     if definition.start not in ids:
         problems.append(source.problem(("start",), f"'start' points to unknown node {definition.start!r}"))
-    if definition.address_changes_until is not None and definition.address_changes_until not in ids:
-        problems.append(source.problem(
-            ("address_changes_until",), f"'address_changes_until' points to unknown node {definition.address_changes_until!r}"
-        ))
+    for key in ("address_changes_until", "cancel_until"):
+        target = getattr(definition, key)
+        if target is not None and target not in ids:
+            problems.append(source.problem((key,), f"{key!r} points to unknown node {target!r}"))
     for index, node in enumerate(definition.nodes):
         for field_name, target in edges(node):
             if target not in ids:
@@ -283,7 +285,7 @@ def _variable_models() -> dict[str, TypeAdapter]:
 
     Not inside the workflow's own re-lint: a stricter check there would stop old orders replaying.
     """
-    from activities.inputs import Carrier, PackingRules, PickingPolicy, StockPolicy
+    from activities.inputs import Carrier, DeliveryPolicy, PackingRules, PickingPolicy, ReturnPolicy, StockPolicy
     from activities.review import ReviewRules
 
     return {
@@ -292,8 +294,19 @@ def _variable_models() -> dict[str, TypeAdapter]:
         "picking": TypeAdapter(PickingPolicy),
         "packing": TypeAdapter(PackingRules),
         "carriers": TypeAdapter(list[Carrier]),
-        "notifications": TypeAdapter(dict[str, str]),
+        "delivery": TypeAdapter(DeliveryPolicy),
+        "return_policy": TypeAdapter(ReturnPolicy),
+        "notifications": TypeAdapter(dict[str, Annotated[str, AfterValidator(_template)]]),
     }
+
+
+def _template(text: str) -> str:
+    """A notification text must fill in: {field} placeholders, braces doubled to print one."""
+    try:
+        list(string.Formatter().parse(text))
+    except ValueError as err:
+        raise ValueError(f"not a valid template: {err}") from None
+    return text
 
 
 def _check_variables(definition: ProcessDefinition, source: Source) -> list[Problem]:

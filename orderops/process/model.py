@@ -185,6 +185,9 @@ class ProcessDefinition(Strict):
     address_changes_until: NodeId | None = Field(
         None, description="The `change_address` update is accepted until this node (e.g. the courier handoff) has started"
     )
+    cancel_until: NodeId | None = Field(
+        None, description="Cancellation is accepted until this node (e.g. the delivery record) has started; after it, a return"
+    )
     start: NodeId
     nodes: list[Node] = Field(min_length=1)
 
