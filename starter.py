@@ -121,7 +121,7 @@ def _field_errors(err: ValidationError) -> list[str]:
     messages = []
     for error in err.errors():
         where = ".".join(str(p) for p in error["loc"]) or "order"
-        message = "missing" if error["type"] == "missing" else error["msg"]
+        message = "missing" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
         messages.append(f"field {where!r}: {message}")
     return messages
 

@@ -70,7 +70,7 @@ class PackingActivities(StoreActivities):
         with self.store.transaction() as db:
             changed = db.execute(
                 "UPDATE waybills SET state = 'void' WHERE order_id = ? AND state = 'active' AND tracking_no NOT IN"
-                " (SELECT tracking_no FROM carrier_bookings WHERE order_id = ? AND state IN ('handed_over', 'intercept_requested', 'lost'))",
+                " (SELECT tracking_no FROM carrier_bookings WHERE order_id = ? AND state IN ('handed_over', 'delivered', 'intercept_requested', 'lost'))",
                 (order.order_id, order.order_id),
             ).rowcount
         return {"voided": changed}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-SCHEMA_VERSION = 2  # 2: warehouses, bins, fulfilment rounds, carrier bookings, tracking, returns
+SCHEMA_VERSION = 3  # 2: warehouses, bins, rounds, carrier bookings, tracking, returns; 3: delivered, cancelled and closed states
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -232,10 +232,11 @@ class Store:
         db = self.connect()
         try:
             tables = {r["name"] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "stock" in tables and "meta" not in tables:
+            version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if "meta" in tables else None
+            if ("stock" in tables and version is None) or (version is not None and int(version[0]) != SCHEMA_VERSION):
                 raise StaleStore(
-                    f"{path} was written by an older orderops (one warehouse, no bins); "
-                    "move it away or run `make clean` to start a fresh store"
+                    f"{path} was written by another orderops version (store layout {version[0] if version else 1}, this one reads "
+                    f"{SCHEMA_VERSION}); move it away or run `make clean` to start a fresh store"
                 )
             db.executescript(SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))

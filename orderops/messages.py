@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from orderops.order import Address, Order, OrderEdit
 from orderops.process.load import DefinitionSnapshot
@@ -76,6 +77,16 @@ class AddressChange(BaseModel):
     address: Address
     by: Name = Field(description="Who asked: the customer, or the agent on their behalf")
     reason: str = ""
+
+    @field_validator("address")
+    @classmethod
+    def _deliverable(cls, address: Address) -> Address:
+        blank = [name for name in ("province", "city", "street") if not getattr(address, name).strip()]
+        if blank:
+            raise ValueError(f"{', '.join(blank)} must not be blank")
+        if address.postcode and not re.fullmatch(r"\d{6}", address.postcode):
+            raise ValueError(f"postcode {address.postcode!r} is not 6 digits")
+        return address
 
 
 class AddressChangeReceipt(BaseModel):

@@ -130,9 +130,10 @@ def kpis(facts: list[OrderFacts]) -> Kpis:
         order_to_ship_hours_avg=round(sum(ship_hours) / len(ship_hours), 2) if ship_hours else None,
         order_to_ship_hours_p90=_p90(ship_hours),
         manual_review_rate=_rate(sum(o.manual_review for o in orders), len(orders)),
-        # Errors: orders cancelled after acceptance (not merged, not unpaid) and returns caused by our mistakes.
+        # Errors: orders cancelled or failed after acceptance (not merged, not unpaid) and returns caused by our mistakes.
         order_error_rate=_rate(
-            sum(o.status == "cancelled" and o.end_node not in NOT_ERRORS for o in orders) + sum(r.our_mistake for r in returns), len(orders)
+            sum(o.status in ("cancelled", "failed") and o.end_node not in NOT_ERRORS for o in orders) + sum(r.our_mistake for r in returns),
+            len(orders),
         ),
         feedback_avg=round(sum(ratings) / len(ratings), 2) if ratings else None,
         satisfaction=round(sum(ratings) / (5 * len(ratings)), 4) if ratings else None,

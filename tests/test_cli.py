@@ -107,7 +107,7 @@ async def test_review_and_status_from_the_command_line(tmp_path, worker, address
     assert wrong.stderr.strip() == "orderops: refused: 'maybe' is not an outcome of 'manual_review'; allowed: approve, edit, merge, reject"
 
     blank = await cli("review", oid, "--decision", "approve", "--agent", "  ", address=address)
-    assert (blank.returncode, blank.stderr.strip()) == (1, "orderops: invalid review: field 'agent': Value error, must not be blank")
+    assert (blank.returncode, blank.stderr.strip()) == (1, "orderops: invalid review: field 'agent': must not be blank")
 
     ok = await cli("review", oid, "--decision", "reject", "--agent", "amy", "--reason", "fraud", address=address)
     assert ok.returncode == 0, ok.stderr
@@ -190,3 +190,17 @@ async def test_global_options_also_work_after_the_command(address, worker):
     result = await cli("list", "--address", address, "--limit", "1", "--json")
     assert result.returncode == 0, result.stderr
     assert isinstance(json.loads(result.stdout), list)
+
+
+def test_new_commands_check_their_input_before_any_server():
+    blank = run_cli("--address", "127.0.0.1:1", "change-address", "A1", "--province", " ", "--city", "Hangzhou", "--street", "1 Road", "--by", "c")
+    assert (blank.returncode, blank.stderr.strip()) == (1, "orderops: invalid address: field 'address': province must not be blank")
+    postcode = run_cli("--address", "127.0.0.1:1", "change-address", "A1", "--province", "Zhejiang", "--city", "Hangzhou", "--street", "1 Road",
+                       "--postcode", "31", "--by", "c")
+    assert postcode.stderr.strip() == "orderops: invalid address: field 'address': postcode '31' is not 6 digits"
+    itself = run_cli("--address", "127.0.0.1:1", "merge", "A1", "--into", "A1", "--agent", "amy")
+    assert (itself.returncode, itself.stderr.strip()) == (2, "orderops: an order cannot be merged into itself")
+    unknown = run_cli("carrier-outage", "FastCat", "--reason", "down")
+    assert unknown.returncode == 1 and unknown.stderr.strip().startswith("orderops: no carrier 'FastCat' in standard.yaml (carriers: CityCourier")
+    quantity = run_cli("restock", "LAMP-007", "SH", "0")
+    assert quantity.returncode == 2 and "0 must be at least 1" in quantity.stderr

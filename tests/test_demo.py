@@ -43,7 +43,7 @@ async def test_demo_ends_every_order_in_its_expected_state_and_leaves_the_store_
     [wave] = [json.loads(r["walk"]) for r in store.rows("SELECT walk FROM waves w WHERE EXISTS"
               " (SELECT 1 FROM pick_lists p WHERE p.wave_id = w.id AND p.order_id = ?)", f"demo-{tag}-0-12")]
     assert {o for stop in wave for o in stop["orders"]} == {f"demo-{tag}-0-{n}" for n in ("12", "13", "14")}
-    assert [r["state"] for r in store.rows("SELECT state FROM carrier_bookings WHERE order_id = ? ORDER BY round", f"demo-{tag}-0-17")] == ["lost", "handed_over"]
+    assert [r["state"] for r in store.rows("SELECT state FROM carrier_bookings WHERE order_id = ? ORDER BY round", f"demo-{tag}-0-17")] == ["lost", "delivered"]
     assert store.rows("SELECT state FROM carrier_bookings WHERE order_id = ?", f"demo-{tag}-0-10") == [{"state": "intercept_requested"}]
     assert store.rows("SELECT state FROM purchase_requisitions WHERE order_id = ?", f"demo-{tag}-0-09") == [{"state": "received"}]
     assert store.rows("SELECT matched FROM scans WHERE order_id = ? ORDER BY scanned_at, matched", f"demo-{tag}-0-15") == [{"matched": 0}, {"matched": 1}]

@@ -59,13 +59,14 @@ def test_picking_accuracy_and_returns_caused_by_mistakes():
         KNOWN[3].model_copy(update={"scans": 1}),
         # Merged or unpaid orders are closed, not failed; a return for a damaged item is our mistake, one for a change of mind is not.
         order("E", "tier1", "standard", None, None, status="cancelled").model_copy(update={"end_node": "merged"}),
+        order("F", "tier1", "standard", None, None, status="failed").model_copy(update={"end_node": "out_of_stock"}),
         order("A-R1", None, None, None, None).model_copy(update={"return_of": "A", "our_mistake": True}),
         order("D-R1", None, None, None, None).model_copy(update={"return_of": "D", "our_mistake": False}),
     ]
     k = kpis(scanned)
-    assert (k.orders, k.returns) == (4, 2)
+    assert (k.orders, k.returns) == (5, 2)
     assert k.picking_accuracy == 0.6  # 3 of 5 scans matched the first time
-    assert k.order_error_rate == 0.25  # the damaged return; the merged order is no error
+    assert k.order_error_rate == 0.4  # the failed order and the damaged return; the merged order is no error
 
 
 def test_report_groups_by_tier_and_service_and_charts_the_spread():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -467,3 +468,15 @@ def test_tracking_numbers_are_never_reused_after_a_void(store: Store):
     again = run(PackingActivities(store).pack_order, first)["parcels"][0]["tracking_no"]
     other = run(PackingActivities(store).pack_order, second)["parcels"][0]["tracking_no"]
     assert len({number, again, other}) == 3
+
+
+def test_a_store_of_another_layout_is_refused_in_one_line(tmp_path: Path):
+    from activities.store import StaleStore
+
+    Store(tmp_path / "w.db", tmp_path / "labels")
+    db = sqlite3.connect(tmp_path / "w.db")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(StaleStore, match=r"w.db was written by another orderops version \(store layout 2, this one reads 3\)"):
+        Store(tmp_path / "w.db", tmp_path / "labels")
