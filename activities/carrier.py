@@ -226,13 +226,23 @@ class CarrierActivities(StoreActivities):
             )
             outbox(db, order.order_id, status, "sms", order.phone, render(status, order, args.templates, detail), key=f"tracking:{key}")
             if status == "delivered":
-                # Signed for: nothing left to intercept, whatever happens to the order now.
+                # Signed for: nothing left to intercept. A scan naming its parcel signs for that one (a split order
+                # has several); one naming none signs for all of them.
+                parcel = detail.get("tracking_no")
+                if parcel is not None and not db.execute(
+                    "SELECT 1 FROM carrier_bookings WHERE order_id = ? AND round = ? AND tracking_no = ?", (order.order_id, round_no, parcel)
+                ).fetchone():
+                    raise ApplicationError(f"parcel {parcel!r} is not one of order {order.order_id}'s", type="InvalidInput", non_retryable=True)
                 db.execute(
-                    "UPDATE carrier_bookings SET state = 'delivered' WHERE order_id = ? AND round = ? AND state = 'handed_over'",
-                    (order.order_id, round_no),
+                    "UPDATE carrier_bookings SET state = 'delivered' WHERE order_id = ? AND round = ? AND state = 'handed_over'"
+                    " AND (? IS NULL OR tracking_no = ?)",
+                    (order.order_id, round_no, parcel, parcel),
                 )
             failed = db.execute(
                 "SELECT COUNT(*) FROM tracking_events WHERE order_id = ? AND round = ? AND status = 'delivery_failed'", (order.order_id, round_no)
             ).fetchone()[0]
-        log.info("tracking event recorded", status=status, failed_attempts=failed)
-        return {"status": status, "failed_attempts": failed}
+            parcels_out = db.execute(
+                "SELECT COUNT(*) FROM carrier_bookings WHERE order_id = ? AND round = ? AND state = 'handed_over'", (order.order_id, round_no)
+            ).fetchone()[0]
+        log.info("tracking event recorded", status=status, failed_attempts=failed, parcels_out=parcels_out)
+        return {"status": status, "failed_attempts": failed, "parcels_out": parcels_out}

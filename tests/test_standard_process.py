@@ -260,7 +260,7 @@ async def test_two_courier_scans_in_one_instant_both_count(start, store: Store):
     await handle.signal("event", ExternalEvent(name="delivery_failed", data={"note": "second"}))
     await track(handle, "delivery_failed")
     view = await wait_until(handle, awaiting_decision)
-    assert view.pending_user_tasks[0].details == {"status": "delivery_failed", "failed_attempts": 3}
+    assert view.pending_user_tasks[0].details == {"status": "delivery_failed", "failed_attempts": 3, "parcels_out": 1}
     await handle.execute_update("cancel", CancelRequest(reason="test cleanup"))
     await handle.result()
 
@@ -298,7 +298,15 @@ async def test_temporal_workflow_cancel_compensates_like_orderops_cancel(start, 
 
 async def test_no_single_warehouse_splits_the_order_into_two_parcels(start, store: Store):
     order, handle = await start(items=[{"sku": "LIGHTER-005", "quantity": 1, "unit_price": "12.00"}, {"sku": "VASE-009", "quantity": 1, "unit_price": "260.00"}])
-    await deliver(handle)
+    await shipped(handle)
+    first, second = column(store, "SELECT tracking_no FROM waybills WHERE order_id = ? ORDER BY warehouse", order.order_id)
+    # Each parcel is signed for on its own: the order is delivered when both are.
+    await handle.signal("event", ExternalEvent(name="delivered", data={"signer": "Li Wei", "tracking_no": first}))
+    view = await wait_until(handle, lambda v: v.steps[-1].node == "await_tracking" and v.steps[-2].node == "tracking_gate")
+    assert "record_delivery" not in [s.node for s in view.steps]
+    await handle.signal("event", ExternalEvent(name="delivered", data={"signer": "Li Wei", "tracking_no": second}))
+    await wait_until(handle, waiting_for("feedback"))
+    await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 5}))
     result = await handle.result()
     assert result.status == "completed" and result.variables["reservation"]["split"] is True
     bookings = store.rows("SELECT warehouse, carrier, state FROM carrier_bookings WHERE order_id = ? ORDER BY warehouse", order.order_id)
@@ -384,7 +392,7 @@ async def test_failed_deliveries_are_reattempted_then_go_to_a_person(start, stor
     await track(handle, "delivery_failed")
     view = await wait_until(handle, awaiting_decision)
     [task] = view.pending_user_tasks
-    assert task.node == "delivery_exception" and task.details == {"status": "delivery_failed", "failed_attempts": 3}
+    assert task.node == "delivery_exception" and task.details == {"status": "delivery_failed", "failed_attempts": 3, "parcels_out": 1}
     await handle.execute_update("review", ReviewDecision(decision="reattempt", agent="amy", reason="customer home tomorrow"))
     await track(handle, "delivered")
     await wait_until(handle, waiting_for("feedback"))

@@ -480,3 +480,15 @@ def test_a_store_of_another_layout_is_refused_in_one_line(tmp_path: Path):
     db.close()
     with pytest.raises(StaleStore, match=r"w.db was written by another orderops version \(store layout 2, this one reads 3\)"):
         Store(tmp_path / "w.db", tmp_path / "labels")
+
+
+def test_a_split_order_is_delivered_parcel_by_parcel(store: Store):
+    args = payload(items=items(("LIGHTER-005", 1), ("VASE-009", 1)))
+    handoff = ship(store, args)
+    first, second = (p["tracking_no"] for p in handoff["parcels"])
+    carrier = CarrierActivities(store)
+    one = run(carrier.record_tracking, {**args, "event": {"event": "delivered", "received_at": "t1", "seq": 0, "tracking_no": first}})
+    assert one["parcels_out"] == 1
+    with pytest.raises(ApplicationError, match="parcel 'OO-NOPE' is not one of order"):
+        run(carrier.record_tracking, {**args, "event": {"event": "delivered", "received_at": "t2", "seq": 1, "tracking_no": "OO-NOPE"}})
+    assert run(carrier.record_tracking, {**args, "event": {"event": "delivered", "received_at": "t3", "seq": 2, "tracking_no": second}})["parcels_out"] == 0
