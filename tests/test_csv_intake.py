@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from orderops.csv_orders import COLUMNS, CsvFileError, parse_csv_orders
 from orderops.order import workflow_id
 from starter import _field_errors
 from tests.conftest import ROOT, cli, run_cli
+from tests.test_cli import exists
 
 HEADER = ",".join(COLUMNS)
 
@@ -182,12 +182,6 @@ def test_the_marketplace_sample_has_four_good_orders_and_two_bad_rows():
 # -- the command line ------------------------------------------------------------------------
 
 
-async def exists(client: Client, order_id: str) -> bool:
-    try:
-        await client.get_workflow_handle(workflow_id(order_id)).describe()
-        return True
-    except RPCError:
-        return False
 
 
 async def test_start_csv_starts_the_valid_orders_and_reports_bad_rows(tmp_path: Path, client: Client, worker, address: str):

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
 
 from activities.carrier import CarrierActivities
 from activities.customer import CustomerActivities
@@ -19,31 +18,15 @@ from activities.picking import PickingActivities
 from activities.returns import ReturnActivities
 from activities.stock import StockActivities
 from activities.store import Store
-from orderops.config import PROCESS_DIR, SAMPLES_DIR
-from orderops.order import Order
-from tests.conftest import order_data
+from orderops.config import PROCESS_DIR
+from tests.test_activities import payload, run, store  # noqa: F401 (store: a fresh seeded store per test)
 
 STANDARD = yaml.safe_load((PROCESS_DIR / "standard.yaml").read_text())["variables"]
 WAVE = {"mode": "wave", "wave_window": "5m", "max_scan_mismatches": 2}
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    store = Store(tmp_path / "warehouse.db", tmp_path / "labels")
-    store.seed(SAMPLES_DIR / "warehouse.yaml")
-    return store
-
-
-def payload(**overrides) -> dict:
-    return {"order": Order.model_validate(order_data(**overrides)).as_variable()}
-
-
 def items(*lines: tuple[str, int]) -> list[dict]:
     return [{"sku": sku, "quantity": quantity, "unit_price": "10.00"} for sku, quantity in lines]
-
-
-def run(fn, args: dict) -> dict:
-    return ActivityEnvironment().run(fn, args)
 
 
 def promise(deliver_in_days: float = 3, service: str = "standard", tier: str = "tier1") -> dict:
