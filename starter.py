@@ -37,7 +37,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import ACTIVITY_NAMES
-from activities.inputs import ReturnRequest
+from activities.inputs import Feedback, Inspection, ReturnRequest, ScanReport
 from activities.store import StaleStore
 import worker
 from orderops import config, logs, search_attributes as sa, server
@@ -75,6 +75,10 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
+
+
+class NoWorker(CliError):
+    """The server is up, but no worker answered for the order."""
 
 
 class UsageError(CliError):
@@ -220,11 +224,10 @@ async def fetch_status(client: Client, order_id: str, description=None) -> Order
     except WorkflowQueryFailedError as err:
         raise CliError(f"order {order_id}: status query failed: {err}") from None
     except RPCError as err:
-        if err.status != RPCStatusCode.DEADLINE_EXCEEDED:
-            raise CliError(f"order {order_id}: {err.message}") from None
+        # The order exists (described above): a query that cannot be answered means no worker took it.
         state = description.status.name.lower() if description.status else "unknown"
-        raise CliError(
-            f"order {order_id} is {state}, but no worker answered the status query; start one with `orderops worker`"
+        raise NoWorker(
+            f"order {order_id} is {state}, but no worker answered the status query ({err.message}); start one with `orderops worker`"
         ) from None
 
 
@@ -375,11 +378,33 @@ async def cmd_status(args) -> int:
             out.print(f"  - {finding['code']}: {finding.get('reason', '')}")
         if task.details and findings is None:
             out.print(f"  details: {json.dumps(task.details, ensure_ascii=False)}")
+    _print_fulfilment(view.variables)
     if view.waiting_for_events:
         out.print(f"waiting for event: {', '.join(view.waiting_for_events)}")
     for d in view.decisions:
         out.print(f"decision: {d.node} -> {d.decision} by {d.agent} ({d.role}) at {_when(d.at)} via {d.via}: {d.reason}")
     return 0
+
+
+def _print_fulfilment(variables: dict) -> None:
+    """Why the warehouse steps went as they did: the step results support asks about."""
+    reservation = variables.get("reservation") or {}
+    if reservation.get("status") == "short":
+        out.print(f"stock: short, {reservation.get('summary')}; waiting for a restock")
+    for shipment in reservation.get("shipments") or []:
+        lines = ", ".join(f"{line['sku']} x{line['quantity']} ({line['bin']})" for line in shipment["lines"])
+        out.print(f"stock: from {shipment['warehouse']}: {lines}")
+    scan = variables.get("scan_check") or {}
+    if scan:
+        verdict = "matched" if scan.get("matched") else "; ".join(scan.get("differences") or [])
+        out.print(f"last scan: {verdict} ({scan.get('scans')} scans, {scan.get('mismatches')} mismatched)")
+    for booking in (variables.get("booking") or {}).get("bookings") or []:
+        late = "" if booking.get("meets_promise", True) else ", cannot keep the promise"
+        refused = f"; passed over: {'; '.join(booking['refused'])}" if booking.get("refused") else ""
+        out.print(f"carrier: {booking['carrier']} for {booking['tracking_no']} ({booking['cost']}{late}){refused}")
+    tracking = variables.get("tracking") or {}
+    if tracking:
+        out.print(f"tracking: {tracking.get('status')}, {tracking.get('failed_attempts')} failed attempt(s), {tracking.get('parcels_out')} parcel(s) out")
 
 
 def _list_query(args) -> str:
@@ -436,6 +461,8 @@ async def cmd_list(args) -> int:
 
 async def cmd_review(args) -> int:
     changes = _parse_json_option("--changes", args.changes)
+    if args.decision == "edit" and not changes:
+        raise UsageError("--decision edit needs --changes: the corrected fields as JSON")
     try:
         decision = ReviewDecision(
             decision=args.decision,
@@ -453,13 +480,26 @@ async def cmd_review(args) -> int:
     return 0
 
 
+# Payloads the standard processes read, checked before they are sent: a bad one would be dropped by its step.
+EVENT_PAYLOADS = {"feedback": Feedback, "scanned": ScanReport, "return_received": Inspection}
+
+
 async def cmd_event(args) -> int:
     try:
         event = ExternalEvent(name=args.name, data=_parse_json_option("--data", args.data))
+        if event.name in EVENT_PAYLOADS:
+            EVENT_PAYLOADS[event.name].model_validate(event.data)
     except ValidationError as err:
-        raise CliError(f"invalid event: {_field_errors(err)[0]}") from None
+        raise CliError(f"invalid {args.name!r} event: {_field_errors(err)[0]}") from None
     client = await _client(args)
-    view = await fetch_status(client, args.order_id, await _require_running(client, args.order_id))
+    description = await _require_running(client, args.order_id)
+    try:
+        view = await fetch_status(client, args.order_id, description)
+    except NoWorker:
+        # Signals wait in history for a worker, like queued reviews: the event is not lost for want of one.
+        await _handle(client, args.order_id).signal("event", event)
+        print(f"event {event.name!r} sent to order {args.order_id}; no worker is running to check it, one applies it when it starts")
+        return 0
     if event.name not in view.accepted_events:
         raise CliError(
             f"order {args.order_id}'s process has no receive for event {event.name!r}; it accepts: {', '.join(view.accepted_events)}"
@@ -540,6 +580,10 @@ async def merge_orders(client: Client, order_id: str, into: str, agent: str, rea
 async def cmd_merge(args) -> int:
     if args.order_id == args.into:
         raise UsageError("an order cannot be merged into itself")
+    try:
+        ReviewDecision(decision="merge", agent=args.agent, reason=args.reason)
+    except ValidationError as err:
+        raise CliError(f"invalid merge: {_field_errors(err)[0]}") from None
     client = await _client(args)
     items = await merge_orders(client, args.order_id, args.into, args.agent, args.reason)
     print(f"order {args.order_id} merged into {args.into}: {', '.join(f'{i.sku} x{i.quantity}' for i in items)}; {args.into} is reviewed again")
@@ -615,33 +659,35 @@ async def cmd_return(args) -> int:
     return 0
 
 
-async def restock(client: Client, store, sku: str, warehouse: str, quantity: int, bin: str | None = None) -> list[tuple[str, str | None]]:
-    """Goods received against purchase requisitions: stock up, and wake the orders waiting for them.
+async def restock(client: Client, store, sku: str, warehouse: str, quantity: int, bin: str | None = None) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """Goods received against purchase requisitions: stock up, and wake the orders whose requisition they complete.
 
-    (order id, None if told, else why not) for each order whose requisition the goods closed."""
+    (order id, None if told, else why not) per woken order, and the requisitions still waiting for more."""
     try:
-        orders = store.receive_stock(sku, warehouse, quantity, bin=bin)
+        receipt = store.receive_stock(sku, warehouse, quantity, bin=bin)
     except KeyError as err:
         raise CliError(err.args[0]) from None
     told = []
-    for order_id in orders:
+    for order_id in receipt.woken:
         try:
             await _handle(client, order_id).signal("event", ExternalEvent(name="restocked", data={"sku": sku, "warehouse": warehouse}))
             told.append((order_id, None))
         except RPCError as err:
             told.append((order_id, err.message))
-    return told
+    return told, receipt.still_open
 
 
 async def cmd_restock(args) -> int:
     client = await _client(args)
-    told = await restock(client, config.open_store(), args.sku, args.warehouse, args.quantity, args.bin)
+    told, still_open = await restock(client, config.open_store(), args.sku, args.warehouse, args.quantity, args.bin)
     print(f"{args.quantity} x {args.sku} received at {args.warehouse}")
     for order_id, problem in told:
         if problem is None:
             print(f"order {order_id}: restocked event sent")
         else:
             print(f"order {order_id}: not told ({problem}); send it with `orderops event {order_id} restocked`", file=sys.stderr)
+    for line in still_open:
+        print(f"{line}; its order waits for the rest")
     return 1 if any(problem for _, problem in told) else 0
 
 

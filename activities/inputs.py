@@ -111,13 +111,20 @@ class ScannedLine(BaseModel):
     quantity: int = Field(gt=0, strict=True)
 
 
-class Scan(BaseModel):
-    """A scanner's report of what was picked; `received_at` (added by the workflow) keys it."""
+class ScanReport(BaseModel):
+    """The `scanned` event's payload: what the picker's scanner read."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     items: list[ScannedLine] = Field(min_length=1)
     picker: str = ""
+
+
+class Scan(ScanReport):
+    """The scan as the receive step stored it; `received_at` and `seq` (added by the workflow) key it."""
+
+    model_config = ConfigDict(extra="ignore")
+
     received_at: str
     seq: int | None = None
 
@@ -212,7 +219,8 @@ class InspectArgs(ReturnArgs):
 
 
 class CloseReturnArgs(OrderArgs):
-    outcome: Literal["rejected", "expired"]
+    # Without an outcome it runs as the compensation of the assessment: the return was cancelled.
+    outcome: Literal["rejected", "expired", "cancelled"] = "cancelled"
 
 
 class HandoffArgs(OrderArgs):

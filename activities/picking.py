@@ -109,7 +109,13 @@ class PickingActivities(StoreActivities):
         """Compensation for picking (by order or wave); an order cancelled before its wave is released leaves the walk."""
         order = parse(OrderArgs, payload).order
         with self.store.transaction() as db:
-            changed = db.execute("UPDATE pick_lists SET state = 'cancelled' WHERE order_id = ? AND state = 'open'", (order.order_id,)).rowcount
+            # Lists whose goods already left with the courier were done, not cancelled.
+            changed = db.execute(
+                "UPDATE pick_lists SET state = 'cancelled' WHERE order_id = ? AND state = 'open' AND NOT EXISTS"
+                " (SELECT 1 FROM carrier_bookings b WHERE b.order_id = pick_lists.order_id AND b.round = pick_lists.round"
+                "  AND b.warehouse = pick_lists.warehouse AND b.state IN ('handed_over', 'delivered', 'intercept_requested', 'lost'))",
+                (order.order_id,),
+            ).rowcount
         return {"cancelled": changed}
 
     @activity.defn(name="verify_scan")

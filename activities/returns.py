@@ -36,7 +36,7 @@ class ReturnActivities(StoreActivities):
                     shipped[r["sku"]] += r["quantity"]
                 returned: dict[str, int] = defaultdict(int)
                 for r in db.execute(
-                    "SELECT items FROM returns WHERE order_id = ? AND state NOT IN ('rejected', 'expired')", (request.original_order_id,)
+                    "SELECT items FROM returns WHERE order_id = ? AND state NOT IN ('rejected', 'expired', 'cancelled')", (request.original_order_id,)
                 ):
                     for sku, quantity in json.loads(r["items"]).items():
                         returned[sku] += quantity

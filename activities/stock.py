@@ -119,6 +119,8 @@ class StockActivities(StoreActivities):
                         quantity -= take
                         if not quantity:
                             break
+            # Whatever a backorder asked purchasing for is no longer needed by this order.
+            db.execute("UPDATE purchase_requisitions SET state = 'cancelled' WHERE order_id = ? AND state = 'open'", (order.order_id,))
             result = self._reserved(db, order.order_id, round_no, repeated=False)
         log.info("stock reserved", warehouses=[s["warehouse"] for s in result["shipments"]])
         return result

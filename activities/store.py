@@ -10,12 +10,13 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 
-SCHEMA_VERSION = 3  # 2: warehouses, bins, rounds, carrier bookings, tracking, returns; 3: delivered, cancelled and closed states
+SCHEMA_VERSION = 4  # 2: warehouses, bins, rounds, carrier bookings, tracking, returns; 3: delivered, cancelled, closed states; 4: partial receipts
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,6 +65,7 @@ CREATE TABLE IF NOT EXISTS purchase_requisitions (
     sku TEXT NOT NULL,
     warehouse TEXT NOT NULL,
     quantity INTEGER NOT NULL,
+    received INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'received', 'cancelled')),
     created_at TEXT NOT NULL
 );
@@ -199,7 +201,7 @@ CREATE TABLE IF NOT EXISTS returns (
     items TEXT NOT NULL,
     value TEXT NOT NULL,
     label_path TEXT,
-    state TEXT NOT NULL CHECK (state IN ('requested', 'label_issued', 'inspected', 'rejected', 'expired')),
+    state TEXT NOT NULL CHECK (state IN ('requested', 'label_issued', 'inspected', 'rejected', 'expired', 'cancelled')),
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS return_inspections (
@@ -213,6 +215,12 @@ CREATE TABLE IF NOT EXISTS return_inspections (
     PRIMARY KEY (return_id, sku)
 );
 """
+
+
+@dataclass
+class Receipt:
+    woken: list[str]          # orders whose requisition the goods completed: they can be told `restocked`
+    still_open: list[str]     # requisitions the goods did not complete, with what has come so far
 
 
 class StaleStore(Exception):
@@ -284,13 +292,15 @@ class Store:
                 db.execute("INSERT INTO blacklist VALUES (?, ?, ?)", (entry["kind"], entry["value"], entry["reason"]))
         return True
 
-    def receive_stock(self, sku: str, warehouse: str, quantity: int, bin: str | None = None) -> list[str]:
-        """Goods in (a purchase arrived): stock up, close the requisitions it covers; the orders they were for."""
+    def receive_stock(self, sku: str, warehouse: str, quantity: int, bin: str | None = None) -> Receipt:
+        """Goods in (a purchase arrived): stock up and count them against the open requisitions, oldest first."""
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM products WHERE sku = ?", (sku,)).fetchone() is None:
                 raise KeyError(f"unknown SKU {sku!r}")
             if db.execute("SELECT 1 FROM warehouses WHERE id = ?", (warehouse,)).fetchone() is None:
                 raise KeyError(f"unknown warehouse {warehouse!r}")
+            if bin is not None and not bin.strip():
+                raise KeyError("--bin must name a bin")
             bins = [r["bin"] for r in db.execute("SELECT bin FROM stock WHERE sku = ? AND warehouse = ? ORDER BY bin", (sku, warehouse))]
             if bin is None and not bins:
                 raise KeyError(f"{sku} has no bin in {warehouse}; name one with --bin")
@@ -302,18 +312,21 @@ class Store:
                 " ON CONFLICT (sku, warehouse, bin) DO UPDATE SET on_hand = on_hand + excluded.on_hand",
                 (sku, warehouse, bin, quantity),
             )
-            # Oldest first, as far as the goods go: a requisition the delivery does not cover stays open.
-            orders, left = [], quantity
+            # Oldest first, as far as the goods go; a requisition is closed once all it asked for has come.
+            orders, left, still_open = [], quantity, []
             for req in db.execute(
-                "SELECT id, order_id, quantity FROM purchase_requisitions WHERE sku = ? AND warehouse = ? AND state = 'open' ORDER BY id",
+                "SELECT id, order_id, quantity, received FROM purchase_requisitions WHERE sku = ? AND warehouse = ? AND state = 'open' ORDER BY id",
                 (sku, warehouse),
             ).fetchall():
-                if req["quantity"] > left:
-                    break
-                left -= req["quantity"]
-                db.execute("UPDATE purchase_requisitions SET state = 'received' WHERE id = ?", (req["id"],))
-                orders.append(req["order_id"])
-        return orders
+                take = min(left, req["quantity"] - req["received"])
+                left -= take
+                if req["received"] + take >= req["quantity"]:
+                    db.execute("UPDATE purchase_requisitions SET received = quantity, state = 'received' WHERE id = ?", (req["id"],))
+                    orders.append(req["order_id"])
+                else:
+                    db.execute("UPDATE purchase_requisitions SET received = received + ? WHERE id = ?", (take, req["id"]))
+                    still_open.append(f"requisition {req['id']} (order {req['order_id']}): {req['received'] + take} of {req['quantity']} received")
+        return Receipt(orders, still_open)
 
     def inconsistencies(self, finished_orders: list[str] | None = None) -> list[str]:
         """What would be wrong with the warehouse: reserved counts that disagree with the reservations,

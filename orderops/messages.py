@@ -185,6 +185,7 @@ class OrderStatusView(BaseModel):
     at_risk_log: list[dict[str, Any]] = []
     breaches: list[dict[str, Any]] = []
     order: Order | None = Field(None, description="The order as it stands now, after edits and address changes")
+    variables: dict[str, Any] = Field(default_factory=dict, description="The process variables now: step results such as the booking")
 
 
 class OrderResult(BaseModel):

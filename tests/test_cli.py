@@ -10,8 +10,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from orderops.order import workflow_id
-from tests.conftest import cli, order_data, run_cli
+from orderops.order import Order, workflow_id
+from tests.conftest import KNOWN_ACTIVITIES, ROOT, cli, order_data, run_cli
 
 
 async def exists(client: Client, order_id: str) -> bool:
@@ -139,7 +139,7 @@ async def test_event_name_and_payload_are_checked(tmp_path, client, worker, addr
     cancelled = await cli("cancel", oid, "--reason", "test", address=address)
     assert cancelled.returncode == 0, cancelled.stderr
     await client.get_workflow_handle(workflow_id(oid)).result()
-    after = await cli("event", oid, "feedback", address=address)
+    after = await cli("event", oid, "feedback", "--data", '{"rating": 4}', address=address)
     assert (after.returncode, after.stderr.strip()) == (1, f"orderops: order {oid} has already ended (cancelled); nothing changed")
 
 
@@ -204,3 +204,29 @@ def test_new_commands_check_their_input_before_any_server():
     assert unknown.returncode == 1 and unknown.stderr.strip().startswith("orderops: no carrier 'FastCat' in standard.yaml (carriers: CityCourier")
     quantity = run_cli("restock", "LAMP-007", "SH", "0")
     assert quantity.returncode == 2 and "0 must be at least 1" in quantity.stderr
+
+
+async def test_an_event_is_sent_even_when_no_worker_answers(client, address):
+    from orderops.process.lint import load_definition
+    from starter import start_order
+
+    order = Order.model_validate(order_data())
+    snapshot = load_definition(ROOT / "process_defs" / "standard.yaml", KNOWN_ACTIVITIES)
+    handle = await start_order(client, order, snapshot, task_queue="nobody-polls-this")
+    status = await cli("status", order.order_id, address=address)
+    assert status.returncode == 1 and "no worker answered the status query" in status.stderr and len(status.stderr.strip().splitlines()) == 1
+    sent = await cli("event", order.order_id, "paid", "--data", '{"provider": "alipay"}', address=address)
+    assert sent.returncode == 0, sent.stderr
+    assert "no worker is running to check it, one applies it when it starts" in sent.stdout
+    signals = [e for e in (await handle.fetch_history()).events if e.HasField("workflow_execution_signaled_event_attributes")]
+    assert [e.workflow_execution_signaled_event_attributes.signal_name for e in signals] == ["event"]
+    await handle.terminate("test over")
+
+
+def test_documented_event_payloads_are_checked_before_sending():
+    rating = run_cli("--address", "127.0.0.1:1", "event", "A1", "feedback", "--data", '{"rating": 7}')
+    assert (rating.returncode, rating.stderr.strip()) == (1, "orderops: invalid 'feedback' event: field 'rating': Input should be less than or equal to 5")
+    scan = run_cli("--address", "127.0.0.1:1", "event", "A1", "scanned", "--data", '{"items": [{"sku": "TEA-001", "quantity": "2"}]}')
+    assert scan.returncode == 1 and scan.stderr.strip().startswith("orderops: invalid 'scanned' event: field 'items.0.quantity'")
+    edit = run_cli("--address", "127.0.0.1:1", "review", "A1", "--decision", "edit", "--agent", "amy")
+    assert (edit.returncode, edit.stderr.strip()) == (2, "orderops: --decision edit needs --changes: the corrected fields as JSON")

@@ -74,3 +74,19 @@ async def test_return_refuses_bad_requests_in_one_line(start, address: str):
     assert wrong_sku.returncode == 2 and wrong_sku.stderr.strip() == f"orderops: --item LAMP-007: order {order.order_id} has no 'LAMP-007' (it has TEA-001, MUG-002)"
     bad_reason = await cli("return", order.order_id, "--kind", "refund", "--reason", "bored", address=address)
     assert bad_reason.returncode == 2 and "invalid choice: 'bored'" in bad_reason.stderr
+
+
+async def test_a_cancelled_return_frees_its_items_for_another(start, client, store: Store, address: str):
+    order = await completed_order(start, items=[{"sku": "TEA-001", "quantity": 4, "unit_price": "68.00"}])  # above the threshold
+    assert (await cli("return", order.order_id, "--kind", "refund", "--reason", "quality", address=address)).returncode == 0
+    first = client.get_workflow_handle(workflow_id(f"{order.order_id}-R1"), result_type=OrderResult)
+    await wait_until(first, awaiting_decision)
+    cancelled = await cli("cancel", f"{order.order_id}-R1", "--reason", "customer keeps it", address=address)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert (await first.result()).status == "cancelled"
+    assert store.rows("SELECT state FROM returns WHERE return_id = ?", f"{order.order_id}-R1") == [{"state": "cancelled"}]
+    assert (await cli("return", order.order_id, "--kind", "refund", "--reason", "quality", address=address)).returncode == 0
+    second = client.get_workflow_handle(workflow_id(f"{order.order_id}-R2"), result_type=OrderResult)
+    view = await wait_until(second, awaiting_decision)  # assessed: the four teas may come back after all
+    assert view.pending_user_tasks[0].node == "approve_return"
+    await second.execute_update("cancel", {"reason": "test over"})

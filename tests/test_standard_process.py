@@ -378,6 +378,8 @@ async def test_a_carrier_refusing_bookings_falls_back_to_the_next(start, store: 
     assert booking["carrier"] == "SwiftExpress" and booking["meets_promise"] is True
     assert "CityCourier booking refused: booking API down" in booking["refused"]
     assert column(store, "SELECT carrier FROM carrier_bookings WHERE order_id = ?", order.order_id) == ["SwiftExpress"]
+    text = (await cli("status", order.order_id, address=address)).stdout
+    assert f"carrier: SwiftExpress for {booking['tracking_no']}" in text and "passed over: CityCourier booking refused: booking API down" in text
 
 
 # -- delivery ----------------------------------------------------------------------------------

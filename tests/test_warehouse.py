@@ -97,8 +97,8 @@ def test_backorder_policy_waits_instead_of_splitting(store: Store):
         {"sku": "VASE-009", "warehouse": "SH", "quantity": 1, "state": "open"},
     ]
     assert store.stock_levels()["VASE-009"] == (40, 0)  # nothing held while waiting
-    assert store.receive_stock("LIGHTER-005", "SH", 5, bin="D-09-01") == [args["order"]["order_id"]]
-    assert store.receive_stock("VASE-009", "SH", 5, bin="C-09-01") == [args["order"]["order_id"]]
+    assert store.receive_stock("LIGHTER-005", "SH", 5, bin="D-09-01").woken == [args["order"]["order_id"]]
+    assert store.receive_stock("VASE-009", "SH", 5, bin="C-09-01").woken == [args["order"]["order_id"]]
     assert run(stock.reserve_stock, args)["shipments"] == [{"warehouse": "SH", "lines": [
         {"sku": "VASE-009", "bin": "C-09-01", "quantity": 1}, {"sku": "LIGHTER-005", "bin": "D-09-01", "quantity": 1},
     ]}]
@@ -403,12 +403,19 @@ def test_restock_closes_only_the_requisitions_it_covers_and_knows_its_bins(store
     small, large = payload(items=items(("LAMP-007", 4))), payload(items=items(("LAMP-007", 13)))
     for args in (small, large):
         assert run(stock.reserve_stock, args)["status"] == "short"
-    assert store.receive_stock("LAMP-007", "SH", 5) == [small["order"]["order_id"]]  # 1 short for small; 10 for large
-    assert [r["state"] for r in store.rows("SELECT state FROM purchase_requisitions ORDER BY id")] == ["received", "open"]
+    receipt = store.receive_stock("LAMP-007", "SH", 5)  # 1 short for small; 10 for large
+    assert receipt.woken == [small["order"]["order_id"]]
+    assert receipt.still_open == [f"requisition 2 (order {large['order']['order_id']}): 4 of 10 received"]
+    assert store.receive_stock("LAMP-007", "SH", 6).woken == [large["order"]["order_id"]]  # the rest completes it
+    assert [r["state"] for r in store.rows("SELECT state FROM purchase_requisitions ORDER BY id")] == ["received", "received"]
+    with pytest.raises(KeyError, match="--bin must name a bin"):
+        store.receive_stock("LAMP-007", "SH", 5, bin="  ")
     with pytest.raises(KeyError, match="LAMP-007 is kept in B-04-02 at SH, not B-04-20"):
         store.receive_stock("LAMP-007", "SH", 5, bin="B-04-20")
-    run(stock.cancel_requisitions, large)
-    assert [r["state"] for r in store.rows("SELECT state FROM purchase_requisitions ORDER BY id")] == ["received", "cancelled"]
+    other = payload(items=items(("LAMP-007", 40)))
+    run(stock.reserve_stock, other)
+    run(stock.cancel_requisitions, other)
+    assert [r["state"] for r in store.rows("SELECT state FROM purchase_requisitions ORDER BY id")] == ["received", "received", "cancelled"]
 
 
 def test_a_lost_parcel_is_not_intercepted_and_a_delivered_one_neither(store: Store):
@@ -454,14 +461,14 @@ def test_tracking_numbers_are_never_reused_after_a_void(store: Store):
 
 
 def test_a_store_of_another_layout_is_refused_in_one_line(tmp_path: Path):
-    from activities.store import StaleStore
+    from activities.store import SCHEMA_VERSION, StaleStore
 
     Store(tmp_path / "w.db", tmp_path / "labels")
     db = sqlite3.connect(tmp_path / "w.db")
     db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     db.commit()
     db.close()
-    with pytest.raises(StaleStore, match=r"w.db was written by another orderops version \(store layout 2, this one reads 3\)"):
+    with pytest.raises(StaleStore, match=rf"w.db was written by another orderops version \(store layout 2, this one reads {SCHEMA_VERSION}\)"):
         Store(tmp_path / "w.db", tmp_path / "labels")
 
 

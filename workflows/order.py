@@ -573,6 +573,7 @@ class OrderWorkflow:
             at_risk_log=self._at_risk_log,
             breaches=self._breaches,
             order=self._order,
+            variables={k: v for k, v in self._vars.items() if k not in ("promise_policy", "now")},
         )
 
     def _check_decision(self, decision: ReviewDecision) -> None:
