@@ -170,3 +170,13 @@ def test_diff_of_identical_definitions_and_of_a_broken_one(tmp_path: Path):
 def test_render_needs_a_definition_or_an_order():
     result = run_cli("render")
     assert (result.returncode, result.stderr.strip()) == (2, "orderops: render takes a definition FILE, --order ORDER_ID, or both")
+
+
+def test_diff_names_each_changed_setting_by_its_path():
+    old = parsed(ROOT / "process_defs" / "standard.yaml")
+    text = (ROOT / "process_defs" / "standard.yaml").read_text()
+    text = text.replace("version: 4", "version: 5").replace("    max_attempts: 3 ", "    max_attempts: 4 ")
+    text = text.replace("      daily_capacity: 200\n", "      daily_capacity: 150\n")
+    new, problems = lint_text(text, KNOWN_ACTIVITIES)
+    assert problems == []
+    assert diff(old, new).other_changes == ["variables.carriers.0.daily_capacity: 200 -> 150", "variables.delivery.max_attempts: 3 -> 4"]

@@ -40,6 +40,23 @@ def _edge_text(edge: tuple[str, str, str]) -> str:
     return f"{source} -> {target}" + (f" [{label}]" if label else "")
 
 
+def _setting_changes(path: str, before, after) -> list[str]:
+    """Each changed setting by its dotted path (`variables.delivery.max_attempts: 3 -> 4`), not the whole block."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        changes = []
+        for key in sorted(before.keys() | after.keys(), key=str):
+            if key not in after:
+                changes.append(f"{path}.{key}: removed")
+            elif key not in before:
+                changes.append(f"{path}.{key}: added {after[key]!r}")
+            else:
+                changes += _setting_changes(f"{path}.{key}", before[key], after[key])
+        return changes
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [change for i, (b, a) in enumerate(zip(before, after)) for change in _setting_changes(f"{path}.{i}", b, a)]
+    return [] if before == after else [f"{path}: {before!r} -> {after!r}"]
+
+
 def diff(old: ProcessDefinition, new: ProcessDefinition) -> DefinitionDiff:
     old_nodes, new_nodes = old.node_map(), new.node_map()
     changed = []
@@ -51,9 +68,10 @@ def diff(old: ProcessDefinition, new: ProcessDefinition) -> DefinitionDiff:
     old_edges, new_edges = set(graph_edges(old)), set(graph_edges(new))
     other = [
         f"{name}: {getattr(old, name)!r} -> {getattr(new, name)!r}"
-        for name in ("id", "start", "variables")
+        for name in ("id", "start", "events", "address_changes_until", "cancel_until", "promise_policy")
         if getattr(old, name) != getattr(new, name)
     ]
+    other += _setting_changes("variables", old.variables, new.variables)
     return DefinitionDiff(
         old=f"{old.id} v{old.version}",
         new=f"{new.id} v{new.version}",
