@@ -218,3 +218,10 @@ def test_conditions_settings_and_templates_in_variables_are_checked(tmp_path: Pa
     assert "variables.delivery.max_attemps: unknown setting" in result.stdout + result.stderr
     assert "variables.picking.max_scan_mismatches: Field required" in result.stdout + result.stderr
     assert "variables.notifications.delivered: not a valid template: unexpected '{' in field name" in result.stdout + result.stderr
+
+
+def test_status_and_keep_status_do_not_go_together(tmp_path: Path):
+    path = tmp_path / "both.yaml"
+    path.write_text(VALID.replace("  - id: manual\n", "  - id: manual\n    keep_status: true\n    status: waiting\n", 1))
+    result = run_cli("lint", str(path))
+    assert result.returncode == 1 and "give either 'status' or 'keep_status', not both" in result.stdout + result.stderr

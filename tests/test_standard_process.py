@@ -10,6 +10,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from activities.store import Store
+from orderops import search_attributes as sa
 from orderops.messages import AddressChange, CancelRequest, ExternalEvent, OrderResult, ReviewDecision, ReviewReceipt
 from orderops.order import Address, OrderEdit
 from orderops.process.lint import load_definition
@@ -43,8 +44,13 @@ def column(store: Store, sql: str, *params) -> list:
 async def test_happy_path_ships_tracks_and_completes(start, store: Store):
     before = store.stock_levels()
     order, handle = await start()
-    await shipped(handle)
-    await track(handle, "in_transit", "out_for_delivery", "delivered")
+    assert (await shipped(handle)).status == "shipped"
+    await track(handle, "in_transit", "out_for_delivery")
+    # Each courier scan sets the order's status, as `orderops list --status` sees it.
+    await wait_until(handle, lambda v: v.status == "out_for_delivery" and "delivered" in v.waiting_for_events)
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(sa.ORDER_STATUS) == "out_for_delivery"
+    await track(handle, "delivered")
     await wait_until(handle, waiting_for("feedback"))
     await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 5, "comment": "ok"}))
     result: OrderResult = await handle.result()
@@ -159,7 +165,7 @@ async def test_review_when_not_awaiting_is_rejected(start):
     await shipped(handle)
     with pytest.raises(WorkflowUpdateFailedError) as raised:
         await handle.execute_update("review", ReviewDecision(decision="approve", agent="amy"))
-    assert f"order {order.order_id} is not awaiting a decision (status: in_transit)" == raised.value.cause.message
+    assert f"order {order.order_id} is not awaiting a decision (status: shipped)" == raised.value.cause.message
     await handle.execute_update("cancel", CancelRequest(reason="test cleanup"))
 
 

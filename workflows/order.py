@@ -331,6 +331,9 @@ class OrderWorkflow:
             self._vars[node.result] = envelope.get("result")
         if node.search_attributes:
             self._set_attributes(node)
+        if node.status_from:
+            self._status = str(self._evaluate(node, node.status_from))
+            self._publish()
         if compensation:
             compensation.args["result"] = envelope.get("result")
             if not settle:
@@ -706,7 +709,9 @@ class OrderWorkflow:
 
     def _enter(self, node: Node) -> None:
         self._current.append(node.id)
-        if node.status:
+        if node.keep_status:
+            pass
+        elif node.status:
             self._status = node.status
         elif isinstance(node, UserTask):
             self._status = "awaiting_review"

@@ -215,6 +215,8 @@ def _expressions(node) -> list[tuple[tuple, str]]:
     found = [(("deadline",), node.deadline)] if getattr(node, "deadline", None) else []
     if isinstance(node, TaskNode) and node.search_attributes:
         found += [(("search_attributes", name), expr) for name, expr in node.search_attributes.items()]
+    if isinstance(node, TaskNode) and node.status_from:
+        found.append((("status_from",), node.status_from))
     return found + _node_expressions(node)
 
 

@@ -58,6 +58,13 @@ class NodeBase(Strict):
     id: NodeId
     description: str | None = None
     status: str | None = Field(None, description="Business status shown while the order is at this node")
+    keep_status: bool = Field(False, description="The order's status stays as it was while at this node (e.g. one a task set)")
+
+    @model_validator(mode="after")
+    def _one_status(self):
+        if self.keep_status and self.status is not None:
+            raise ValueError("give either 'status' or 'keep_status', not both")
+        return self
 
 
 class Deadlined(Strict):
@@ -85,6 +92,9 @@ class TaskNode(Deadlined, NodeBase):
     compensation: str | None = Field(None, description="Activity that undoes this task (saga)")
     search_attributes: dict[SettableAttribute, Expression] | None = Field(
         None, description="Search attributes set after the task completes: name -> CEL expression"
+    )
+    status_from: Expression | None = Field(
+        None, description="After the task completes, the order's status becomes this expression's value (e.g. tracking.status)"
     )
     next: NodeId
     on_error: NodeId | None = Field(None, description="Where to go when the task fails for good")
