@@ -52,5 +52,6 @@ def command(port: int = 7233, ui_port: int = UI_PORT, db: Path | None = None, na
 
 
 def start(port: int = 7233, ui_port: int = UI_PORT, namespace: str = "default") -> subprocess.Popen:
+    home().mkdir(parents=True, exist_ok=True)  # a fresh clone has no state directory yet
     log = open(home() / "temporal-server.log", "ab")
     return subprocess.Popen(command(port, ui_port, namespace=namespace), stdout=log, stderr=subprocess.STDOUT)

@@ -72,3 +72,24 @@ async def test_order_survives_server_and_worker_restart(tmp_path: Path):
             assert [s.node for s in (await status(handle)).steps][:2] == ["promise", "checks"]
     finally:
         stop_server(process)
+
+
+async def test_the_embedded_server_starts_in_a_fresh_clone_without_a_state_directory(tmp_path: Path, monkeypatch):
+    fresh = tmp_path / "fresh-home"
+    monkeypatch.setenv("ORDEROPS_HOME", str(fresh))
+    port = free_port()
+    process = server.start(port=port, ui_port=free_port())
+    try:
+        for _ in range(300):
+            try:
+                await connect(f"127.0.0.1:{port}", "default")
+                break
+            except Unreachable:
+                assert process.poll() is None, (fresh / "temporal-server.log").read_text()[-2000:]
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the embedded server never answered")
+        assert (fresh / "temporal-server.log").exists() and (fresh / "temporal.db").exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
