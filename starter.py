@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -62,7 +61,7 @@ from orderops.history.timeline import HistoryError, build_timeline, load_history
 from orderops.order import Address, Order, OrderEdit, OrderItem, workflow_id
 from orderops.process.diff import diff
 from orderops.process.lint import InvalidDefinition, lint_text, load, load_definition
-from orderops.process.load import DefinitionSnapshot
+from orderops.process.load import DefinitionSnapshot, load_text
 from orderops.process.model import ProcessDefinition
 from orderops.promise import PromisePolicy
 from orderops.report import build, facts, to_html
@@ -347,9 +346,9 @@ async def cmd_status(args) -> int:
     if view.current_nodes:
         out.print(f"current: {', '.join(view.current_nodes)}")
     if view.order:
-        o, a = view.order, view.order.address
+        o = view.order
         out.print(f"customer: {o.customer_name} ({o.customer_id}, {o.phone}); {o.channel}, {o.order_type}")
-        out.print(f"ships to: {' '.join(p for p in (a.province, a.city, a.district, a.street, a.postcode) if p)}")
+        out.print(f"ships to: {o.address.one_line()}")
         out.print(f"items: {', '.join(f'{i.sku} x{i.quantity}' for i in o.items)} ({o.amount:.2f})")
     if view.promise:
         p = view.promise
@@ -534,8 +533,7 @@ async def cmd_change_address(args) -> int:
         raise CliError(f"invalid address: {_field_errors(err)[0]}") from None
     client = await _client(args)
     receipt: AddressChangeReceipt = await _update(client, args.order_id, "change_address", change, AddressChangeReceipt)
-    a = receipt.address
-    print(f"order {receipt.order_id}: delivery address is now {a.province} {a.city} {a.district} {a.street} {a.postcode}".replace("  ", " "))
+    print(f"order {receipt.order_id}: delivery address is now {receipt.address.one_line()}")
     return 0
 
 
@@ -640,9 +638,9 @@ async def _outbound_rules(client: Client, order_id: str) -> dict:
     history = await _history(client, order_id)
     started = history.events[0].workflow_execution_started_event_attributes
     [original] = await client.data_converter.decode(started.input.payloads, [OrderInput])
-    ran_under = (yaml.safe_load(original.definition.source) or {}).get("variables") or {}
-    current = load_definition(config.DEFAULT_PROCESS, ACTIVITY_NAMES)
-    defaults = (yaml.safe_load(current.source) or {}).get("variables") or {}
+    ran, _, _ = load_text(original.definition.source)
+    ran_under = ran.variables if ran else {}
+    defaults = load(config.DEFAULT_PROCESS, ACTIVITY_NAMES)[0].variables
     return {name: ran_under.get(name) if ran_under.get(name) is not None else defaults.get(name) for name in OUTBOUND_RULES}
 
 
@@ -703,8 +701,7 @@ def set_outage(store, carrier: str, reason: str | None) -> None:
 def cmd_carrier_outage(args) -> int:
     if not args.clear and not args.reason.strip():
         raise UsageError("--reason must say why bookings are refused")
-    snapshot = load_definition(config.DEFAULT_PROCESS, ACTIVITY_NAMES)
-    known = [c["name"] for c in (yaml.safe_load(snapshot.source).get("variables") or {}).get("carriers") or []]
+    known = [c["name"] for c in load(config.DEFAULT_PROCESS, ACTIVITY_NAMES)[0].variables.get("carriers") or []]
     if args.carrier not in known:
         raise CliError(f"no carrier {args.carrier!r} in {config.DEFAULT_PROCESS.name} (carriers: {', '.join(known)})")
     set_outage(config.open_store(), args.carrier, None if args.clear else args.reason)

@@ -120,7 +120,7 @@ class StockActivities(StoreActivities):
                         if not quantity:
                             break
             # Whatever a backorder asked purchasing for is no longer needed by this order.
-            db.execute("UPDATE purchase_requisitions SET state = 'cancelled' WHERE order_id = ? AND state = 'open'", (order.order_id,))
+            self._cancel_requisitions(db, order.order_id)
             result = self._reserved(db, order.order_id, round_no, repeated=False)
         log.info("stock reserved", warehouses=[s["warehouse"] for s in result["shipments"]])
         return result
@@ -174,10 +174,11 @@ class StockActivities(StoreActivities):
         """Compensation for a backorder: purchasing need not buy for an order that no longer wants the goods."""
         order = parse(OrderArgs, payload).order
         with self.store.transaction() as db:
-            changed = db.execute(
-                "UPDATE purchase_requisitions SET state = 'cancelled' WHERE order_id = ? AND state = 'open'", (order.order_id,)
-            ).rowcount
-        return {"cancelled": changed}
+            return {"cancelled": self._cancel_requisitions(db, order.order_id)}
+
+    @staticmethod
+    def _cancel_requisitions(db: sqlite3.Connection, order_id: str) -> int:
+        return db.execute("UPDATE purchase_requisitions SET state = 'cancelled' WHERE order_id = ? AND state = 'open'", (order_id,)).rowcount
 
     @staticmethod
     def _reserved(db: sqlite3.Connection, order_id: str, round_no: int, repeated: bool) -> dict:

@@ -19,6 +19,9 @@ class Address(BaseModel):
     street: Text
     postcode: str = ""
 
+    def one_line(self) -> str:
+        return " ".join(part for part in (self.province, self.city, self.district, self.street, self.postcode) if part)
+
 
 class OrderItem(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Collection
 from pathlib import Path
@@ -282,6 +283,7 @@ def lint_text(
     return (definition if not problems else None), problems
 
 
+@functools.cache
 def _variable_models() -> dict[str, TypeAdapter]:
     """Settings the warehouse activities take from `variables:`, checked when a file is linted.
 
