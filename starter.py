@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -23,7 +23,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus as Status,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowHistory,
@@ -31,18 +30,26 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
+from temporalio.client import (
+    WorkflowExecutionStatus as Status,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+import worker
 from activities import ACTIVITY_NAMES
 from activities.inputs import Feedback, Inspection, ReturnRequest, ScanReport
 from activities.store import StaleStore
-import worker
-from orderops import config, logs, search_attributes as sa, server
+from orderops import config, logs, server
+from orderops import search_attributes as sa
 from orderops.connect import Unreachable, connect
+from orderops.history.replay import replay
+from orderops.history.show import print_timeline
+from orderops.history.timeline import HistoryError, build_timeline, load_history_file
 from orderops.messages import (
     TASK_QUEUE,
+    WORKFLOW_NAME,
     AddressChange,
     AddressChangeReceipt,
     CancelReceipt,
@@ -53,19 +60,15 @@ from orderops.messages import (
     OrderStatusView,
     ReviewDecision,
     ReviewReceipt,
-    WORKFLOW_NAME,
 )
-from orderops.history.replay import replay
-from orderops.history.show import print_timeline
-from orderops.history.timeline import HistoryError, build_timeline, load_history_file
 from orderops.order import Address, Order, OrderEdit, OrderItem, workflow_id
 from orderops.process.diff import diff
 from orderops.process.lint import InvalidDefinition, lint_text, load, load_definition
 from orderops.process.load import DefinitionSnapshot, load_text
 from orderops.process.model import ProcessDefinition
+from orderops.process.render import FORMATS, RenderError, render
 from orderops.promise import PromisePolicy
 from orderops.report import build, facts, to_html
-from orderops.process.render import FORMATS, RenderError, render
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 # Piped output (CI logs, less) gets a wide table instead of rich's 80-column default.
@@ -201,9 +204,7 @@ def _update_error(err: WorkflowUpdateFailedError) -> str:
 async def _update(client: Client, order_id: str, name: str, payload, result_type):
     await _require_running(client, order_id)
     try:
-        return await _handle(client, order_id).execute_update(
-            name, payload, result_type=result_type, rpc_timeout=QUERY_TIMEOUT
-        )
+        return await _handle(client, order_id).execute_update(name, payload, result_type=result_type, rpc_timeout=QUERY_TIMEOUT)
     except WorkflowUpdateFailedError as err:
         raise CliError(f"refused: {_update_error(err)}") from None
     except WorkflowUpdateRPCTimeoutOrCancelledError:
@@ -372,7 +373,9 @@ async def cmd_status(args) -> int:
             f"[bold yellow]Awaiting decision[/] at {task.node} by role {task.role}: "
             f"{' / '.join(task.outcomes)} (deadline {_when(task.deadline)})"
         )
-        findings = task.details if isinstance(task.details, list) and all(isinstance(f, dict) and "code" in f for f in task.details) else None
+        findings = (
+            task.details if isinstance(task.details, list) and all(isinstance(f, dict) and "code" in f for f in task.details) else None
+        )
         for finding in findings or []:
             out.print(f"  - {finding['code']}: {finding.get('reason', '')}")
         if task.details and findings is None:
@@ -403,7 +406,9 @@ def _print_fulfilment(variables: dict) -> None:
         out.print(f"carrier: {booking['carrier']} for {booking['tracking_no']} ({booking['cost']}{late}){refused}")
     tracking = variables.get("tracking") or {}
     if tracking:
-        out.print(f"tracking: {tracking.get('status')}, {tracking.get('failed_attempts')} failed attempt(s), {tracking.get('parcels_out')} parcel(s) out")
+        out.print(
+            f"tracking: {tracking.get('status')}, {tracking.get('failed_attempts')} failed attempt(s), {tracking.get('parcels_out')} parcel(s) out"
+        )
 
 
 def _list_query(args) -> str:
@@ -521,7 +526,6 @@ async def cmd_cancel(args) -> int:
     return 0
 
 
-
 async def cmd_change_address(args) -> int:
     try:
         change = AddressChange(
@@ -559,13 +563,32 @@ async def merge_orders(client: Client, order_id: str, into: str, agent: str, rea
     items = [OrderItem(sku=sku, quantity=quantity, unit_price=price) for (sku, price), quantity in lines.items()]
     reason = reason or f"merged {order_id} into {into}"
     # The merged order ends first, giving its stock back before the kept order reserves the whole.
-    await _update(client, order_id, "review", ReviewDecision(
-        decision="merge", agent=agent, reason=f"{reason} (items moved to {into})", node="manual_review",
-    ), ReviewReceipt)
+    await _update(
+        client,
+        order_id,
+        "review",
+        ReviewDecision(
+            decision="merge",
+            agent=agent,
+            reason=f"{reason} (items moved to {into})",
+            node="manual_review",
+        ),
+        ReviewReceipt,
+    )
     try:
-        await _update(client, into, "review", ReviewDecision(
-            decision="edit", agent=agent, reason=f"{reason} (items of {order_id} added)", node="manual_review", changes=OrderEdit(items=items),
-        ), ReviewReceipt)
+        await _update(
+            client,
+            into,
+            "review",
+            ReviewDecision(
+                decision="edit",
+                agent=agent,
+                reason=f"{reason} (items of {order_id} added)",
+                node="manual_review",
+                changes=OrderEdit(items=items),
+            ),
+            ReviewReceipt,
+        )
     except CliError as err:
         lines = ", ".join(f"{i.sku} x{i.quantity}" for i in source.items)
         raise CliError(
@@ -584,7 +607,9 @@ async def cmd_merge(args) -> int:
         raise CliError(f"invalid merge: {_field_errors(err)[0]}") from None
     client = await _client(args)
     items = await merge_orders(client, args.order_id, args.into, args.agent, args.reason)
-    print(f"order {args.order_id} merged into {args.into}: {', '.join(f'{i.sku} x{i.quantity}' for i in items)}; {args.into} is reviewed again")
+    print(
+        f"order {args.order_id} merged into {args.into}: {', '.join(f'{i.sku} x{i.quantity}' for i in items)}; {args.into} is reviewed again"
+    )
     return 0
 
 
@@ -652,12 +677,16 @@ async def cmd_return(args) -> int:
         raise CliError(f"invalid return: {_field_errors(err)[0]}") from None
     client = await _client(args)
     order, handle = await start_return(client, args.order_id, request, args.item, snapshot)
-    print(f"return {order.order_id} started ({handle.id}): {request.kind}, {request.reason}, "
-          f"{', '.join(f'{i.sku} x{i.quantity}' for i in order.items)}")
+    print(
+        f"return {order.order_id} started ({handle.id}): {request.kind}, {request.reason}, "
+        f"{', '.join(f'{i.sku} x{i.quantity}' for i in order.items)}"
+    )
     return 0
 
 
-async def restock(client: Client, store, sku: str, warehouse: str, quantity: int, bin: str | None = None) -> tuple[list[tuple[str, str | None]], list[str]]:
+async def restock(
+    client: Client, store, sku: str, warehouse: str, quantity: int, bin: str | None = None
+) -> tuple[list[tuple[str, str | None]], list[str]]:
     """Goods received against purchase requisitions: stock up, and wake the orders whose requisition they complete.
 
     (order id, None if told, else why not) per woken order, and the requisitions still waiting for more."""
@@ -906,8 +935,11 @@ async def cmd_render(args) -> int:
         visited, current = timeline.visited(), timeline.current()
         if snapshot is None or snapshot.sha256 != timeline.process.sha256:
             if snapshot is not None:
-                print(f"orderops: note: order {args.order} ran under {timeline.process.id} v{timeline.process.version} "
-                      f"(sha256 {timeline.process.sha256[:12]}), not {args.file}; drawing that one", file=sys.stderr)
+                print(
+                    f"orderops: note: order {args.order} ran under {timeline.process.id} v{timeline.process.version} "
+                    f"(sha256 {timeline.process.sha256[:12]}), not {args.file}; drawing that one",
+                    file=sys.stderr,
+                )
             definition, _ = lint_text(timeline.definition_source, None)
     if args.format == "png" and not args.out:
         raise UsageError("--format png writes binary data: give --out FILE.png")
@@ -937,21 +969,21 @@ def _time_option(flag: str, value: str, naive_is_utc: bool = True) -> datetime:
         if when.tzinfo is None:
             if not naive_is_utc:
                 raise UsageError(f"{flag} {value!r}: give a UTC offset (e.g. +08:00 or Z)")
-            when = when.replace(tzinfo=timezone.utc)
-        return when.astimezone(timezone.utc)
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone(UTC)
     except (ValueError, OverflowError):
         raise UsageError(f"{flag} {value!r}: not a usable ISO-8601 date or time (e.g. 2026-11-01 or 2026-11-01T00:00:00+08:00)") from None
 
 
 async def cmd_report(args) -> int:
-    until = _time_option("--until", args.until) if args.until else datetime.now(timezone.utc)
+    until = _time_option("--until", args.until) if args.until else datetime.now(UTC)
     since = _time_option("--since", args.since) if args.since else until - timedelta(days=30)
     if since >= until:
         raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
     client = await _client(args)
     query = _visibility(
-        f"ExecutionStatus != 'Running' AND CloseTime >= '{since.astimezone(timezone.utc).isoformat()}'"
-        f" AND CloseTime < '{until.astimezone(timezone.utc).isoformat()}'" + (f" AND ({args.query})" if args.query else "")
+        f"ExecutionStatus != 'Running' AND CloseTime >= '{since.astimezone(UTC).isoformat()}'"
+        f" AND CloseTime < '{until.astimezone(UTC).isoformat()}'" + (f" AND ({args.query})" if args.query else "")
     )
     orders = []
     async for wf in _listing(client, query):
@@ -979,13 +1011,37 @@ def print_report(data, title: str | None = None) -> None:
     def num(value):
         return "n/a" if value is None else f"{value:g}"
 
-    table = Table("by", "group", "orders", "promise kept", "on time", "to ship h avg", "p90", "manual review", "errors", "picking", "feedback", "coupons",
-                  title=title or f"Finished orders, {data.since:%Y-%m-%d %H:%M} to {data.until:%Y-%m-%d %H:%M} UTC")
+    table = Table(
+        "by",
+        "group",
+        "orders",
+        "promise kept",
+        "on time",
+        "to ship h avg",
+        "p90",
+        "manual review",
+        "errors",
+        "picking",
+        "feedback",
+        "coupons",
+        title=title or f"Finished orders, {data.since:%Y-%m-%d %H:%M} to {data.until:%Y-%m-%d %H:%M} UTC",
+    )
     for group, rows in (("all", {"orders": data.overall}), ("tier", data.by_tier), ("service", data.by_service)):
         for name, k in rows.items():
-            table.add_row(group, name, str(k.orders), pct(k.promise_attainment), pct(k.on_time_delivery), num(k.order_to_ship_hours_avg),
-                          num(k.order_to_ship_hours_p90), pct(k.manual_review_rate), pct(k.order_error_rate), pct(k.picking_accuracy), num(k.feedback_avg),
-                          f"{k.compensations} ({k.compensation_total})")
+            table.add_row(
+                group,
+                name,
+                str(k.orders),
+                pct(k.promise_attainment),
+                pct(k.on_time_delivery),
+                num(k.order_to_ship_hours_avg),
+                num(k.order_to_ship_hours_p90),
+                pct(k.manual_review_rate),
+                pct(k.order_error_rate),
+                pct(k.picking_accuracy),
+                num(k.feedback_avg),
+                f"{k.compensations} ({k.compensation_total})",
+            )
     out.print(table)
     targets = data.targets
     out.print(
@@ -1185,7 +1241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="ISO date or time (default: now)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--html", metavar="FILE", help="write a self-contained page with charts")
-    p.add_argument("--query", help="narrow with a visibility query, e.g. \"ProcessVersion = 3\"")
+    p.add_argument("--query", help='narrow with a visibility query, e.g. "ProcessVersion = 3"')
     p.set_defaults(run=cmd_report)
 
     p = commands.add_parser("schema", help="JSON Schema of the process-definition language")

@@ -29,9 +29,7 @@ ACTIVITY_CLASSES = (
 def _defined(cls) -> list[tuple[str, str]]:
     """(method name, activity name) for each @activity.defn method of a class."""
     return [
-        (attr, fn.__temporal_activity_definition.name)
-        for attr, fn in vars(cls).items()
-        if hasattr(fn, "__temporal_activity_definition")
+        (attr, fn.__temporal_activity_definition.name) for attr, fn in vars(cls).items() if hasattr(fn, "__temporal_activity_definition")
     ]
 
 

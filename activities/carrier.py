@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from temporalio import activity
@@ -50,13 +50,17 @@ class CarrierActivities(StoreActivities):
         """Each parcel goes to the cheapest carrier that can meet the promise; full or failing carriers fall back to the next."""
         args = parse(BookArgs, payload)
         order = args.order
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         day = now.date().isoformat()
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
-            parcels = [PackingActivities.parcel(r) for r in db.execute(
-                "SELECT * FROM waybills WHERE order_id = ? AND round = ? AND state = 'active' ORDER BY warehouse", (order.order_id, round_no)
-            )]
+            parcels = [
+                PackingActivities.parcel(r)
+                for r in db.execute(
+                    "SELECT * FROM waybills WHERE order_id = ? AND round = ? AND state = 'active' ORDER BY warehouse",
+                    (order.order_id, round_no),
+                )
+            ]
             if not parcels:
                 raise ApplicationError(f"order {order.order_id} has no waybill; pack it first", type="NotPacked", non_retryable=True)
             bookings = []
@@ -79,8 +83,11 @@ class CarrierActivities(StoreActivities):
                 "SELECT COUNT(*) FROM carrier_bookings WHERE carrier = ? AND day = ? AND state != 'cancelled'", (carrier.name, day)
             ).fetchone()[0]
             reason = _cannot_carry(carrier, parcel, province, service) or (
-                f"booking refused: {outage['reason']}" if outage else
-                f"daily capacity {carrier.daily_capacity} used up" if used >= carrier.daily_capacity else None
+                f"booking refused: {outage['reason']}"
+                if outage
+                else f"daily capacity {carrier.daily_capacity} used up"
+                if used >= carrier.daily_capacity
+                else None
             )
             if reason:
                 refused.append(f"{carrier.name} {reason}")
@@ -94,7 +101,11 @@ class CarrierActivities(StoreActivities):
             raise ApplicationError(
                 f"no carrier can take parcel {parcel['tracking_no']}: " + "; ".join(refused), type="NoCarrier", non_retryable=True
             )
-        carrier = in_time[0] if in_time else min(usable, key=lambda c: c.services[service].get(args.promise["tier"], c.services[service].get("*", 99)))
+        carrier = (
+            in_time[0]
+            if in_time
+            else min(usable, key=lambda c: c.services[service].get(args.promise["tier"], c.services[service].get("*", 99)))
+        )
         cost = round(carrier.base_cost + carrier.cost_per_kg * parcel["weight_kg"], 2)
         db.execute(
             "INSERT INTO carrier_bookings (order_id, round, warehouse, carrier, service, tracking_no, day, cost, state, booked_at)"
@@ -103,9 +114,12 @@ class CarrierActivities(StoreActivities):
             " cost = excluded.cost, state = 'booked', booked_at = excluded.booked_at",
             (order_id, round_no, parcel["warehouse"], carrier.name, service, parcel["tracking_no"], day, cost, now_iso()),
         )
-        booking = dict(db.execute(
-            "SELECT * FROM carrier_bookings WHERE order_id = ? AND round = ? AND warehouse = ?", (order_id, round_no, parcel["warehouse"])
-        ).fetchone())
+        booking = dict(
+            db.execute(
+                "SELECT * FROM carrier_bookings WHERE order_id = ? AND round = ? AND warehouse = ?",
+                (order_id, round_no, parcel["warehouse"]),
+            ).fetchone()
+        )
         return {**booking, "meets_promise": bool(in_time), "refused": refused}
 
     @activity.defn(name="cancel_booking")
@@ -113,7 +127,9 @@ class CarrierActivities(StoreActivities):
         """Compensation for booking: frees the carrier's capacity. A parcel already handed over is intercepted instead."""
         order = parse(OrderArgs, payload).order
         with self.store.transaction() as db:
-            changed = db.execute("UPDATE carrier_bookings SET state = 'cancelled' WHERE order_id = ? AND state = 'booked'", (order.order_id,)).rowcount
+            changed = db.execute(
+                "UPDATE carrier_bookings SET state = 'cancelled' WHERE order_id = ? AND state = 'booked'", (order.order_id,)
+            ).rowcount
         return {"cancelled": changed}
 
     @activity.defn(name="handoff_to_courier")
@@ -128,9 +144,12 @@ class CarrierActivities(StoreActivities):
                 " JOIN waybills w USING (tracking_no) WHERE b.order_id = ? AND b.round = ? AND b.state = 'booked'",
                 (order.order_id, round_no),
             ).fetchall()
-            if not booked and not db.execute(
-                "SELECT 1 FROM carrier_bookings WHERE order_id = ? AND round = ? AND state = 'handed_over'", (order.order_id, round_no)
-            ).fetchone():
+            if (
+                not booked
+                and not db.execute(
+                    "SELECT 1 FROM carrier_bookings WHERE order_id = ? AND round = ? AND state = 'handed_over'", (order.order_id, round_no)
+                ).fetchone()
+            ):
                 raise ApplicationError(f"order {order.order_id} has no carrier booking", type="NotBooked", non_retryable=True)
             for booking in booked:
                 if booking["address_key"] != address_key(order):
@@ -151,11 +170,14 @@ class CarrierActivities(StoreActivities):
                     "UPDATE carrier_bookings SET state = 'handed_over', courier = ?, handed_over_at = ? WHERE order_id = ? AND round = ? AND warehouse = ?",
                     (f"{booking['carrier']} courier", now_iso(), order.order_id, round_no, booking["warehouse"]),
                 )
-            parcels = [dict(r) for r in db.execute(
-                "SELECT warehouse, carrier, tracking_no, courier, handed_over_at, cost FROM carrier_bookings"
-                " WHERE order_id = ? AND round = ? AND state = 'handed_over' ORDER BY warehouse",
-                (order.order_id, round_no),
-            )]
+            parcels = [
+                dict(r)
+                for r in db.execute(
+                    "SELECT warehouse, carrier, tracking_no, courier, handed_over_at, cost FROM carrier_bookings"
+                    " WHERE order_id = ? AND round = ? AND state = 'handed_over' ORDER BY warehouse",
+                    (order.order_id, round_no),
+                )
+            ]
         log.info("handed to courier", parcels=[(p["tracking_no"], p["carrier"]) for p in parcels])
         return {"parcels": parcels, "carrier": parcels[0]["carrier"], "tracking_no": parcels[0]["tracking_no"]}
 
@@ -169,9 +191,20 @@ class CarrierActivities(StoreActivities):
         parcel = PackingActivities.parcel(db.execute("SELECT * FROM waybills WHERE tracking_no = ?", (booking["tracking_no"],)).fetchone())
         if carrier is None or args.promise is None or _cannot_carry(carrier, parcel, order.address.province, booking["service"]) is None:
             return booking
-        now = datetime.now(timezone.utc)
-        db.execute("UPDATE carrier_bookings SET state = 'cancelled' WHERE order_id = ? AND round = ? AND warehouse = ?", (order.order_id, round_no, booking["warehouse"]))
-        rebooked = self._book(db, order.order_id, round_no, parcel, BookArgs(order=order, carriers=args.carriers, promise=args.promise), now, now.date().isoformat())
+        now = datetime.now(UTC)
+        db.execute(
+            "UPDATE carrier_bookings SET state = 'cancelled' WHERE order_id = ? AND round = ? AND warehouse = ?",
+            (order.order_id, round_no, booking["warehouse"]),
+        )
+        rebooked = self._book(
+            db,
+            order.order_id,
+            round_no,
+            parcel,
+            BookArgs(order=order, carriers=args.carriers, promise=args.promise),
+            now,
+            now.date().isoformat(),
+        )
         log.info("re-booked for the new address", carrier=rebooked["carrier"], was=booking["carrier"])
         return {**dict(booking), **rebooked}
 
@@ -186,7 +219,11 @@ class CarrierActivities(StoreActivities):
             for row in rows:
                 db.execute("UPDATE carrier_bookings SET state = 'intercept_requested' WHERE tracking_no = ?", (row["tracking_no"],))
                 outbox(
-                    db, order.order_id, "intercept_request", "carrier", row["carrier"],
+                    db,
+                    order.order_id,
+                    "intercept_request",
+                    "carrier",
+                    row["carrier"],
                     f"Please intercept parcel {row['tracking_no']} (order {order.order_id}) and return it to sender.",
                     key=f"intercept:{row['tracking_no']}",
                 )
@@ -199,11 +236,17 @@ class CarrierActivities(StoreActivities):
         order = parse(OrderArgs, payload).order
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
-            lost = [r["tracking_no"] for r in db.execute(
-                "SELECT tracking_no FROM carrier_bookings WHERE order_id = ? AND round = ? AND state IN ('handed_over', 'lost')",
+            lost = [
+                r["tracking_no"]
+                for r in db.execute(
+                    "SELECT tracking_no FROM carrier_bookings WHERE order_id = ? AND round = ? AND state IN ('handed_over', 'lost')",
+                    (order.order_id, round_no),
+                )
+            ]
+            db.execute(
+                "UPDATE carrier_bookings SET state = 'lost' WHERE order_id = ? AND round = ? AND state = 'handed_over'",
                 (order.order_id, round_no),
-            )]
-            db.execute("UPDATE carrier_bookings SET state = 'lost' WHERE order_id = ? AND round = ? AND state = 'handed_over'", (order.order_id, round_no))
+            )
         return {"lost": lost}
 
     @activity.defn(name="record_tracking")
@@ -213,7 +256,9 @@ class CarrierActivities(StoreActivities):
         order, event = args.order, args.event
         status = event.get("event")
         if status not in TRACKING_EVENTS:
-            raise ApplicationError(f"not a tracking event: {status!r} (known: {', '.join(TRACKING_EVENTS)})", type="InvalidInput", non_retryable=True)
+            raise ApplicationError(
+                f"not a tracking event: {status!r} (known: {', '.join(TRACKING_EVENTS)})", type="InvalidInput", non_retryable=True
+            )
         key = f"{status}:{event_key(event)}"
         detail = {k: v for k, v in event.items() if k not in ("event", "received_at", "seq")}
         if status == "delivered":
@@ -229,20 +274,28 @@ class CarrierActivities(StoreActivities):
                 # Signed for: nothing left to intercept. A scan naming its parcel signs for that one (a split order
                 # has several); one naming none signs for all of them.
                 parcel = detail.get("tracking_no")
-                if parcel is not None and not db.execute(
-                    "SELECT 1 FROM carrier_bookings WHERE order_id = ? AND round = ? AND tracking_no = ?", (order.order_id, round_no, parcel)
-                ).fetchone():
-                    raise ApplicationError(f"parcel {parcel!r} is not one of order {order.order_id}'s", type="InvalidInput", non_retryable=True)
+                if (
+                    parcel is not None
+                    and not db.execute(
+                        "SELECT 1 FROM carrier_bookings WHERE order_id = ? AND round = ? AND tracking_no = ?",
+                        (order.order_id, round_no, parcel),
+                    ).fetchone()
+                ):
+                    raise ApplicationError(
+                        f"parcel {parcel!r} is not one of order {order.order_id}'s", type="InvalidInput", non_retryable=True
+                    )
                 db.execute(
                     "UPDATE carrier_bookings SET state = 'delivered' WHERE order_id = ? AND round = ? AND state = 'handed_over'"
                     " AND (? IS NULL OR tracking_no = ?)",
                     (order.order_id, round_no, parcel, parcel),
                 )
             failed = db.execute(
-                "SELECT COUNT(*) FROM tracking_events WHERE order_id = ? AND round = ? AND status = 'delivery_failed'", (order.order_id, round_no)
+                "SELECT COUNT(*) FROM tracking_events WHERE order_id = ? AND round = ? AND status = 'delivery_failed'",
+                (order.order_id, round_no),
             ).fetchone()[0]
             parcels_out = db.execute(
-                "SELECT COUNT(*) FROM carrier_bookings WHERE order_id = ? AND round = ? AND state = 'handed_over'", (order.order_id, round_no)
+                "SELECT COUNT(*) FROM carrier_bookings WHERE order_id = ? AND round = ? AND state = 'handed_over'",
+                (order.order_id, round_no),
             ).fetchone()[0]
         log.info("tracking event recorded", status=status, failed_attempts=failed, parcels_out=parcels_out)
         return {"status": status, "failed_attempts": failed, "parcels_out": parcels_out}

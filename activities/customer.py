@@ -38,7 +38,9 @@ def render(kind: str, order: Order, templates: dict[str, str], extra: dict[str, 
     template = templates.get(kind) or TEMPLATES.get(kind)
     if template is None:
         raise ApplicationError(
-            f"no notification template {kind!r} (known: {', '.join(sorted(set(TEMPLATES) | set(templates)))})", type="InvalidInput", non_retryable=True
+            f"no notification template {kind!r} (known: {', '.join(sorted(set(TEMPLATES) | set(templates)))})",
+            type="InvalidInput",
+            non_retryable=True,
         )
     fields = _Fields(name=order.customer_name, order_id=order.order_id, amount=f"{order.amount:.2f}", **(extra or {}))
     try:
@@ -67,7 +69,9 @@ class CustomerActivities(StoreActivities):
         order = args.order
         message = render(args.kind, order, args.templates)
         with self.store.transaction() as db:
-            outbox(db, order.order_id, args.kind, args.channel, order.phone, message, key=f"{args.kind}:{current_round(db, order.order_id)}")
+            outbox(
+                db, order.order_id, args.kind, args.channel, order.phone, message, key=f"{args.kind}:{current_round(db, order.order_id)}"
+            )
         log.info("customer notified", kind=args.kind)
         return {"kind": args.kind, "message": message}
 

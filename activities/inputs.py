@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -21,9 +21,7 @@ def parse(model: type[M], payload: dict) -> M:
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ApplicationError(
-            f"invalid activity input at {where}: {first['msg']}", type="InvalidInput", non_retryable=True
-        ) from None
+        raise ApplicationError(f"invalid activity input at {where}: {first['msg']}", type="InvalidInput", non_retryable=True) from None
 
 
 class OrderArgs(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import structlog
 from temporalio import activity
@@ -48,7 +48,9 @@ class PackingActivities(StoreActivities):
             round_no = current_round(db, order.order_id)
             lines = active_lines(db, order.order_id, round_no)
             if not lines:
-                raise ApplicationError(f"order {order.order_id} holds no active stock reservation", type="NoReservation", non_retryable=True)
+                raise ApplicationError(
+                    f"order {order.order_id} holds no active stock reservation", type="NoReservation", non_retryable=True
+                )
             self._check(db, order, round_no, lines)
             by_warehouse: dict[str, list[dict]] = defaultdict(list)
             for line in lines:
@@ -77,8 +79,10 @@ class PackingActivities(StoreActivities):
 
     def _waybill(self, db, order: Order, round_no: int, warehouse: str, lines: list[dict], rules):
         products = {
-            r["sku"]: r for r in db.execute(
-                f"SELECT sku, weight_kg, goods_class FROM products WHERE sku IN ({','.join('?' * len(lines))})", [line["sku"] for line in lines]
+            r["sku"]: r
+            for r in db.execute(
+                f"SELECT sku, weight_kg, goods_class FROM products WHERE sku IN ({','.join('?' * len(lines))})",
+                [line["sku"] for line in lines],
             )
         }
         classes = sorted({products[line["sku"]]["goods_class"] for line in lines})
@@ -89,7 +93,7 @@ class PackingActivities(StoreActivities):
         labels = sorted({label for c in classes for label in rules.classes[c].labels})
         weight = round(sum(products[line["sku"]]["weight_kg"] * line["quantity"] for line in lines) + rules.box_weight_kg, 3)
         # Unique across the store and never reused, even after a void: a date plus a store-wide sequence.
-        tracking = f"OO{datetime.now(timezone.utc):%y%m%d}{next_number(db, 'waybill'):08d}"
+        tracking = f"OO{datetime.now(UTC):%y%m%d}{next_number(db, 'waybill'):08d}"
         label_path = self.store.labels_dir / f"{tracking}.zpl"
         label_path.write_text(zpl_label(order, tracking, weight, labels, warehouse), encoding="utf-8")
         db.execute(
@@ -97,8 +101,18 @@ class PackingActivities(StoreActivities):
             " tracking_no = excluded.tracking_no, weight_kg = excluded.weight_kg, packaging = excluded.packaging,"
             " hazardous = excluded.hazardous, label_path = excluded.label_path, address_key = excluded.address_key,"
             " state = 'active', created_at = excluded.created_at",
-            (order.order_id, round_no, warehouse, tracking, weight, json.dumps({"material": material, "labels": labels}),
-             int("hazardous" in classes), str(label_path), address_key(order), now_iso()),
+            (
+                order.order_id,
+                round_no,
+                warehouse,
+                tracking,
+                weight,
+                json.dumps({"material": material, "labels": labels}),
+                int("hazardous" in classes),
+                str(label_path),
+                address_key(order),
+                now_iso(),
+            ),
         )
         return db.execute("SELECT * FROM waybills WHERE tracking_no = ?", (tracking,)).fetchone()
 
@@ -112,7 +126,9 @@ class PackingActivities(StoreActivities):
         for line in lines:
             reserved[line["sku"]] += line["quantity"]
         picked: dict[str, int] = defaultdict(int)
-        for row in db.execute("SELECT lines FROM pick_lists WHERE order_id = ? AND round = ? AND state = 'open'", (order.order_id, round_no)):
+        for row in db.execute(
+            "SELECT lines FROM pick_lists WHERE order_id = ? AND round = ? AND state = 'open'", (order.order_id, round_no)
+        ):
             for line in json.loads(row["lines"]):
                 picked[line["sku"]] += line["quantity"]
         problems = [

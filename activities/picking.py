@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import structlog
 from temporalio import activity
@@ -50,7 +50,7 @@ class PickingActivities(StoreActivities):
             round_no = current_round(db, order.order_id)
             lists = _open_lists(db, order.order_id, round_no)
             if not lists:
-                now = datetime.now(timezone.utc)
+                now = datetime.now(UTC)
 
                 def wave_for(warehouse: str) -> int:
                     row = db.execute(
@@ -90,7 +90,9 @@ class PickingActivities(StoreActivities):
                     ).fetchall()
                     for member in members:
                         for line in json.loads(member["lines"]):
-                            stop = walk.setdefault((line["bin"], line["sku"]), {"bin": line["bin"], "sku": line["sku"], "quantity": 0, "orders": []})
+                            stop = walk.setdefault(
+                                (line["bin"], line["sku"]), {"bin": line["bin"], "sku": line["sku"], "quantity": 0, "orders": []}
+                            )
                             stop["quantity"] += line["quantity"]
                             stop["orders"].append(member["order_id"])
                     db.execute(
@@ -140,15 +142,28 @@ class PickingActivities(StoreActivities):
             ]
             db.execute(
                 "INSERT OR IGNORE INTO scans VALUES (?, ?, ?, ?, ?, ?)",
-                (order.order_id, round_no, event_key(args.scan.model_dump()), int(not differences), "; ".join(differences) or "match", now_iso()),
+                (
+                    order.order_id,
+                    round_no,
+                    event_key(args.scan.model_dump()),
+                    int(not differences),
+                    "; ".join(differences) or "match",
+                    now_iso(),
+                ),
             )
             counts = db.execute(
-                "SELECT COUNT(*) AS scans, SUM(matched = 0) AS mismatches FROM scans WHERE order_id = ? AND round = ?", (order.order_id, round_no)
+                "SELECT COUNT(*) AS scans, SUM(matched = 0) AS mismatches FROM scans WHERE order_id = ? AND round = ?",
+                (order.order_id, round_no),
             ).fetchone()
             if differences:
                 outbox(
-                    db, order.order_id, "repick", "warehouse", args.scan.picker or "picking",
-                    f"Re-pick order {order.order_id}: {'; '.join(differences)}", key=f"repick:{round_no}:{event_key(args.scan.model_dump())}",
+                    db,
+                    order.order_id,
+                    "repick",
+                    "warehouse",
+                    args.scan.picker or "picking",
+                    f"Re-pick order {order.order_id}: {'; '.join(differences)}",
+                    key=f"repick:{round_no}:{event_key(args.scan.model_dump())}",
                 )
         log.info("scan verified", matched=not differences, differences=differences)
         return {"matched": not differences, "differences": differences, "scans": counts["scans"], "mismatches": counts["mismatches"] or 0}
@@ -169,4 +184,3 @@ class PickingActivities(StoreActivities):
             )
             lists.append({"warehouse": part["warehouse"], "wave_id": wave_id, "lines": lines})
         return lists
-

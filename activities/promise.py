@@ -30,9 +30,7 @@ class PromiseActivities(StoreActivities):
         args = parse(PromiseArgs, payload)
         order, policy = args.order, _policy(args.policy)
         skus = sorted({item.sku for item in order.items})
-        rows = self.store.rows(
-            f"SELECT goods_class, made_to_order FROM products WHERE sku IN ({','.join('?' * len(skus))})", *skus
-        )
+        rows = self.store.rows(f"SELECT goods_class, made_to_order FROM products WHERE sku IN ({','.join('?' * len(skus))})", *skus)
         categories = {r["goods_class"] for r in rows} | {"made_to_order" for r in rows if r["made_to_order"]}
         result = promises.compute(
             policy,
@@ -71,12 +69,23 @@ class PromiseActivities(StoreActivities):
         with self.store.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO delay_compensations VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (order.order_id, str(coupon.amount), coupon.currency, promise.service_level,
-                 promise.deliver_by.isoformat(), args.delivered_at.isoformat(), now_iso()),
+                (
+                    order.order_id,
+                    str(coupon.amount),
+                    coupon.currency,
+                    promise.service_level,
+                    promise.deliver_by.isoformat(),
+                    args.delivered_at.isoformat(),
+                    now_iso(),
+                ),
             )
             row = db.execute("SELECT amount, currency FROM delay_compensations WHERE order_id = ?", (order.order_id,)).fetchone()
             outbox(
-                db, order.order_id, "delay_compensation", "sms", order.phone,
+                db,
+                order.order_id,
+                "delay_compensation",
+                "sms",
+                order.phone,
                 f"Sorry, order {order.order_id} arrived later than promised. A coupon of {row['amount']} {row['currency']} is yours.",
             )
         log.info("delay compensated", amount=row["amount"], currency=row["currency"])

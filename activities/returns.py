@@ -36,7 +36,8 @@ class ReturnActivities(StoreActivities):
                     shipped[r["sku"]] += r["quantity"]
                 returned: dict[str, int] = defaultdict(int)
                 for r in db.execute(
-                    "SELECT items FROM returns WHERE order_id = ? AND state NOT IN ('rejected', 'expired', 'cancelled')", (request.original_order_id,)
+                    "SELECT items FROM returns WHERE order_id = ? AND state NOT IN ('rejected', 'expired', 'cancelled')",
+                    (request.original_order_id,),
                 ):
                     for sku, quantity in json.loads(r["items"]).items():
                         returned[sku] += quantity
@@ -50,11 +51,21 @@ class ReturnActivities(StoreActivities):
                 ]
                 if problems:
                     raise ApplicationError(
-                        f"order {request.original_order_id} cannot take this return: " + "; ".join(problems), type="InvalidReturn", non_retryable=True
+                        f"order {request.original_order_id} cannot take this return: " + "; ".join(problems),
+                        type="InvalidReturn",
+                        non_retryable=True,
                     )
                 db.execute(
                     "INSERT INTO returns VALUES (?, ?, ?, ?, ?, ?, NULL, 'requested', ?)",
-                    (order.order_id, request.original_order_id, request.kind, request.reason, json.dumps(dict(wanted)), f"{order.amount:.2f}", now_iso()),
+                    (
+                        order.order_id,
+                        request.original_order_id,
+                        request.kind,
+                        request.reason,
+                        json.dumps(dict(wanted)),
+                        f"{order.amount:.2f}",
+                        now_iso(),
+                    ),
                 )
                 existing = db.execute("SELECT * FROM returns WHERE return_id = ?", (order.order_id,)).fetchone()
         log.info("return assessed", value=existing["value"], kind=existing["kind"])
@@ -76,14 +87,17 @@ class ReturnActivities(StoreActivities):
                 ).fetchone()
                 path = self.store.labels_dir / f"RT-{order.order_id}.zpl"
                 path.write_text(
-                    "\n".join([
-                        "^XA",
-                        f"^FO40,40^A0N,40,40^FDRETURN RT-{order.order_id}^FS",
-                        f"^FO40,100^BCN,100,Y,N,N^FDRT-{order.order_id}^FS",
-                        f"^FO40,240^A0N,30,30^FDFrom {order.customer_name} {order.phone}^FS",
-                        f"^FO40,280^A0N,30,30^FDTo {warehouse['name'] if warehouse else 'returns desk'}^FS",
-                        "^XZ", "",
-                    ]),
+                    "\n".join(
+                        [
+                            "^XA",
+                            f"^FO40,40^A0N,40,40^FDRETURN RT-{order.order_id}^FS",
+                            f"^FO40,100^BCN,100,Y,N,N^FDRT-{order.order_id}^FS",
+                            f"^FO40,240^A0N,30,30^FDFrom {order.customer_name} {order.phone}^FS",
+                            f"^FO40,280^A0N,30,30^FDTo {warehouse['name'] if warehouse else 'returns desk'}^FS",
+                            "^XZ",
+                            "",
+                        ]
+                    ),
                     encoding="utf-8",
                 )
                 db.execute("UPDATE returns SET label_path = ?, state = 'label_issued' WHERE return_id = ?", (str(path), order.order_id))
@@ -97,7 +111,8 @@ class ReturnActivities(StoreActivities):
         args = parse(CloseReturnArgs, payload)
         with self.store.transaction() as db:
             db.execute(
-                "UPDATE returns SET state = ? WHERE return_id = ? AND state IN ('requested', 'label_issued')", (args.outcome, args.order.order_id)
+                "UPDATE returns SET state = ? WHERE return_id = ? AND state IN ('requested', 'label_issued')",
+                (args.outcome, args.order.order_id),
             )
             row = db.execute("SELECT state FROM returns WHERE return_id = ?", (args.order.order_id,)).fetchone()
         return {"state": row["state"] if row else None}
@@ -110,7 +125,9 @@ class ReturnActivities(StoreActivities):
         outcomes = {line.sku: line.outcome for line in args.inspection.items}
         unknown = sorted(set(outcomes) - {item.sku for item in order.items})
         if unknown:
-            raise ApplicationError(f"inspection names SKUs not in the return: {', '.join(unknown)}", type="InvalidInput", non_retryable=True)
+            raise ApplicationError(
+                f"inspection names SKUs not in the return: {', '.join(unknown)}", type="InvalidInput", non_retryable=True
+            )
         quantities: dict[str, int] = defaultdict(int)
         for item in order.items:
             quantities[item.sku] += item.quantity
@@ -122,7 +139,9 @@ class ReturnActivities(StoreActivities):
                     (args.request.original_order_id, sku),
                 ).fetchone()
                 if origin is None:
-                    raise ApplicationError(f"{sku} was never shipped for order {args.request.original_order_id}", type="InvalidReturn", non_retryable=True)
+                    raise ApplicationError(
+                        f"{sku} was never shipped for order {args.request.original_order_id}", type="InvalidReturn", non_retryable=True
+                    )
                 outcome = outcomes.get(sku, "restock")
                 inserted = db.execute(
                     "INSERT OR IGNORE INTO return_inspections VALUES (?, ?, ?, ?, ?, ?, ?)",

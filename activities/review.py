@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -234,7 +234,7 @@ class ReviewActivities(StoreActivities):
             # Microseconds order reviews within a second; ISO-8601 UTC texts sort as times
             # (rows written with whole seconds too).
             row = db.execute("SELECT seen_at FROM orders_seen WHERE order_id = ?", (order.order_id,)).fetchone()
-            anchor = row["seen_at"] if row else datetime.now(timezone.utc).isoformat(timespec="microseconds")
+            anchor = row["seen_at"] if row else datetime.now(UTC).isoformat(timespec="microseconds")
 
             def since(window: timedelta) -> str:
                 return (datetime.fromisoformat(anchor) - window).isoformat(timespec="microseconds")

@@ -21,6 +21,7 @@ log = structlog.get_logger()
 
 def _nearest_first(db: sqlite3.Connection, province: str) -> list[str]:
     """Warehouses by distance to the destination province; ties by id."""
+
     def distance(row) -> float:
         table = json.loads(row["distance_km"])
         return float(table.get(province, table.get("*", float("inf"))))
@@ -109,7 +110,10 @@ class StockActivities(StoreActivities):
                         take = min(quantity, available)
                         if not take:
                             continue
-                        db.execute("UPDATE stock SET reserved = reserved + ? WHERE sku = ? AND warehouse = ? AND bin = ?", (take, sku, warehouse, bin_))
+                        db.execute(
+                            "UPDATE stock SET reserved = reserved + ? WHERE sku = ? AND warehouse = ? AND bin = ?",
+                            (take, sku, warehouse, bin_),
+                        )
                         db.execute(
                             "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?, 'active', ?)"
                             " ON CONFLICT (order_id, round, sku, warehouse, bin) DO UPDATE"
@@ -141,15 +145,26 @@ class StockActivities(StoreActivities):
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
             # A fresh round books nothing until it ships: seeing one means this call already ran.
-            if round_no > 1 and not db.execute(
-                "SELECT 1 FROM carrier_bookings WHERE order_id = ? AND round = ?", (order.order_id, round_no)
-            ).fetchone():
+            if (
+                round_no > 1
+                and not db.execute("SELECT 1 FROM carrier_bookings WHERE order_id = ? AND round = ?", (order.order_id, round_no)).fetchone()
+            ):
                 return {"round": round_no, "lost": []}
-            lost = [r["tracking_no"] for r in db.execute(
-                "SELECT tracking_no FROM carrier_bookings WHERE order_id = ? AND round = ? AND state = 'handed_over'", (order.order_id, round_no)
-            )]
-            db.execute("UPDATE carrier_bookings SET state = 'lost' WHERE order_id = ? AND round = ? AND state = 'handed_over'", (order.order_id, round_no))
-            db.execute("INSERT INTO rounds VALUES (?, ?, ?, ?)", (order.order_id, round_no + 1, f"reship of {', '.join(lost) or 'round ' + str(round_no)}", now_iso()))
+            lost = [
+                r["tracking_no"]
+                for r in db.execute(
+                    "SELECT tracking_no FROM carrier_bookings WHERE order_id = ? AND round = ? AND state = 'handed_over'",
+                    (order.order_id, round_no),
+                )
+            ]
+            db.execute(
+                "UPDATE carrier_bookings SET state = 'lost' WHERE order_id = ? AND round = ? AND state = 'handed_over'",
+                (order.order_id, round_no),
+            )
+            db.execute(
+                "INSERT INTO rounds VALUES (?, ?, ?, ?)",
+                (order.order_id, round_no + 1, f"reship of {', '.join(lost) or 'round ' + str(round_no)}", now_iso()),
+            )
         log.info("reship opened", round=round_no + 1, lost=lost)
         return {"round": round_no + 1, "lost": lost}
 
@@ -178,7 +193,9 @@ class StockActivities(StoreActivities):
 
     @staticmethod
     def _cancel_requisitions(db: sqlite3.Connection, order_id: str) -> int:
-        return db.execute("UPDATE purchase_requisitions SET state = 'cancelled' WHERE order_id = ? AND state = 'open'", (order_id,)).rowcount
+        return db.execute(
+            "UPDATE purchase_requisitions SET state = 'cancelled' WHERE order_id = ? AND state = 'open'", (order_id,)
+        ).rowcount
 
     @staticmethod
     def _reserved(db: sqlite3.Connection, order_id: str, round_no: int, repeated: bool) -> dict:

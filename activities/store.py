@@ -11,12 +11,14 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
-SCHEMA_VERSION = 4  # 2: warehouses, bins, rounds, carrier bookings, tracking, returns; 3: delivered, cancelled, closed states; 4: partial receipts
+SCHEMA_VERSION = (
+    4  # 2: warehouses, bins, rounds, carrier bookings, tracking, returns; 3: delivered, cancelled, closed states; 4: partial receipts
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -219,8 +221,8 @@ CREATE TABLE IF NOT EXISTS return_inspections (
 
 @dataclass
 class Receipt:
-    woken: list[str]          # orders whose requisition the goods completed: they can be told `restocked`
-    still_open: list[str]     # requisitions the goods did not complete, with what has come so far
+    woken: list[str]  # orders whose requisition the goods completed: they can be told `restocked`
+    still_open: list[str]  # requisitions the goods did not complete, with what has come so far
 
 
 class StaleStore(Exception):
@@ -228,7 +230,7 @@ class StaleStore(Exception):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Store:
@@ -287,7 +289,10 @@ class Store:
                     (p["sku"], p["name"], p["weight_kg"], p["goods_class"], int(p.get("made_to_order", False))),
                 )
                 for s in p["stock"]:
-                    db.execute("INSERT INTO stock (sku, warehouse, bin, on_hand) VALUES (?, ?, ?, ?)", (p["sku"], s["warehouse"], s["bin"], s["on_hand"]))
+                    db.execute(
+                        "INSERT INTO stock (sku, warehouse, bin, on_hand) VALUES (?, ?, ?, ?)",
+                        (p["sku"], s["warehouse"], s["bin"], s["on_hand"]),
+                    )
             for entry in data.get("blacklist", []):
                 db.execute("INSERT INTO blacklist VALUES (?, ?, ?)", (entry["kind"], entry["value"], entry["reason"]))
         return True
@@ -325,7 +330,9 @@ class Store:
                     orders.append(req["order_id"])
                 else:
                     db.execute("UPDATE purchase_requisitions SET received = received + ? WHERE id = ?", (take, req["id"]))
-                    still_open.append(f"requisition {req['id']} (order {req['order_id']}): {req['received'] + take} of {req['quantity']} received")
+                    still_open.append(
+                        f"requisition {req['id']} (order {req['order_id']}): {req['received'] + take} of {req['quantity']} received"
+                    )
         return Receipt(orders, still_open)
 
     def inconsistencies(self, finished_orders: list[str] | None = None) -> list[str]:
@@ -393,11 +400,13 @@ def event_key(event: dict) -> str:
 
 def outbox(db: sqlite3.Connection, order_id: str, kind: str, channel: str, recipient: str, message: str, key: str | None = None) -> bool:
     """Write a notification in the caller's transaction (transactional outbox); once per order and key."""
-    return bool(db.execute(
-        "INSERT OR IGNORE INTO notifications (order_id, kind, dedupe_key, channel, recipient, message, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (order_id, kind, key or kind, channel, recipient, message, now_iso()),
-    ).rowcount)
+    return bool(
+        db.execute(
+            "INSERT OR IGNORE INTO notifications (order_id, kind, dedupe_key, channel, recipient, message, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (order_id, kind, key or kind, channel, recipient, message, now_iso()),
+        ).rowcount
+    )
 
 
 class StoreActivities:

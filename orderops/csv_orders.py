@@ -28,7 +28,17 @@ from orderops.order import Order
 
 ADDRESS_COLUMNS = ("province", "city", "district", "street", "postcode")
 # One value per order, repeated on each of its rows; the rows must agree.
-ORDER_COLUMNS = ("customer_id", "customer_name", "phone", *ADDRESS_COLUMNS, "channel", "order_type", "service_level", "customer_tier", "paid")
+ORDER_COLUMNS = (
+    "customer_id",
+    "customer_name",
+    "phone",
+    *ADDRESS_COLUMNS,
+    "channel",
+    "order_type",
+    "service_level",
+    "customer_tier",
+    "paid",
+)
 # One order item per row.
 ITEM_COLUMNS = ("sku", "quantity", "unit_price")
 COLUMNS = ("order_id", *ORDER_COLUMNS, *ITEM_COLUMNS)
@@ -162,7 +172,7 @@ def _read_rows(text: str, path: str) -> list[_Row]:
                 header = _header(record, path, line)
                 continue
             cells = [cell.strip() for cell in record]
-            if len(cells) > len(header) and not any(cells[len(header):]):
+            if len(cells) > len(header) and not any(cells[len(header) :]):
                 cells = cells[: len(header)]  # trailing empty cells, as spreadsheets pad rows
             values = {name: cell for name, cell in zip(header, cells) if cell}
             if len(cells) != len(header):

@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -61,18 +61,18 @@ class Scenario(BaseModel):
     expect: str
     order: Order
     decisions: list[DemoDecision] = []
-    pay: bool = False                                   # the payment provider confirms while the order waits
-    restock: dict | None = None                         # purchasing receives {sku, warehouse, quantity}
+    pay: bool = False  # the payment provider confirms while the order waits
+    restock: dict | None = None  # purchasing receives {sku, warehouse, quantity}
     scans: list[Literal["right", "short"]] = ["right"]  # what the picker's scanner reports, in turn
     tracking: list[str] = ["in_transit", "out_for_delivery", "delivered"]
-    change_address: Address | None = None               # the customer moves the delivery before handoff
+    change_address: Address | None = None  # the customer moves the delivery before handoff
     cancel_in_transit: str | None = None
-    merge_into: str | None = None                       # sample order id of the same customer's other order
-    hold_for_merge: bool = False                        # wait for the other order to be merged in first
-    picking: dict | None = None                         # picking settings for this order (e.g. waves)
-    carrier_outage: str | None = None                   # this carrier's booking system is down while it books
+    merge_into: str | None = None  # sample order id of the same customer's other order
+    hold_for_merge: bool = False  # wait for the other order to be merged in first
+    picking: dict | None = None  # picking settings for this order (e.g. waves)
+    carrier_outage: str | None = None  # this carrier's booking system is down while it books
     return_: DemoReturn | None = Field(None, alias="return")  # once completed, the customer sends this back
-    inspection: list[dict] = []                         # a return: what the returns desk finds, per SKU
+    inspection: list[dict] = []  # a return: what the returns desk finds, per SKU
 
 
 @dataclass
@@ -105,7 +105,12 @@ def load_scenarios(count: int | None, run_tag: str) -> list[Scenario]:
     ids = {s.order.order_id for s in scenarios}
     merging = {s.merge_into for s in scenarios if s.merge_into in ids}
     return [
-        s.model_copy(update={"merge_into": s.merge_into if s.merge_into in ids else None, "hold_for_merge": s.hold_for_merge and s.order.order_id in merging})
+        s.model_copy(
+            update={
+                "merge_into": s.merge_into if s.merge_into in ids else None,
+                "hold_for_merge": s.hold_for_merge and s.order.order_id in merging,
+            }
+        )
         for s in scenarios
     ]
 
@@ -179,7 +184,9 @@ class Actors:
         elif "feedback" in waiting:
             await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 5, "comment": "arrived on time"}))
         elif "return_received" in waiting:
-            await handle.signal("event", ExternalEvent(name="return_received", data={"items": scenario.inspection, "inspector": "demo-desk"}))
+            await handle.signal(
+                "event", ExternalEvent(name="return_received", data={"items": scenario.inspection, "inspector": "demo-desk"})
+            )
 
     async def decide(self, tracked: Tracked, view: OrderStatusView) -> None:
         scenario = tracked.scenario
@@ -198,7 +205,9 @@ class Actors:
             tracked.decided += 1
             await tracked.handle.execute_update(
                 "review",
-                ReviewDecision(decision=planned.decision, agent="demo-agent", role=planned.role, reason=planned.reason, changes=planned.changes),
+                ReviewDecision(
+                    decision=planned.decision, agent="demo-agent", role=planned.role, reason=planned.reason, changes=planned.changes
+                ),
             )
 
     async def pick(self, tracked: Tracked, view: OrderStatusView) -> None:
@@ -235,7 +244,10 @@ class Actors:
         request = ReturnRequest(original_order_id=tracked.scenario.order.order_id, kind=spec.kind, reason=spec.reason)
         order, handle = await start_return(self.client, request.original_order_id, request, spec.items, self.returns_snapshot)
         scenario = Scenario(
-            scenario=f"return of {request.original_order_id}: {spec.kind}, {spec.reason}", expect="completed", order=order, inspection=spec.inspection
+            scenario=f"return of {request.original_order_id}: {spec.kind}, {spec.reason}",
+            expect="completed",
+            order=order,
+            inspection=spec.inspection,
         )
         self.tracked.append(Tracked(scenario, handle))
 
@@ -328,7 +340,7 @@ async def _drive(client: Client, store: Store, count: int | None, worker_task: a
     console.print(_summary(tracked))
     done = [t for t in tracked if t.result is not None]
     if done:
-        since, until = min(t.started_at for t in done), datetime.now(timezone.utc)
+        since, until = min(t.started_at for t in done), datetime.now(UTC)
         print_report(build([facts(t.result, t.started_at) for t in done], since, until), title="KPIs of the demo orders")
     problems = store.inconsistencies([t.scenario.order.order_id for t in done])
     for problem in problems:
@@ -340,5 +352,7 @@ async def _drive(client: Client, store: Store, count: int | None, worker_task: a
         console.print(f"[red]{len(mismatched)} order(s) did not end as expected[/]")
     if mismatched or problems:
         return 1
-    console.print(f"[green]All {len(tracked)} orders and returns ended as expected.[/] For one order's story: orderops status {tracked[0].scenario.order.order_id}")
+    console.print(
+        f"[green]All {len(tracked)} orders and returns ended as expected.[/] For one order's story: orderops status {tracked[0].scenario.order.order_id}"
+    )
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -13,6 +13,7 @@ from orderops.process.load import DefinitionSnapshot
 
 TASK_QUEUE = "orderops"
 WORKFLOW_NAME = "OrderWorkflow"
+
 
 def _not_blank(value: str) -> str:
     if not value.strip():
@@ -26,9 +27,7 @@ Name = Annotated[str, Field(max_length=200), AfterValidator(_not_blank)]
 class OrderInput(BaseModel):
     order: Order
     definition: DefinitionSnapshot
-    variables: dict[str, Any] = Field(
-        default_factory=dict, description="Initial values over the definition's, e.g. a return's request"
-    )
+    variables: dict[str, Any] = Field(default_factory=dict, description="Initial values over the definition's, e.g. a return's request")
 
 
 class ReviewDecision(BaseModel):
@@ -158,7 +157,7 @@ class ProcessRef(BaseModel):
     promise_policy_sha256: str | None = None
 
     @classmethod
-    def of(cls, snapshot: DefinitionSnapshot) -> "ProcessRef":
+    def of(cls, snapshot: DefinitionSnapshot) -> ProcessRef:
         return cls(
             id=snapshot.id,
             version=snapshot.version,

@@ -7,7 +7,7 @@ acceptance; premium customers and special categories get other promises.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,7 +34,7 @@ class RegionRule(Strict):
     tier: str
 
     @model_validator(mode="after")
-    def _matches_something(self) -> "RegionRule":
+    def _matches_something(self) -> RegionRule:
         if not (self.province or self.city or self.postcode_prefix):
             raise ValueError("a region rule needs province, city or postcode_prefix")
         return self
@@ -89,7 +89,7 @@ class PromisePolicy(Strict):
         return value
 
     @model_validator(mode="after")
-    def _tiers_exist(self) -> "PromisePolicy":
+    def _tiers_exist(self) -> PromisePolicy:
         named = [("default_tier", self.default_tier)] + [(f"regions.{i}.tier", r.tier) for i, r in enumerate(self.regions)]
         for name, level in self.services.items():
             named += [(f"services.{name}.tiers", t) for t in level.tiers or []]
@@ -144,7 +144,7 @@ def ship_by_for(policy: PromisePolicy, start: datetime) -> datetime:
     """`ship_within` of elapsed time (added in UTC, so daylight saving cannot stretch it), moved
     past days off: the warehouse cannot be late on a day it is closed."""
     zone = ZoneInfo(policy.timezone)
-    ship_by = (start.astimezone(timezone.utc) + policy.ship_within).astimezone(zone)
+    ship_by = (start.astimezone(UTC) + policy.ship_within).astimezone(zone)
     while not _is_working_day(policy, ship_by.date()):
         ship_by += timedelta(days=1)
     return ship_by
@@ -180,15 +180,15 @@ def compute(
     start = counts_from(policy, accepted_at)
     local_deadline = datetime.combine(start.date() + timedelta(days=days), time(23, 59, 59), tzinfo=start.tzinfo)
     ship_by = ship_by_for(policy, start)
-    deliver_by = local_deadline.astimezone(timezone.utc)
+    deliver_by = local_deadline.astimezone(UTC)
     return Promise(
-        accepted_at=accepted_at.astimezone(timezone.utc),
-        counts_from=start.astimezone(timezone.utc),
+        accepted_at=accepted_at.astimezone(UTC),
+        counts_from=start.astimezone(UTC),
         tier=tier,
         service_level=service_level,
         customer_tier=customer_tier,
         delivery_days=days,
-        ship_by=min(ship_by, local_deadline).astimezone(timezone.utc),
+        ship_by=min(ship_by, local_deadline).astimezone(UTC),
         deliver_by=deliver_by,
         at_risk_fraction=policy.at_risk_fraction,
         timezone=policy.timezone,

@@ -240,12 +240,12 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td
 </head><body>
 <h1>Order fulfilment KPIs</h1>
 <p>Finished orders closed from {report.since.isoformat()} to {report.until.isoformat()}.
-Targets: promise attainment {TARGETS['promise_attainment']:.0%}, on-time delivery {TARGETS['on_time_delivery']:.0%},
-order error rate below {TARGETS['order_error_rate']:.0%}, satisfaction {TARGETS['satisfaction']:.0%},
-picking accuracy {TARGETS['picking_accuracy']:.0%}.</p>
+Targets: promise attainment {TARGETS["promise_attainment"]:.0%}, on-time delivery {TARGETS["on_time_delivery"]:.0%},
+order error rate below {TARGETS["order_error_rate"]:.0%}, satisfaction {TARGETS["satisfaction"]:.0%},
+picking accuracy {TARGETS["picking_accuracy"]:.0%}.</p>
 <table><tr><th>by</th><th>group</th><th>orders</th><th>promise attainment</th><th>on time</th><th>order-to-ship h (avg)</th>
 <th>order-to-ship h (p90)</th><th>manual review</th><th>error rate</th><th>picking accuracy</th><th>feedback (1-5)</th><th>coupons (total)</th></tr>
-{''.join(rows)}</table>
+{"".join(rows)}</table>
 {charts}
 </body></html>
 """

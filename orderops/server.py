@@ -16,9 +16,12 @@ SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "syn
 # Task priority (at-risk, urgent and express orders first) needs the new matcher; one partition
 # per task queue keeps the order global on a single-node server instead of per partition.
 PRIORITY_CONFIG = [
-    "--dynamic-config-value", "matching.useNewMatcher=true",
-    "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-    "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+    "--dynamic-config-value",
+    "matching.useNewMatcher=true",
+    "--dynamic-config-value",
+    "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value",
+    "matching.numTaskqueueWritePartitions=1",
 ]
 
 
@@ -39,12 +42,18 @@ def command(port: int = 7233, ui_port: int = UI_PORT, db: Path | None = None, na
         temporal_binary(),
         "server",
         "start-dev",
-        "--ip", "127.0.0.1",
-        "--port", str(port),
-        "--ui-port", str(ui_port),
-        "--db-filename", str(db),
-        "--namespace", namespace,
-        "--log-level", "warn",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--db-filename",
+        str(db),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "warn",
         *SQLITE_PRAGMAS,
         *PRIORITY_CONFIG,
         *search_attributes.dev_server_flags(),

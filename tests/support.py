@@ -8,7 +8,6 @@ from collections import Counter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-
 # (order_id, activity name) in call order: tests read it to check what ran and in what order.
 JOURNAL: list[tuple[str, str]] = []
 _attempts: Counter = Counter()

@@ -33,24 +33,6 @@ def run(fn, args: dict) -> dict:
     return ActivityEnvironment().run(fn, args)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def test_notifications_go_through_the_outbox_once(store: Store):
     customer = CustomerActivities(store)
     args = {**payload(), "kind": "shipped"}

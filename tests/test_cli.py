@@ -119,7 +119,12 @@ async def test_review_and_status_from_the_command_line(tmp_path, worker, address
 
 
 async def test_unknown_order_gets_a_clear_message(address, worker):
-    for command in (["status", "nope"], ["review", "nope", "--decision", "approve", "--agent", "a"], ["event", "nope", "delivered"], ["cancel", "nope", "--reason", "x"]):
+    for command in (
+        ["status", "nope"],
+        ["review", "nope", "--decision", "approve", "--agent", "a"],
+        ["event", "nope", "delivered"],
+        ["cancel", "nope", "--reason", "x"],
+    ):
         result = await cli(*command, address=address)
         assert result.returncode == 1
         assert result.stderr.strip() == "orderops: no order 'nope' (no workflow order-nope)"
@@ -130,10 +135,16 @@ async def test_event_name_and_payload_are_checked(tmp_path, client, worker, addr
     assert (await cli("start", str(write(tmp_path, order)), address=address)).returncode == 0
     oid = order["order_id"]
     bad_json = await cli("event", oid, "delivered", "--data", "{signer:", address=address)
-    assert (bad_json.returncode, bad_json.stderr.strip()) == (1, "orderops: --data: malformed JSON: Expecting property name enclosed in double quotes at column 2")
+    assert (bad_json.returncode, bad_json.stderr.strip()) == (
+        1,
+        "orderops: --data: malformed JSON: Expecting property name enclosed in double quotes at column 2",
+    )
     unknown = await cli("event", oid, "teleported", address=address)
     assert unknown.returncode == 1
-    assert unknown.stderr.strip() == f"orderops: order {oid}'s process has no receive for event 'teleported'; it accepts: address_changed, delivered, delivery_failed, delivery_refused, delivery_rescheduled, feedback, in_transit, lost, out_for_delivery, paid, restocked, scanned"
+    assert (
+        unknown.stderr.strip()
+        == f"orderops: order {oid}'s process has no receive for event 'teleported'; it accepts: address_changed, delivered, delivery_failed, delivery_refused, delivery_rescheduled, feedback, in_transit, lost, out_for_delivery, paid, restocked, scanned"
+    )
     sent = await cli("event", oid, "delivered", "--data", '{"signer": "Li"}', address=address)
     assert sent.returncode == 0 and "event 'delivered' delivered to order" in sent.stdout
     cancelled = await cli("cancel", oid, "--reason", "test", address=address)
@@ -146,7 +157,9 @@ async def test_event_name_and_payload_are_checked(tmp_path, client, worker, addr
 def test_unreachable_server_is_one_line():
     result = run_cli("--address", "127.0.0.1:1", "list")
     assert result.returncode == 1
-    assert result.stderr.strip().startswith("orderops: cannot reach Temporal at 127.0.0.1:1 (namespace default): start one with `orderops server`")
+    assert result.stderr.strip().startswith(
+        "orderops: cannot reach Temporal at 127.0.0.1:1 (namespace default): start one with `orderops server`"
+    )
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -193,15 +206,33 @@ async def test_global_options_also_work_after_the_command(address, worker):
 
 
 def test_new_commands_check_their_input_before_any_server():
-    blank = run_cli("--address", "127.0.0.1:1", "change-address", "A1", "--province", " ", "--city", "Hangzhou", "--street", "1 Road", "--by", "c")
+    blank = run_cli(
+        "--address", "127.0.0.1:1", "change-address", "A1", "--province", " ", "--city", "Hangzhou", "--street", "1 Road", "--by", "c"
+    )
     assert (blank.returncode, blank.stderr.strip()) == (1, "orderops: invalid address: field 'address': province must not be blank")
-    postcode = run_cli("--address", "127.0.0.1:1", "change-address", "A1", "--province", "Zhejiang", "--city", "Hangzhou", "--street", "1 Road",
-                       "--postcode", "31", "--by", "c")
+    postcode = run_cli(
+        "--address",
+        "127.0.0.1:1",
+        "change-address",
+        "A1",
+        "--province",
+        "Zhejiang",
+        "--city",
+        "Hangzhou",
+        "--street",
+        "1 Road",
+        "--postcode",
+        "31",
+        "--by",
+        "c",
+    )
     assert postcode.stderr.strip() == "orderops: invalid address: field 'address': postcode '31' is not 6 digits"
     itself = run_cli("--address", "127.0.0.1:1", "merge", "A1", "--into", "A1", "--agent", "amy")
     assert (itself.returncode, itself.stderr.strip()) == (2, "orderops: an order cannot be merged into itself")
     unknown = run_cli("carrier-outage", "FastCat", "--reason", "down")
-    assert unknown.returncode == 1 and unknown.stderr.strip().startswith("orderops: no carrier 'FastCat' in standard.yaml (carriers: CityCourier")
+    assert unknown.returncode == 1 and unknown.stderr.strip().startswith(
+        "orderops: no carrier 'FastCat' in standard.yaml (carriers: CityCourier"
+    )
     quantity = run_cli("restock", "LAMP-007", "SH", "0")
     assert quantity.returncode == 2 and "0 must be at least 1" in quantity.stderr
 
@@ -214,7 +245,9 @@ async def test_an_event_is_sent_even_when_no_worker_answers(client, address):
     snapshot = load_definition(ROOT / "process_defs" / "standard.yaml", KNOWN_ACTIVITIES)
     handle = await start_order(client, order, snapshot, task_queue="nobody-polls-this")
     status = await cli("status", order.order_id, address=address)
-    assert status.returncode == 1 and "no worker answered the status query" in status.stderr and len(status.stderr.strip().splitlines()) == 1
+    assert (
+        status.returncode == 1 and "no worker answered the status query" in status.stderr and len(status.stderr.strip().splitlines()) == 1
+    )
     sent = await cli("event", order.order_id, "paid", "--data", '{"provider": "alipay"}', address=address)
     assert sent.returncode == 0, sent.stderr
     assert "no worker is running to check it, one applies it when it starts" in sent.stdout
@@ -225,7 +258,10 @@ async def test_an_event_is_sent_even_when_no_worker_answers(client, address):
 
 def test_documented_event_payloads_are_checked_before_sending():
     rating = run_cli("--address", "127.0.0.1:1", "event", "A1", "feedback", "--data", '{"rating": 7}')
-    assert (rating.returncode, rating.stderr.strip()) == (1, "orderops: invalid 'feedback' event: field 'rating': Input should be less than or equal to 5")
+    assert (rating.returncode, rating.stderr.strip()) == (
+        1,
+        "orderops: invalid 'feedback' event: field 'rating': Input should be less than or equal to 5",
+    )
     scan = run_cli("--address", "127.0.0.1:1", "event", "A1", "scanned", "--data", '{"items": [{"sku": "TEA-001", "quantity": "2"}]}')
     assert scan.returncode == 1 and scan.stderr.strip().startswith("orderops: invalid 'scanned' event: field 'items.0.quantity'")
     edit = run_cli("--address", "127.0.0.1:1", "review", "A1", "--decision", "edit", "--agent", "amy")

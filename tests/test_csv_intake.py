@@ -143,7 +143,18 @@ def test_header_names_ignore_case_and_spaces():
         ((HEADER + "\n" + row("A1", customer_name="李伟")).encode("gbk"), "orders.csv:2: not UTF-8 text (byte 0xc0)"),
         ((HEADER + "\n" + row("A1", street='"unterminated')).encode(), "orders.csv:2: malformed CSV: unexpected end of data"),
     ],
-    ids=["empty", "only-bom-and-blank-lines", "header-only", "missing-column", "missing-sku", "unknown-columns", "repeated-column", "no-header", "gbk", "unterminated-quote"],
+    ids=[
+        "empty",
+        "only-bom-and-blank-lines",
+        "header-only",
+        "missing-column",
+        "missing-sku",
+        "unknown-columns",
+        "repeated-column",
+        "no-header",
+        "gbk",
+        "unterminated-quote",
+    ],
 )
 def test_file_level_problems_are_one_line(data, message):
     with pytest.raises(CsvFileError) as raised:
@@ -180,8 +191,6 @@ def test_the_marketplace_sample_has_four_good_orders_and_two_bad_rows():
 
 
 # -- the command line ------------------------------------------------------------------------
-
-
 
 
 async def test_start_csv_starts_the_valid_orders_and_reports_bad_rows(tmp_path: Path, client: Client, worker, address: str):

@@ -6,7 +6,7 @@ is then fast-forwarded to exactly the moment a test needs.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -28,9 +28,9 @@ async def fast_forward_to(ts_env, handle, when: datetime) -> bool:
     False if the order ended before its clock got there."""
     info = await ts_env.get_time_skipping_info(handle)
     if info is not None and info.HasField("current_time"):
-        now = info.current_time.ToDatetime().replace(tzinfo=timezone.utc)
+        now = info.current_time.ToDatetime().replace(tzinfo=UTC)
     else:  # never skipped yet: its clock is the real one
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
     return await ts_env.fast_forward(handle, when - now)
 
 
@@ -90,12 +90,17 @@ async def test_late_delivery_breaches_the_receive_at_the_promise_and_is_compensa
     history = await handle.fetch_history()
     timeline = build_timeline(history)
     assert timeline.promise["deliver_by"] == view.promise["deliver_by"]
-    assert timeline.process.promise_policy_sha256 == definition("standard.yaml").promise_policy_sha256 and len(timeline.process.promise_policy_sha256) == 64
+    assert (
+        timeline.process.promise_policy_sha256 == definition("standard.yaml").promise_policy_sha256
+        and len(timeline.process.promise_policy_sha256) == 64
+    )
     assert timeline.at_risk_at < timeline.breached_at
     assert abs(timeline.breached_at - deliver_by) < timedelta(seconds=5)
     # At risk, the later activities ran with the top task priority.
     priorities = {
-        e.activity_task_scheduled_event_attributes.activity_id.rsplit("-", 1)[0]: e.activity_task_scheduled_event_attributes.priority.priority_key
+        e.activity_task_scheduled_event_attributes.activity_id.rsplit("-", 1)[
+            0
+        ]: e.activity_task_scheduled_event_attributes.priority.priority_key
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     }
@@ -148,7 +153,9 @@ async def test_at_risk_near_the_deadline_then_cleared_when_the_step_ends_in_time
     view = await wait_until(handle, lambda v: v.at_risk is not None)
     assert view.at_risk["node"] == "approve"
     assert (await handle.describe()).typed_search_attributes.get(sa.AT_RISK) is True
-    await wait_until(handle, lambda v: bool(ts_store.rows("SELECT 1 FROM notifications WHERE order_id = ? AND kind = 'at_risk'", order.order_id)))
+    await wait_until(
+        handle, lambda v: bool(ts_store.rows("SELECT 1 FROM notifications WHERE order_id = ? AND kind = 'at_risk'", order.order_id))
+    )
 
     await handle.execute_update("review", ReviewDecision(decision="approve", agent="amy"))
     result = await handle.result()

@@ -74,8 +74,15 @@ def test_every_definition_renders_with_distinct_shapes_and_labelled_edges(path: 
         assert f">{node.id}<br/>" in text or f'"{node.id}<br/>' in text
     graph = dot(definition)
     assert graph.count(" -> ") >= len(definition.nodes) - 1
-    shapes = {"task": "shape=box, style=", "exclusive": "shape=diamond", "parallel": "shape=hexagon", "user_task": "peripheries=2",
-              "wait": "shape=circle", "receive": "shape=cds", "end": "shape=doublecircle"}
+    shapes = {
+        "task": "shape=box, style=",
+        "exclusive": "shape=diamond",
+        "parallel": "shape=hexagon",
+        "user_task": "peripheries=2",
+        "wait": "shape=circle",
+        "receive": "shape=cds",
+        "end": "shape=doublecircle",
+    }
     for node in definition.nodes:
         line = next(l for l in graph.splitlines() if l.strip().startswith(f'"{node.id}" ['))
         assert shapes[node.type] in line
@@ -123,7 +130,9 @@ def test_diff_lists_nodes_and_edges():
     old = parsed(ROOT / "process_defs" / "standard.yaml")
     text = (ROOT / "process_defs" / "standard.yaml").read_text()
     text = text.replace("version: 4", "version: 5").replace("      approve: stock_gate\n      edit", "      approve: pack\n      edit")
-    text = text.replace("  - id: completed\n", "  - id: thank_you\n    type: wait\n    duration: 1m\n    next: completed\n\n  - id: completed\n")
+    text = text.replace(
+        "  - id: completed\n", "  - id: thank_you\n    type: wait\n    duration: 1m\n    next: completed\n\n  - id: completed\n"
+    )
     text = text.replace("    on_timeout: completed    # no answer", "    on_timeout: thank_you    # no answer")
     new, problems = lint_text(text, KNOWN_ACTIVITIES)
     assert problems == []
@@ -142,7 +151,10 @@ async def test_diff_names_in_flight_orders_at_changed_nodes(start, address, tmp_
     shutil.copytree(ROOT / "process_defs" / "policies", tmp_path / "policies")
     new = tmp_path / "standard-v4.yaml"
     new.write_text(
-        (ROOT / "process_defs" / "standard.yaml").read_text().replace("version: 4", "version: 5").replace("      approve: stock_gate\n      edit", "      approve: pack\n      edit")
+        (ROOT / "process_defs" / "standard.yaml")
+        .read_text()
+        .replace("version: 4", "version: 5")
+        .replace("      approve: stock_gate\n      edit", "      approve: pack\n      edit")
     )
     waiting = []
     for _ in range(100):  # visibility is eventually consistent

@@ -5,7 +5,7 @@ Each order's own clock is fast-forwarded on the time-skipping server (conftest `
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from activities.store import Store
 from orderops.messages import ExternalEvent, ReviewDecision
@@ -16,7 +16,11 @@ from tests.test_deadlines import fast_forward_to, finish
 async def fast_forward(ts_env, handle, delta: timedelta) -> None:
     """Move this order's clock `delta` past its current time."""
     info = await ts_env.get_time_skipping_info(handle)
-    now = info.current_time.ToDatetime().replace(tzinfo=timezone.utc) if info is not None and info.HasField("current_time") else datetime.now(timezone.utc)
+    now = (
+        info.current_time.ToDatetime().replace(tzinfo=UTC)
+        if info is not None and info.HasField("current_time")
+        else datetime.now(UTC)
+    )
     await fast_forward_to(ts_env, handle, now + delta)
 
 
@@ -72,9 +76,14 @@ async def test_a_parcel_not_scanned_for_days_is_possibly_lost_and_reshipped(ts_e
     bookings = ts_store.rows("SELECT round, state, tracking_no FROM carrier_bookings WHERE order_id = ? ORDER BY round", order.order_id)
     assert [(b["round"], b["state"]) for b in bookings] == [(1, "lost"), (2, "delivered")]
     assert bookings[0]["tracking_no"] == first[0]["tracking_no"] != bookings[1]["tracking_no"]
-    kinds = [r["kind"] for r in ts_store.rows("SELECT kind FROM notifications WHERE order_id = ? AND channel = 'sms' ORDER BY id", order.order_id)]
+    kinds = [
+        r["kind"]
+        for r in ts_store.rows("SELECT kind FROM notifications WHERE order_id = ? AND channel = 'sms' ORDER BY id", order.order_id)
+    ]
     assert kinds.count("shipped") == 2 and "reshipped" in kinds
-    assert ts_store.rows("SELECT state, COUNT(*) AS n FROM reservations WHERE order_id = ? GROUP BY state", order.order_id) == [{"state": "shipped", "n": 2}]
+    assert ts_store.rows("SELECT state, COUNT(*) AS n FROM reservations WHERE order_id = ? GROUP BY state", order.order_id) == [
+        {"state": "shipped", "n": 2}
+    ]
 
 
 async def test_a_lost_parcel_can_be_refunded_instead(ts_env, ts_start, ts_store: Store):
@@ -85,7 +94,9 @@ async def test_a_lost_parcel_can_be_refunded_instead(ts_env, ts_start, ts_store:
     await handle.execute_update("review", ReviewDecision(decision="refund", agent="amy", reason="customer prefers money back"))
     result = await handle.result()
     assert (result.status, result.end_node) == ("cancelled", "refunded")
-    assert ts_store.rows("SELECT reason, amount FROM refunds WHERE order_id = ?", order.order_id) == [{"reason": "lost_in_transit", "amount": "181.50"}]
+    assert ts_store.rows("SELECT reason, amount FROM refunds WHERE order_id = ?", order.order_id) == [
+        {"reason": "lost_in_transit", "amount": "181.50"}
+    ]
 
 
 async def test_stock_that_never_arrives_goes_to_a_supervisor(ts_env, ts_start, ts_store: Store):
@@ -100,5 +111,7 @@ async def test_stock_that_never_arrives_goes_to_a_supervisor(ts_env, ts_start, t
     result = await handle.result()
     assert (result.status, result.end_node) == ("failed", "out_of_stock")
     # Nobody waits for the goods any more: the purchase is called off.
-    assert [r["state"] for r in ts_store.rows("SELECT state FROM purchase_requisitions WHERE order_id = ?", order.order_id)] == ["cancelled"]
+    assert [r["state"] for r in ts_store.rows("SELECT state FROM purchase_requisitions WHERE order_id = ?", order.order_id)] == [
+        "cancelled"
+    ]
     assert (await status(handle)).status == "failed"

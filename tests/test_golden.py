@@ -47,7 +47,10 @@ def test_golden_histories_cover_every_construct():
     assert any(t.breached_at for t in timelines) and any(t.at_risk_at for t in timelines)
     # Standard v4's constructs: a receive of several events, the address-change update.
     histories = [load_history_file(path) for path in FILES]
-    sources = [json.loads(h.events[0].workflow_execution_started_event_attributes.input.payloads[0].data)["definition"]["source"] for h in histories]
+    sources = [
+        json.loads(h.events[0].workflow_execution_started_event_attributes.input.payloads[0].data)["definition"]["source"]
+        for h in histories
+    ]
     assert any("event: [in_transit, out_for_delivery, delivery_failed, delivered, lost]" in source for source in sources)
     updates = {e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name for h in histories for e in h.events}
     assert "change_address" in updates
@@ -81,7 +84,8 @@ async def test_a_nondeterministic_interpreter_is_reported_at_the_right_event_and
     pick_scheduled = next(
         e.event_id
         for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and e.activity_task_scheduled_event_attributes.activity_id.startswith("pick-")
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_id.startswith("pick-")
     )
     [outcome] = await replay(each([path]), workflows=[TimerBeforePick])
     assert isinstance(outcome, ReplayOutcome) and not outcome.ok
@@ -119,7 +123,10 @@ def _pick_scheduled(events: list[dict]) -> dict:
 @pytest.mark.parametrize(
     "change, fragment",
     [
-        (lambda events: _pick_scheduled(events)["activityTaskScheduledEventAttributes"]["activityType"].update(name="pick_itemz"), "Activity type"),
+        (
+            lambda events: _pick_scheduled(events)["activityTaskScheduledEventAttributes"]["activityType"].update(name="pick_itemz"),
+            "Activity type",
+        ),
         (lambda events: _pick_scheduled(events)["activityTaskScheduledEventAttributes"].update(activityId="pick-99"), "Activity id"),
     ],
     ids=["activity-type", "activity-id"],

@@ -44,7 +44,13 @@ async def test_timeline_has_definition_steps_attempts_decisions_and_timers(start
 
     [decision] = timeline.decisions
     assert (decision.node, decision.decision, decision.agent, decision.role, decision.reason, decision.via, decision.accepted) == (
-        "approve", "approve", "amy", "support_agent", "looks fine", "update", True
+        "approve",
+        "approve",
+        "amy",
+        "support_agent",
+        "looks fine",
+        "update",
+        True,
     )
     assert [(e.name, e.summary) for e in timeline.events] == [("noise", '{"scanner": "A7"}')]
 
@@ -83,7 +89,9 @@ async def test_history_from_the_temporal_cli_is_accepted(start, address, tmp_pat
     order, handle = await finished_audit_order(start)
     shown = subprocess.run(
         [temporal_binary(), "workflow", "show", "--workflow-id", handle.id, "--address", address, "--output", "json"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert shown.returncode == 0, shown.stderr
     path = tmp_path / "from-temporal-cli.json"

@@ -130,7 +130,9 @@ def test_cli_reports_file_line_col_and_fails(tmp_path: Path):
     result = run_cli("lint", str(good), str(bad))
     assert result.returncode == 1
     assert f"{good}: ok (standard v4" in result.stdout
-    assert re.search(rf"^{re.escape(str(bad))}:14:9: node 'route': 'branches.0.next' points to unknown node 'nowhere'$", result.stdout, re.M)
+    assert re.search(
+        rf"^{re.escape(str(bad))}:14:9: node 'route': 'branches.0.next' points to unknown node 'nowhere'$", result.stdout, re.M
+    )
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -171,7 +173,10 @@ def test_unreadable_yaml_is_one_line_not_a_traceback(tmp_path: Path, text: str, 
 @pytest.mark.parametrize(
     "change, message",
     [
-        (("    result: review\n", "    result: review\n    timeouts: {heartbeat: 10s}\n"), "timeouts: needs start_to_close or schedule_to_close"),
+        (
+            ("    result: review\n", "    result: review\n    timeouts: {heartbeat: 10s}\n"),
+            "timeouts: needs start_to_close or schedule_to_close",
+        ),
         (("    result: review\n", "    result: review\n    timeouts: {start_to_close: 0s}\n"), "must be more than 0"),
         (("    result: review\n", "    result: review\n    timeouts: {start_to_close: -5}\n"), "duration -5s must be more than 0"),
         (("    timeout: 1h\n", "    timeout: 99999999999d\n"), "is too long (at most 3650 days)"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -31,7 +31,16 @@ POLICY = PromisePolicy.model_validate(
 WEDNESDAY_10 = datetime(2026, 11, 18, 10, 0, tzinfo=SHANGHAI)
 
 
-def promise(accepted=WEDNESDAY_10, province="Shanghai", city="Shanghai", postcode="200120", service="standard", customer="regular", categories=(), policy=POLICY):
+def promise(
+    accepted=WEDNESDAY_10,
+    province="Shanghai",
+    city="Shanghai",
+    postcode="200120",
+    service="standard",
+    customer="regular",
+    categories=(),
+    policy=POLICY,
+):
     return compute(
         policy,
         province=province,
@@ -112,12 +121,12 @@ def test_cut_off_and_days_off_move_the_start(accepted, counts_from):
 
 
 def test_time_zone_decides_which_side_of_the_cut_off_an_order_falls():
-    accepted = datetime(2026, 11, 18, 9, 0, tzinfo=timezone.utc)  # 17:00 in Shanghai, 09:00 in London
+    accepted = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)  # 17:00 in Shanghai, 09:00 in London
     assert promise(accepted=accepted).counts_from.astimezone(SHANGHAI).strftime("%a %d %H:%M") == "Thu 19 00:00"
     london = POLICY.model_copy(update={"timezone": "Europe/London"})
     p = promise(accepted=accepted, policy=london)
     assert p.counts_from == accepted
-    assert p.deliver_by == datetime(2026, 11, 20, 23, 59, 59, tzinfo=timezone.utc)
+    assert p.deliver_by == datetime(2026, 11, 20, 23, 59, 59, tzinfo=UTC)
 
 
 def test_naive_acceptance_time_is_refused():
@@ -147,7 +156,13 @@ def test_the_worked_example_in_the_docs():
     from tests.conftest import ROOT
 
     policy = load_policy(ROOT / "process_defs" / "policies" / "promise.yaml")
-    p = promise(accepted=datetime(2026, 11, 18, 17, 30, tzinfo=SHANGHAI), service="express", customer="vip", categories=["made_to_order", "fragile"], policy=policy)
+    p = promise(
+        accepted=datetime(2026, 11, 18, 17, 30, tzinfo=SHANGHAI),
+        service="express",
+        customer="vip",
+        categories=["made_to_order", "fragile"],
+        policy=policy,
+    )
     assert p.counts_from.astimezone(SHANGHAI).strftime("%a %d %H:%M") == "Thu 19 00:00"
     assert p.delivery_days == 4
     assert local(p) == ("Fri 20 00:00", "Mon 23 23:59")
@@ -161,7 +176,7 @@ def test_ship_by_never_falls_on_a_day_off():
 
 def test_ship_within_is_elapsed_time_across_daylight_saving():
     london = POLICY.model_copy(update={"timezone": "Europe/London", "working_days": list(WEEKDAYS)})
-    before_change = datetime(2026, 3, 28, 10, 0, tzinfo=timezone.utc)  # clocks go forward on the 29th
+    before_change = datetime(2026, 3, 28, 10, 0, tzinfo=UTC)  # clocks go forward on the 29th
     p = promise(accepted=before_change, policy=london)
     assert p.ship_by - p.counts_from == timedelta(hours=24)
 

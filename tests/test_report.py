@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from orderops.messages import ExternalEvent
 from orderops.report import OrderFacts, build, kpis, to_html
-from tests.conftest import cli, shipped, wait_until, waiting_for
+from tests.conftest import cli, shipped, wait_until
 from tests.test_deadlines import fast_forward_to, finish, promise_of
 
-T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
-def order(oid, tier, service, ship_h, deliver_h, promised_ship_h=24, promised_deliver_h=48, status="completed", review=False, feedback=None, coupon=None):
+def order(
+    oid,
+    tier,
+    service,
+    ship_h,
+    deliver_h,
+    promised_ship_h=24,
+    promised_deliver_h=48,
+    status="completed",
+    review=False,
+    feedback=None,
+    coupon=None,
+):
     return OrderFacts(
         order_id=oid,
         status=status,
@@ -102,8 +114,19 @@ async def test_report_command_over_finished_orders(ts_env, ts_start, tmp_path: P
     page = tmp_path / "kpis.html"
     report = None
     for _ in range(100):  # visibility is eventually consistent
-        result = await cli("report", "--since", "2000-01-01", "--until", "2100-01-01", "--query", f"WorkflowId IN ({ids})",
-                           "--json", "--html", str(page), address=address)
+        result = await cli(
+            "report",
+            "--since",
+            "2000-01-01",
+            "--until",
+            "2100-01-01",
+            "--query",
+            f"WorkflowId IN ({ids})",
+            "--json",
+            "--html",
+            str(page),
+            address=address,
+        )
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
         if report["overall"]["orders"] == 3:

@@ -25,13 +25,19 @@ async def test_a_return_is_restocked_and_refunded(start, client, store: Store, a
     assert started.stdout.startswith(f"return {return_id} started (order-{return_id}): refund, damaged, MUG-002 x1")
     handle = client.get_workflow_handle(workflow_id(return_id), result_type=OrderResult)
     await wait_until(handle, waiting_for("return_received"))  # 45.50 is under the approval threshold: no person
-    await handle.signal("event", ExternalEvent(name="return_received", data={"items": [{"sku": "MUG-002", "outcome": "restock"}], "inspector": "wu"}))
+    await handle.signal(
+        "event", ExternalEvent(name="return_received", data={"items": [{"sku": "MUG-002", "outcome": "restock"}], "inspector": "wu"})
+    )
     result = await handle.result()
     assert result.status == "completed"
     assert [s.node for s in result.steps if s.type == "task"] == ["assess", "issue_label", "inspect", "refund"]
     assert store.stock_levels()["MUG-002"][0] == before["MUG-002"][0] + 1  # back on its shelf
-    assert store.rows("SELECT amount, reason FROM refunds WHERE order_id = ?", return_id) == [{"amount": "45.50", "reason": "return: damaged"}]
-    assert store.rows("SELECT order_id, state FROM returns WHERE return_id = ?", return_id) == [{"order_id": order.order_id, "state": "inspected"}]
+    assert store.rows("SELECT amount, reason FROM refunds WHERE order_id = ?", return_id) == [
+        {"amount": "45.50", "reason": "return: damaged"}
+    ]
+    assert store.rows("SELECT order_id, state FROM returns WHERE return_id = ?", return_id) == [
+        {"order_id": order.order_id, "state": "inspected"}
+    ]
     assert result.variables["return_request"]["original_order_id"] == order.order_id
 
     # The mug came back: returning it again is refused by the assessment.
@@ -67,11 +73,17 @@ async def test_return_refuses_bad_requests_in_one_line(start, address: str):
     order, handle = await start()
     await wait_until(handle, waiting_for("scanned"))
     running = await cli("return", order.order_id, "--kind", "refund", "--reason", "damaged", address=address)
-    assert (running.returncode, running.stderr.strip()) == (1, f"orderops: order {order.order_id} is scanning; only a delivered order can be returned")
+    assert (running.returncode, running.stderr.strip()) == (
+        1,
+        f"orderops: order {order.order_id} is scanning; only a delivered order can be returned",
+    )
     await deliver(handle)
     await handle.result()
     wrong_sku = await cli("return", order.order_id, "--kind", "refund", "--reason", "damaged", "--item", "LAMP-007", address=address)
-    assert wrong_sku.returncode == 2 and wrong_sku.stderr.strip() == f"orderops: --item LAMP-007: order {order.order_id} has no 'LAMP-007' (it has TEA-001, MUG-002)"
+    assert (
+        wrong_sku.returncode == 2
+        and wrong_sku.stderr.strip() == f"orderops: --item LAMP-007: order {order.order_id} has no 'LAMP-007' (it has TEA-001, MUG-002)"
+    )
     bad_reason = await cli("return", order.order_id, "--kind", "refund", "--reason", "bored", address=address)
     assert bad_reason.returncode == 2 and "invalid choice: 'bored'" in bad_reason.stderr
 

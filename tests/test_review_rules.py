@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from activities.store import Store
 from orderops.config import SAMPLES_DIR
 from orderops.order import Order
 from tests.conftest import ROOT, order_data
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
@@ -46,7 +47,7 @@ def codes(result: dict) -> list[str]:
 
 def age(store: Store, order_id: str, hours: float) -> None:
     """Pretend the order was first reviewed `hours` ago."""
-    seen = (datetime.now(timezone.utc) - timedelta(hours=hours)).isoformat(timespec="seconds")
+    seen = (datetime.now(UTC) - timedelta(hours=hours)).isoformat(timespec="seconds")
     with store.transaction() as db:
         db.execute("UPDATE orders_seen SET seen_at = ? WHERE order_id = ?", (seen, order_id))
 
@@ -219,9 +220,7 @@ def test_velocity_exceeded_after_max_orders(review):
     assert codes(review(rules, order_id="v-1", customer_id="C-V", items=_distinct(1))) == []
     assert codes(review(rules, order_id="v-2", customer_id="C-V", items=_distinct(2))) == []
     third = review(rules, order_id="v-3", customer_id="C-V", items=_distinct(3))
-    assert third["findings"] == [
-        {"code": "velocity_exceeded", "reason": "3 orders from customer C-V within 1 h (at most 2)"}
-    ]
+    assert third["findings"] == [{"code": "velocity_exceeded", "reason": "3 orders from customer C-V within 1 h (at most 2)"}]
     assert codes(review(rules, order_id="o-1", customer_id="C-OTHER", items=_distinct(1))) == []
     assert codes(review({"velocity": None}, order_id="v-4", customer_id="C-V", items=_distinct(4))) == []
 

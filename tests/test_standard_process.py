@@ -59,8 +59,18 @@ async def test_happy_path_ships_tracks_and_completes(start, store: Store):
     ran = [s.node for s in result.steps if s.type == "task"]
     assert ran[0] == "promise" and sorted(ran[1:3]) == ["auto_review", "reserve_stock"]
     assert ran[3:] == [
-        "pick", "verify_scan", "pack", "book_carrier", "handoff", "notify_shipped",
-        "record_tracking", "record_tracking", "record_tracking", "record_delivery", "request_feedback", "record_feedback",
+        "pick",
+        "verify_scan",
+        "pack",
+        "book_carrier",
+        "handoff",
+        "notify_shipped",
+        "record_tracking",
+        "record_tracking",
+        "record_tracking",
+        "record_delivery",
+        "request_feedback",
+        "record_feedback",
     ]
     # The goods left the Shanghai warehouse: on-hand stock dropped, nothing stays reserved.
     assert store.stock_levels()["TEA-001"] == (before["TEA-001"][0] - 2, before["TEA-001"][1])
@@ -144,7 +154,10 @@ async def test_invalid_signal_is_ignored_not_applied(start):
 @pytest.mark.parametrize(
     "decision, message",
     [
-        (ReviewDecision(decision="ship-it", agent="amy"), "'ship-it' is not an outcome of 'manual_review'; allowed: approve, edit, merge, reject"),
+        (
+            ReviewDecision(decision="ship-it", agent="amy"),
+            "'ship-it' is not an outcome of 'manual_review'; allowed: approve, edit, merge, reject",
+        ),
         (ReviewDecision(decision="approve", agent="amy", role="warehouse"), "must be decided by role 'support_agent', not 'warehouse'"),
         (ReviewDecision(decision="approve", agent="amy", changes=OrderEdit(phone="13800000000")), "only with the 'edit' decision"),
     ],
@@ -233,8 +246,11 @@ async def test_cancel_in_transit_becomes_an_intercept_request(start, store: Stor
     assert result.status == "cancelled" and result.reason == "cancelled by amy: customer changed their mind"
     undo = [(s.node, s.activity) for s in result.steps if s.type == "compensation"]
     assert undo == [
-        ("handoff", "intercept_shipment"), ("book_carrier", "cancel_booking"), ("pack", "void_waybill"),
-        ("pick", "cancel_pick_list"), ("reserve_stock", "release_stock"),
+        ("handoff", "intercept_shipment"),
+        ("book_carrier", "cancel_booking"),
+        ("pack", "void_waybill"),
+        ("pick", "cancel_pick_list"),
+        ("reserve_stock", "release_stock"),
     ]
     assert column(store, "SELECT state FROM carrier_bookings WHERE order_id = ?", order.order_id) == ["intercept_requested"]
     [request] = store.rows("SELECT channel, recipient FROM notifications WHERE order_id = ? AND kind = 'intercept_request'", order.order_id)
@@ -303,7 +319,9 @@ async def test_temporal_workflow_cancel_compensates_like_orderops_cancel(start, 
 
 
 async def test_no_single_warehouse_splits_the_order_into_two_parcels(start, store: Store):
-    order, handle = await start(items=[{"sku": "LIGHTER-005", "quantity": 1, "unit_price": "12.00"}, {"sku": "VASE-009", "quantity": 1, "unit_price": "260.00"}])
+    order, handle = await start(
+        items=[{"sku": "LIGHTER-005", "quantity": 1, "unit_price": "12.00"}, {"sku": "VASE-009", "quantity": 1, "unit_price": "260.00"}]
+    )
     await shipped(handle)
     first, second = column(store, "SELECT tracking_no FROM waybills WHERE order_id = ? ORDER BY warehouse", order.order_id)
     # Each parcel is signed for on its own: the order is delivered when both are.
@@ -324,7 +342,9 @@ async def test_no_single_warehouse_splits_the_order_into_two_parcels(start, stor
 
 
 async def test_short_stock_backorders_until_restocked(start, store: Store, address: str):
-    [free] = store.rows("SELECT on_hand - reserved AS n FROM stock WHERE sku = 'LAMP-007' AND warehouse = 'SH'")  # other tests restock lamps
+    [free] = store.rows(
+        "SELECT on_hand - reserved AS n FROM stock WHERE sku = 'LAMP-007' AND warehouse = 'SH'"
+    )  # other tests restock lamps
     order, handle = await start(items=[{"sku": "LAMP-007", "quantity": free["n"] + 2, "unit_price": "120.00"}])
     view = await wait_until(handle, waiting_for("restocked"))
     assert view.status == "backordered"
@@ -363,7 +383,10 @@ async def test_scan_mismatch_is_repicked_then_a_second_one_goes_to_a_person(star
     await deliver(handle)
     result = await handle.result()
     assert result.status == "completed" and result.variables["scan_check"] == {
-        "matched": True, "differences": [], "scans": 3, "mismatches": 2,
+        "matched": True,
+        "differences": [],
+        "scans": 3,
+        "mismatches": 2,
     }
 
 
@@ -385,7 +408,10 @@ async def test_a_carrier_refusing_bookings_falls_back_to_the_next(start, store: 
     assert "CityCourier booking refused: booking API down" in booking["refused"]
     assert column(store, "SELECT carrier FROM carrier_bookings WHERE order_id = ?", order.order_id) == ["SwiftExpress"]
     text = (await cli("status", order.order_id, address=address)).stdout
-    assert f"carrier: SwiftExpress for {booking['tracking_no']}" in text and "passed over: CityCourier booking refused: booking API down" in text
+    assert (
+        f"carrier: SwiftExpress for {booking['tracking_no']}" in text
+        and "passed over: CityCourier booking refused: booking API down" in text
+    )
 
 
 # -- delivery ----------------------------------------------------------------------------------
@@ -417,8 +443,19 @@ async def test_address_change_is_accepted_until_handoff_and_refused_after(start,
     order, handle = await start()
     await wait_until(handle, waiting_for("scanned"))
     changed = await cli(
-        "change-address", order.order_id, "--province", "Zhejiang", "--city", "Hangzhou", "--street", "1 West Lake Road",
-        "--postcode", "310000", "--by", "customer", address=address,
+        "change-address",
+        order.order_id,
+        "--province",
+        "Zhejiang",
+        "--city",
+        "Hangzhou",
+        "--street",
+        "1 West Lake Road",
+        "--postcode",
+        "310000",
+        "--by",
+        "customer",
+        address=address,
     )
     assert changed.returncode == 0, changed.stderr
     assert "delivery address is now Zhejiang Hangzhou 1 West Lake Road 310000" in changed.stdout
@@ -428,8 +465,17 @@ async def test_address_change_is_accepted_until_handoff_and_refused_after(start,
     assert "Hangzhou" in Path(waybill["label_path"]).read_text()
 
     late = await cli(
-        "change-address", order.order_id, "--province", "Beijing", "--city", "Beijing", "--street", "2 Chang'an Avenue",
-        "--by", "customer", address=address,
+        "change-address",
+        order.order_id,
+        "--province",
+        "Beijing",
+        "--city",
+        "Beijing",
+        "--street",
+        "2 Chang'an Avenue",
+        "--by",
+        "customer",
+        address=address,
     )
     assert late.returncode == 1 and late.stderr.count("\n") == 1
     assert "reached 'handoff'" in late.stderr and "ask the carrier to redirect it" in late.stderr
@@ -469,7 +515,11 @@ async def test_editing_the_yaml_does_not_change_an_order_in_flight(start, tmp_pa
     await wait_until(handle, awaiting_decision)
 
     # An ops engineer now makes approval go straight to rejection, as a new version.
-    path.write_text(path.read_text().replace("version: 4", "version: 5").replace("      approve: stock_gate\n      edit", "      approve: rejected\n      edit"))
+    path.write_text(
+        path.read_text()
+        .replace("version: 4", "version: 5")
+        .replace("      approve: stock_gate\n      edit", "      approve: rejected\n      edit")
+    )
     assert load_definition(path, KNOWN_ACTIVITIES).sha256 != original.sha256
 
     await handle.execute_update("review", ReviewDecision(decision="approve", agent="amy"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ def items(*lines: tuple[str, int]) -> list[dict]:
 
 
 def promise(deliver_in_days: float = 3, service: str = "standard", tier: str = "tier1") -> dict:
-    deliver_by = datetime.now(timezone.utc) + timedelta(days=deliver_in_days)
+    deliver_by = datetime.now(UTC) + timedelta(days=deliver_in_days)
     return {"service_level": service, "tier": tier, "deliver_by": deliver_by.isoformat()}
 
 
@@ -71,9 +71,15 @@ def test_the_nearest_warehouse_that_can_serve_the_whole_order_ships_it(store: St
 
 def test_reservation_takes_bins_in_order_and_spans_bins(store: Store):
     result = run(StockActivities(store).reserve_stock, payload(items=items(("BOOK-006", 260))))
-    assert result["shipments"] == [{"warehouse": "SH", "lines": [
-        {"sku": "BOOK-006", "bin": "A-01-04", "quantity": 250}, {"sku": "BOOK-006", "bin": "E-09-09", "quantity": 10},
-    ]}]
+    assert result["shipments"] == [
+        {
+            "warehouse": "SH",
+            "lines": [
+                {"sku": "BOOK-006", "bin": "A-01-04", "quantity": 250},
+                {"sku": "BOOK-006", "bin": "E-09-09", "quantity": 10},
+            ],
+        }
+    ]
 
 
 def test_no_single_warehouse_splits_into_shipments(store: Store):
@@ -99,14 +105,24 @@ def test_backorder_policy_waits_instead_of_splitting(store: Store):
     assert store.stock_levels()["VASE-009"] == (40, 0)  # nothing held while waiting
     assert store.receive_stock("LIGHTER-005", "SH", 5, bin="D-09-01").woken == [args["order"]["order_id"]]
     assert store.receive_stock("VASE-009", "SH", 5, bin="C-09-01").woken == [args["order"]["order_id"]]
-    assert run(stock.reserve_stock, args)["shipments"] == [{"warehouse": "SH", "lines": [
-        {"sku": "VASE-009", "bin": "C-09-01", "quantity": 1}, {"sku": "LIGHTER-005", "bin": "D-09-01", "quantity": 1},
-    ]}]
+    assert run(stock.reserve_stock, args)["shipments"] == [
+        {
+            "warehouse": "SH",
+            "lines": [
+                {"sku": "VASE-009", "bin": "C-09-01", "quantity": 1},
+                {"sku": "LIGHTER-005", "bin": "D-09-01", "quantity": 1},
+            ],
+        }
+    ]
 
 
 def test_shortage_everywhere_raises_a_requisition_at_the_nearest_warehouse(store: Store):
     result = run(StockActivities(store).reserve_stock, payload(items=items(("LAMP-007", 5), ("TEA-001", 1))))
-    assert result == {"status": "short", "short": [{"sku": "LAMP-007", "warehouse": "SH", "missing": 2}], "summary": "LAMP-007 short by 2 at SH"}
+    assert result == {
+        "status": "short",
+        "short": [{"sku": "LAMP-007", "warehouse": "SH", "missing": 2}],
+        "summary": "LAMP-007 short by 2 at SH",
+    }
     assert store.stock_levels()["TEA-001"] == (500, 0)
 
 
@@ -175,7 +191,10 @@ def test_scan_mismatch_is_counted_and_the_picker_told(store: Store):
     run(StockActivities(store).reserve_stock, args)
     picking = PickingActivities(store)
     run(picking.pick_items, args)
-    wrong = {**args, "scan": {"items": [{"sku": "TEA-001", "quantity": 1}, {"sku": "MUG-002", "quantity": 1}], "received_at": "t1", "picker": "p7"}}
+    wrong = {
+        **args,
+        "scan": {"items": [{"sku": "TEA-001", "quantity": 1}, {"sku": "MUG-002", "quantity": 1}], "received_at": "t1", "picker": "p7"},
+    }
     first = run(picking.verify_scan, wrong)
     assert run(picking.verify_scan, wrong) == first  # the same scan, delivered twice
     assert first == {"matched": False, "differences": ["TEA-001: expected 2, scanned 1"], "scans": 1, "mismatches": 1}
@@ -186,7 +205,10 @@ def test_scan_mismatch_is_counted_and_the_picker_told(store: Store):
 
 def test_a_malformed_scan_is_refused_without_retry(store: Store):
     with pytest.raises(ApplicationError) as raised:
-        run(PickingActivities(store).verify_scan, {**payload(), "scan": {"items": [{"sku": "TEA-001", "quantity": "two"}], "received_at": "t"}})
+        run(
+            PickingActivities(store).verify_scan,
+            {**payload(), "scan": {"items": [{"sku": "TEA-001", "quantity": "two"}], "received_at": "t"}},
+        )
     assert raised.value.type == "InvalidInput" and raised.value.non_retryable
 
 
@@ -299,7 +321,9 @@ def test_tracking_events_notify_once_each_and_count_failed_attempts(store: Store
         results.append(run(carrier.record_tracking, {**args, "event": event, "templates": templates}))
         run(carrier.record_tracking, {**args, "event": event, "templates": templates})  # redelivered
     assert [r["failed_attempts"] for r in results] == [0, 1, 2, 2]
-    messages = store.rows("SELECT kind, message FROM notifications WHERE order_id = ? AND channel = 'sms' ORDER BY id", args["order"]["order_id"])
+    messages = store.rows(
+        "SELECT kind, message FROM notifications WHERE order_id = ? AND channel = 'sms' ORDER BY id", args["order"]["order_id"]
+    )
     assert [m["kind"] for m in messages] == ["in_transit", "delivery_failed", "delivery_failed", "delivered"]
     assert messages[-1]["message"].endswith("signed for by Li Wei. Thank you!")
 
@@ -315,7 +339,8 @@ def test_a_reship_opens_a_new_round_once_and_ships_again(store: Store):
     assert store.stock_levels()["TEA-001"] == (498, 0)
     order_id = args["order"]["order_id"]
     assert store.rows("SELECT round, state FROM carrier_bookings WHERE order_id = ? ORDER BY round", order_id) == [
-        {"round": 1, "state": "lost"}, {"round": 2, "state": "handed_over"},
+        {"round": 1, "state": "lost"},
+        {"round": 2, "state": "handed_over"},
     ]
     customer = CustomerActivities(store)
     for _ in range(2):
@@ -360,7 +385,8 @@ def test_the_consistency_check_finds_what_would_be_wrong(store: Store):
         db.execute("UPDATE stock SET reserved = reserved + 1 WHERE sku = 'TEA-001' AND warehouse = 'SH'")
         db.execute(
             "INSERT INTO notifications (order_id, kind, dedupe_key, channel, recipient, message, created_at)"
-            " VALUES (?, 'shipped', 'other-key', 'sms', 'x', 'again', 'now')", (order_id,),
+            " VALUES (?, 'shipped', 'other-key', 'sms', 'x', 'again', 'now')",
+            (order_id,),
         )
     assert store.inconsistencies() == [
         "stock TEA-001 at SH A-01-01: reserved 3 but reservations hold 2",
@@ -468,7 +494,9 @@ def test_a_store_of_another_layout_is_refused_in_one_line(tmp_path: Path):
     db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     db.commit()
     db.close()
-    with pytest.raises(StaleStore, match=rf"w.db was written by another orderops version \(store layout 2, this one reads {SCHEMA_VERSION}\)"):
+    with pytest.raises(
+        StaleStore, match=rf"w.db was written by another orderops version \(store layout 2, this one reads {SCHEMA_VERSION}\)"
+    ):
         Store(tmp_path / "w.db", tmp_path / "labels")
 
 
@@ -481,4 +509,9 @@ def test_a_split_order_is_delivered_parcel_by_parcel(store: Store):
     assert one["parcels_out"] == 1
     with pytest.raises(ApplicationError, match="parcel 'OO-NOPE' is not one of order"):
         run(carrier.record_tracking, {**args, "event": {"event": "delivered", "received_at": "t2", "seq": 1, "tracking_no": "OO-NOPE"}})
-    assert run(carrier.record_tracking, {**args, "event": {"event": "delivered", "received_at": "t3", "seq": 2, "tracking_no": second}})["parcels_out"] == 0
+    assert (
+        run(carrier.record_tracking, {**args, "event": {"event": "delivered", "received_at": "t3", "seq": 2, "tracking_no": second}})[
+            "parcels_out"
+        ]
+        == 0
+    )

@@ -20,9 +20,7 @@ async def test_all_session_histories_replay(client: Client, worker, start):
     await handle.result()
     histories = [
         history
-        async for history in client.list_workflows(
-            f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus != 'Running'"
-        ).map_histories()
+        async for history in client.list_workflows(f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus != 'Running'").map_histories()
     ]
     assert histories, "no finished order in this session to replay"
 

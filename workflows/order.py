@@ -15,15 +15,14 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy, SearchAttributeIndexedValueType
-from temporalio.exceptions import RetryState
-from temporalio.workflow import ActivityCancellationType
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
-from temporalio.exceptions import TimeoutType
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from orderops import search_attributes as sa
     from orderops.messages import (
+        WORKFLOW_NAME,
         AddressChange,
         AddressChangeReceipt,
         CancelReceipt,
@@ -39,7 +38,6 @@ with workflow.unsafe.imports_passed_through():
         ReviewDecision,
         ReviewReceipt,
         StepRecord,
-        WORKFLOW_NAME,
     )
     from orderops.process.expressions import ExpressionError, evaluate
     from orderops.process.lint import known_variables, lint_text
@@ -156,9 +154,7 @@ class OrderWorkflow:
     @workflow.run
     async def run(self, inp: OrderInput) -> OrderResult:
         if self._definition is None:
-            raise ApplicationError(
-                "invalid process definition: " + "; ".join(self._problems), type="InvalidDefinition", non_retryable=True
-            )
+            raise ApplicationError("invalid process definition: " + "; ".join(self._problems), type="InvalidDefinition", non_retryable=True)
         self._publish()
         status, end_node, reason = await self._walk_until_end_or_cancel()
         self._finished = True
@@ -297,9 +293,7 @@ class OrderWorkflow:
                     non_retryable_error_types=retry.non_retryable or None,
                 ),
                 # Compensation must not start before the activity has really stopped.
-                cancellation_type=(
-                    ActivityCancellationType.WAIT_CANCELLATION_COMPLETED if settle else ActivityCancellationType.TRY_CANCEL
-                ),
+                cancellation_type=(ActivityCancellationType.WAIT_CANCELLATION_COMPLETED if settle else ActivityCancellationType.TRY_CANCEL),
                 result_type=dict,
             )
         except asyncio.CancelledError:
@@ -394,7 +388,7 @@ class OrderWorkflow:
             await workflow.wait_condition(
                 lambda: node.id in self._answers, timeout=timeout, timeout_summary=f"{node.id}: decision deadline"
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if deadline_binds:
                 return self._breach(node, deadline, step)
             self._finish(step, "timed_out", f"no decision within {node.timeout}")
@@ -438,7 +432,7 @@ class OrderWorkflow:
                         timeout=until - workflow.now(),
                         timeout_summary=f"{node.id}: {' | '.join(names)} deadline",
                     )
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if deadline_binds:
                         return self._breach(node, deadline, step)
                     self._finish(step, "timed_out", f"no {' or '.join(repr(n) for n in names)} event within {node.timeout}")
@@ -566,7 +560,8 @@ class OrderWorkflow:
             pending_user_tasks=list(self._pending.values()),
             waiting_for_events=list(self._waiting_events),
             accepted_events=sorted(
-                {e for n in self._nodes.values() if isinstance(n, Receive) for e in n.events} | set(self._definition.events if self._definition else [])
+                {e for n in self._nodes.values() if isinstance(n, Receive) for e in n.events}
+                | set(self._definition.events if self._definition else [])
             ),
             decisions=self._decisions,
             events=self._events,
@@ -665,7 +660,9 @@ class OrderWorkflow:
         """The deadline passed first: record it, mark the order, take the node's breach path."""
         self._finish(step, "breached", f"deadline {deadline.isoformat()} passed")
         self._breached.add(node.deadline)
-        self._breaches.append({"node": node.id, "deadline": deadline.isoformat(), "expression": node.deadline, "at": workflow.now().isoformat()})
+        self._breaches.append(
+            {"node": node.id, "deadline": deadline.isoformat(), "expression": node.deadline, "at": workflow.now().isoformat()}
+        )
         workflow.upsert_search_attributes([sa.BREACHED.value_set(True)])
         self._vars["error"] = {"node": node.id, "type": "DeadlineBreached", "message": f"deadline {node.deadline} passed"}
         if node.on_breach:

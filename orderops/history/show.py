@@ -48,7 +48,13 @@ def _lines(timeline: Timeline) -> list[tuple[datetime, int, str]]:
     for d in timeline.decisions:
         state = {True: "", False: " [red](ignored: not a valid decision then)[/]", None: " (signal; taken if valid)"}[d.accepted]
         reason = f': "{escape(d.reason)}"' if d.reason else ""
-        lines.append((d.at, d.event_id, f"  [green]decision[/] at {escape(d.node or '?')}: {escape(d.decision)} by {escape(d.agent)} ({escape(d.role)}) via {d.via}{reason}{state}"))
+        lines.append(
+            (
+                d.at,
+                d.event_id,
+                f"  [green]decision[/] at {escape(d.node or '?')}: {escape(d.decision)} by {escape(d.agent)} ({escape(d.role)}) via {d.via}{reason}{state}",
+            )
+        )
     for e in timeline.events:
         lines.append((e.at, e.event_id, f"  event {escape(e.name)}: {escape(e.summary)}"))
     if timeline.at_risk_at:
@@ -71,7 +77,9 @@ def print_timeline(console: Console, timeline: Timeline) -> None:
     console.print(f"started: {_clock(timeline.started_at)}   closed: {_clock(timeline.closed_at) or 'still running'}")
     if timeline.promise:
         promise = timeline.promise
-        console.print(f"promise: ship by {promise['ship_by']}, deliver by {promise['deliver_by']} ({promise['tier']}, {promise['service_level']})")
+        console.print(
+            f"promise: ship by {promise['ship_by']}, deliver by {promise['deliver_by']} ({promise['tier']}, {promise['service_level']})"
+        )
     for at, _, text in _lines(timeline):
         console.print(f"{_clock(at)}  {text}", soft_wrap=True)
     ending = f"[bold]final status: {timeline.status}[/]"

@@ -10,7 +10,7 @@ often, and who decided.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -128,7 +128,7 @@ class HistoryError(ValueError):
 
 
 def _time(event: HistoryEvent) -> datetime:
-    return event.event_time.ToDatetime().replace(tzinfo=timezone.utc)
+    return event.event_time.ToDatetime().replace(tzinfo=UTC)
 
 
 def _decode(payloads, type_hint) -> Any:
@@ -306,8 +306,13 @@ class _Builder:
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
             attrs = event.workflow_execution_cancel_requested_event_attributes
             self.cancellations.append(
-                CancellationEntry(by=attrs.identity or "temporal", reason=attrs.cause or "workflow cancellation requested",
-                                  via="workflow_cancel", at=at, event_id=event.event_id)
+                CancellationEntry(
+                    by=attrs.identity or "temporal",
+                    reason=attrs.cause or "workflow cancellation requested",
+                    via="workflow_cancel",
+                    at=at,
+                    event_id=event.event_id,
+                )
             )
         else:
             self._on_close(event, kind, at)
@@ -396,7 +401,9 @@ class _Builder:
         elif name == "cancel":
             cancel = _decode(request.input.args.payloads, CancelRequest)
             if isinstance(cancel, CancelRequest):
-                self.cancellations.append(CancellationEntry(by=cancel.by, reason=cancel.reason, via="update", at=at, event_id=event.event_id))
+                self.cancellations.append(
+                    CancellationEntry(by=cancel.by, reason=cancel.reason, via="update", at=at, event_id=event.event_id)
+                )
 
     def _end_tasks_at_their_activities(self) -> None:
         """A task is done when its activity closed: the step upsert that follows may come much later
@@ -407,8 +414,11 @@ class _Builder:
             closed = [
                 run.closed_at
                 for run in self.activities.values()
-                if run.node == visit.node and not run.compensation and run.closed_at
-                and run.scheduled_at >= visit.entered_at and (visit.left_at is None or run.closed_at <= visit.left_at)
+                if run.node == visit.node
+                and not run.compensation
+                and run.closed_at
+                and run.scheduled_at >= visit.entered_at
+                and (visit.left_at is None or run.closed_at <= visit.left_at)
             ]
             if closed and visit.left_at is not None:
                 visit.left_at = max(closed)

@@ -11,9 +11,7 @@ from typing import Annotated
 from pydantic import AfterValidator, TypeAdapter, ValidationError
 
 from orderops.process.expressions import ExpressionError, referenced_variables
-
 from orderops.process.load import DefinitionSnapshot, Problem, Source, load_text, parse_yaml, problems_of, snapshot
-from orderops.promise import PromisePolicy
 from orderops.process.model import (
     End,
     ExclusiveGateway,
@@ -25,6 +23,7 @@ from orderops.process.model import (
     Wait,
     edges,
 )
+from orderops.promise import PromisePolicy
 
 # Names every expression may use besides declared variables and results (workflows/order.py sets them).
 BUILTIN_VARIABLES = frozenset({"order", "error", "accepted_at", "now", "received_events", "promise_policy"})
@@ -70,13 +69,9 @@ def _check_targets(definition: ProcessDefinition, source: Source) -> list[Proble
         for field_name, target in edges(node):
             if target not in ids:
                 path = ("nodes", index, *_field_path(field_name))
-                problems.append(
-                    source.problem(path, f"node {node.id!r}: {field_name!r} points to unknown node {target!r}")
-                )
+                problems.append(source.problem(path, f"node {node.id!r}: {field_name!r} points to unknown node {target!r}"))
         if isinstance(node, ExclusiveGateway) and node.default is None:
-            problems.append(
-                source.problem(("nodes", index), f"node {node.id!r}: exclusive gateway has no 'default' branch")
-            )
+            problems.append(source.problem(("nodes", index), f"node {node.id!r}: exclusive gateway has no 'default' branch"))
         if isinstance(node, UserTask):
             for outcome, target in node.outcomes.items():
                 if not target:
@@ -254,16 +249,13 @@ def _check_expressions(definition: ProcessDefinition, source: Source) -> list[Pr
                 problems.append(
                     source.problem(
                         path,
-                        f"node {node.id!r}: expression {expr!r} names unknown variable {unknown[0]!r} "
-                        f"(known: {', '.join(sorted(known))})",
+                        f"node {node.id!r}: expression {expr!r} names unknown variable {unknown[0]!r} (known: {', '.join(sorted(known))})",
                     )
                 )
     return problems
 
 
-def lint_text(
-    text: str, known_activities: Collection[str] | None
-) -> tuple[ProcessDefinition | None, list[Problem]]:
+def lint_text(text: str, known_activities: Collection[str] | None) -> tuple[ProcessDefinition | None, list[Problem]]:
     """All checks; `known_activities=None` skips the activity-name check (the workflow
     cannot see which activities its workers registered)."""
     definition, source, problems = load_text(text)
@@ -274,11 +266,7 @@ def lint_text(
         problems += _check_activities(definition, source, known_activities) + _check_variables(definition, source)
     # Graph checks assume unique ids; on duplicates they would only add noise.
     if not any("duplicated node id" in p.message for p in problems):
-        problems += (
-            _check_reachability(definition, source)
-            + _check_cycles(definition, source)
-            + _check_parallel(definition, source)
-        )
+        problems += _check_reachability(definition, source) + _check_cycles(definition, source) + _check_parallel(definition, source)
     problems.sort(key=lambda p: (p.line, p.column))
     return (definition if not problems else None), problems
 

@@ -131,10 +131,7 @@ def _data_path(loc: Path_, data: Any) -> Path_:
     """Drop the discriminator tags pydantic inserts into locations (nodes.3.task.next)."""
     path: list[str | int] = []
     for part in loc:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-            path.append(part)
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+        if (isinstance(data, dict) and part in data) or (isinstance(data, list) and isinstance(part, int) and part < len(data)):
             data = data[part]
             path.append(part)
         elif isinstance(part, str) and part in NODE_TYPES:

@@ -8,7 +8,7 @@ numbers, and the workflow interpreter walks them.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -35,7 +35,7 @@ class RetryPolicy(Strict):
     non_retryable: list[str] = Field(default_factory=list, description="Error types that fail at once")
 
     @model_validator(mode="after")
-    def _intervals(self) -> "RetryPolicy":
+    def _intervals(self) -> RetryPolicy:
         if self.maximum_interval is not None and self.maximum_interval < self.initial_interval:
             raise ValueError("maximum_interval must not be shorter than initial_interval")
         return self
@@ -47,7 +47,7 @@ class Timeouts(Strict):
     heartbeat: Duration | None = None
 
     @model_validator(mode="after")
-    def _bounded(self) -> "Timeouts":
+    def _bounded(self) -> Timeouts:
         # Temporal needs one of the two to know when an attempt has run too long.
         if self.start_to_close is None and self.schedule_to_close is None:
             raise ValueError("needs start_to_close or schedule_to_close")
@@ -83,9 +83,7 @@ class TaskNode(Deadlined, NodeBase):
 
     type: Literal["task"]
     activity: str
-    input: dict[str, Expression] | None = Field(
-        None, description="Activity arguments: name -> CEL expression. Default: {order: order}"
-    )
+    input: dict[str, Expression] | None = Field(None, description="Activity arguments: name -> CEL expression. Default: {order: order}")
     result: VarName | None = Field(None, description="Variable that receives the activity's result")
     retry: RetryPolicy = RetryPolicy()
     timeouts: Timeouts = Timeouts(start_to_close=timedelta(minutes=1))
@@ -143,7 +141,7 @@ class Wait(Deadlined, NodeBase):
     next: NodeId
 
     @model_validator(mode="after")
-    def _one_of(self) -> "Wait":
+    def _one_of(self) -> Wait:
         if (self.duration is None) == (self.until is None):
             raise ValueError("a wait needs exactly one of 'duration' or 'until'")
         return self
@@ -159,7 +157,6 @@ class Receive(Deadlined, NodeBase):
     result: VarName | None = None
     next: NodeId
 
-
     @property
     def events(self) -> list[str]:
         return [self.event] if isinstance(self.event, str) else list(self.event)
@@ -172,7 +169,7 @@ class End(NodeBase):
 
 
 Node = Annotated[
-    Union[TaskNode, ExclusiveGateway, ParallelGateway, UserTask, Wait, Receive, End],
+    TaskNode | ExclusiveGateway | ParallelGateway | UserTask | Wait | Receive | End,
     Field(discriminator="type"),
 ]
 NODE_TYPES = ("task", "exclusive", "parallel", "user_task", "wait", "receive", "end")
@@ -186,9 +183,7 @@ class ProcessDefinition(Strict):
     name: str | None = None
     description: str | None = None
     variables: dict[VarName, Any] = Field(default_factory=dict, description="Process variables and initial values")
-    events: list[VarName] = Field(
-        default_factory=list, description="Events accepted at any time besides those a receive waits for"
-    )
+    events: list[VarName] = Field(default_factory=list, description="Events accepted at any time besides those a receive waits for")
     promise_policy: PromisePolicy | str | None = Field(
         None, description="Delivery-promise policy, inline or the name of a YAML file beside this one"
     )

@@ -109,12 +109,12 @@ def mermaid(definition: ProcessDefinition, visited: Collection[str] = (), curren
 
 _DOT_SHAPES = {
     "task": 'shape=box, style="rounded,filled"',
-    "exclusive": 'shape=diamond, style=filled',
-    "parallel": 'shape=hexagon, style=filled',
-    "user_task": 'shape=box, peripheries=2, style=filled',
-    "wait": 'shape=circle, style=filled',
-    "receive": 'shape=cds, style=filled',
-    "end": 'shape=doublecircle, style=filled',
+    "exclusive": "shape=diamond, style=filled",
+    "parallel": "shape=hexagon, style=filled",
+    "user_task": "shape=box, peripheries=2, style=filled",
+    "wait": "shape=circle, style=filled",
+    "receive": "shape=cds, style=filled",
+    "end": "shape=doublecircle, style=filled",
 }
 
 
