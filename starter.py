@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -151,7 +151,7 @@ def read_orders(path: str) -> list[Order]:
             problems.append(f"{path}: order {order.order_id} appears twice in the file")
         seen.add(order.order_id)
     if problems:
-        raise CliError("\n".join(problems + ["no order was started"]))
+        raise CliError("\n".join([*problems, "no order was started"]))
     return orders
 
 
@@ -485,7 +485,7 @@ async def cmd_review(args) -> int:
 
 
 # Payloads the standard processes read, checked before they are sent: a bad one would be dropped by its step.
-EVENT_PAYLOADS = {"feedback": Feedback, "scanned": ScanReport, "return_received": Inspection}
+EVENT_PAYLOADS: dict[str, type[BaseModel]] = {"feedback": Feedback, "scanned": ScanReport, "return_received": Inspection}
 
 
 async def cmd_event(args) -> int:
@@ -553,6 +553,7 @@ async def merge_orders(client: Client, order_id: str, into: str, agent: str, rea
             raise CliError(f"order {oid}'s process has no merge outcome at manual review")
         views[oid] = view
     source, target = views[order_id].order, views[into].order
+    assert source is not None and target is not None  # the workflow's status query always carries the order
     if source.customer_id != target.customer_id:
         raise CliError(f"orders {order_id} and {into} belong to different customers; only one customer's orders merge")
     if source.address != target.address:
@@ -590,9 +591,9 @@ async def merge_orders(client: Client, order_id: str, into: str, agent: str, rea
             ReviewReceipt,
         )
     except CliError as err:
-        lines = ", ".join(f"{i.sku} x{i.quantity}" for i in source.items)
+        moved = ", ".join(f"{i.sku} x{i.quantity}" for i in source.items)
         raise CliError(
-            f"order {order_id} was merged, but adding its items to {into} failed ({err}); add {lines} to {into} with "
+            f"order {order_id} was merged, but adding its items to {into} failed ({err}); add {moved} to {into} with "
             f"`orderops review {into} --decision edit` when it waits for review again"
         ) from None
     return items
@@ -694,7 +695,7 @@ async def restock(
         receipt = store.receive_stock(sku, warehouse, quantity, bin=bin)
     except KeyError as err:
         raise CliError(err.args[0]) from None
-    told = []
+    told: list[tuple[str, str | None]] = []
     for order_id in receipt.woken:
         try:
             await _handle(client, order_id).signal("event", ExternalEvent(name="restocked", data={"sku": sku, "warehouse": warehouse}))
@@ -927,7 +928,9 @@ async def cmd_diff(args) -> int:
 async def cmd_render(args) -> int:
     if args.file is None and args.order is None:
         raise UsageError("render takes a definition FILE, --order ORDER_ID, or both")
-    visited, current, definition, snapshot = (), (), None, None
+    visited: Sequence[str] = ()
+    current: Sequence[str] = ()
+    definition, snapshot = None, None
     if args.file:
         definition, snapshot = load(Path(args.file), None)
     if args.order:
@@ -940,9 +943,12 @@ async def cmd_render(args) -> int:
                     f"(sha256 {timeline.process.sha256[:12]}), not {args.file}; drawing that one",
                     file=sys.stderr,
                 )
-            definition, _ = lint_text(timeline.definition_source, None)
+            definition, problems = lint_text(timeline.definition_source, None)
+            if definition is None:
+                raise CliError(f"order {args.order}'s definition no longer passes lint: {problems[0].format(timeline.process.path)}")
     if args.format == "png" and not args.out:
         raise UsageError("--format png writes binary data: give --out FILE.png")
+    assert definition is not None  # loaded from FILE or from the order's history; either failure raised above
     try:
         data = render(definition, args.format, visited, current)
     except RenderError as err:

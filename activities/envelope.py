@@ -17,6 +17,7 @@ def log_context(info: activity.Info) -> dict[str, Any]:
     """order_id, node and attempt for every log line of an activity."""
     # Activity ids are <node>-<n>, and undo-<node>-<n> for compensations (workflows/order.py).
     node = info.activity_id.rsplit("-", 1)[0]
+    assert info.workflow_id is not None  # orderops activities are scheduled by OrderWorkflow only
     context: dict[str, Any] = {
         "order_id": info.workflow_id.removeprefix("order-"),
         "node": node.removeprefix("undo-"),

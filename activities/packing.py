@@ -23,19 +23,26 @@ def address_key(order: Order) -> str:
     return hashlib.sha256(order.address.model_dump_json().encode()).hexdigest()[:16]
 
 
+def zpl_text(value: str) -> str:
+    """Field data printed as written: a ^ or ~ in it would otherwise start a ZPL command on the printer."""
+    escaped = value.replace("_", "_5F").replace("^", "_5E").replace("~", "_7E")
+    return f"^FH^FD{escaped}"  # ^FH: _ followed by two hex digits is the byte they name
+
+
 def zpl_label(order: Order, tracking: str, weight: float, labels: list[str], warehouse: str) -> str:
     """A 4x6 in. ZPL label, as thermal printers at the packing bench take it."""
     a = order.address
     lines = [
         "^XA",
+        "^CI28",  # the file is UTF-8; undeclared, the printer reads its bytes as code page 850
         f"^FO40,40^A0N,40,40^FD{tracking}^FS",
         f"^FO40,100^BCN,100,Y,N,N^FD{tracking}^FS",
-        f"^FO40,240^A0N,30,30^FD{order.customer_name} {order.phone}^FS",
-        f"^FO40,280^A0N,30,30^FD{a.province} {a.city} {a.district} {a.street} {a.postcode}^FS",
-        f"^FO40,330^A0N,30,30^FDOrder {order.order_id}  {weight} kg  from {warehouse}^FS",
+        f"^FO40,240^A0N,30,30{zpl_text(f'{order.customer_name} {order.phone}')}^FS",
+        f"^FO40,280^A0N,30,30{zpl_text(f'{a.province} {a.city} {a.district} {a.street} {a.postcode}')}^FS",
+        f"^FO40,330^A0N,30,30{zpl_text(f'Order {order.order_id}  {weight} kg  from {warehouse}')}^FS",
     ]
-    lines += [f"^FO40,{380 + 40 * i}^A0N,34,34^FD{label}^FS" for i, label in enumerate(labels)]
-    return "\n".join(lines + ["^XZ", ""])
+    lines += [f"^FO40,{380 + 40 * i}^A0N,34,34{zpl_text(label)}^FS" for i, label in enumerate(labels)]
+    return "\n".join([*lines, "^XZ", ""])
 
 
 class PackingActivities(StoreActivities):

@@ -60,10 +60,12 @@ class PickingActivities(StoreActivities):
                     if row:
                         return row["id"]
                     release_at = (now + window).isoformat(timespec="seconds")
-                    return db.execute(
+                    wave_id = db.execute(
                         "INSERT INTO waves (warehouse, opened_at, release_at, state) VALUES (?, ?, ?, 'open')",
                         (warehouse, now_iso(), release_at),
                     ).lastrowid
+                    assert wave_id is not None  # an INSERT that succeeded sets it
+                    return wave_id
 
                 lists = self._create_lists(db, order.order_id, round_no, wave_for=wave_for)
             waves = [w["wave_id"] for w in lists]
@@ -131,8 +133,8 @@ class PickingActivities(StoreActivities):
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
             expected: dict[str, int] = defaultdict(int)
-            for line in active_lines(db, order.order_id, round_no):
-                expected[line["sku"]] += line["quantity"]
+            for row in active_lines(db, order.order_id, round_no):
+                expected[row["sku"]] += row["quantity"]
             if not expected:
                 raise _no_reservation(order.order_id)
             differences = [

@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.customer import render
 from activities.inputs import CloseReturnArgs, InspectArgs, ReturnArgs, parse
+from activities.packing import zpl_text
 from activities.store import StoreActivities, now_iso, outbox
 
 log = structlog.get_logger()
@@ -90,10 +91,11 @@ class ReturnActivities(StoreActivities):
                     "\n".join(
                         [
                             "^XA",
+                            "^CI28",  # UTF-8, as packing's labels
                             f"^FO40,40^A0N,40,40^FDRETURN RT-{order.order_id}^FS",
                             f"^FO40,100^BCN,100,Y,N,N^FDRT-{order.order_id}^FS",
-                            f"^FO40,240^A0N,30,30^FDFrom {order.customer_name} {order.phone}^FS",
-                            f"^FO40,280^A0N,30,30^FDTo {warehouse['name'] if warehouse else 'returns desk'}^FS",
+                            f"^FO40,240^A0N,30,30{zpl_text(f'From {order.customer_name} {order.phone}')}^FS",
+                            f"^FO40,280^A0N,30,30{zpl_text('To ' + (warehouse['name'] if warehouse else 'returns desk'))}^FS",
                             "^XZ",
                             "",
                         ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -151,40 +152,50 @@ class ReviewRules(BaseModel):
     amount: AmountRule = AmountRule()
     payment: PaymentRule = PaymentRule()
 
+    # The validators' logic lives in plain functions, which mutation testing (mutmut) can mutate.
     @model_validator(mode="before")
     @classmethod
     def _legacy_keys(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not any(key in data for key in _LEGACY):
-            return data
-        data = dict(data)
-        for old, (rule, param) in _LEGACY.items():
-            if old not in data:
-                continue
-            if rule in data:
-                raise ValueError(f"{old} and {rule} both given; write {rule}.{param} only")
-            value = data.pop(old)
-            if old == "duplicate_window_hours":
-                # Hours, as numbers; a zero window found nothing but same-second twins: it meant "off".
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    try:
-                        data[rule] = {"enabled": False} if value == 0 else {param: timedelta(hours=value)}
-                    except OverflowError:
-                        raise ValueError(f"{old} {value} is too long") from None
-                else:
-                    data[rule] = {param: value}
-            else:
-                data[rule] = {param: value}
-        return data
+        return _upgrade_legacy(data)
 
     @field_validator("*", mode="before")
     @classmethod
     def _switch(cls, value: Any) -> Any:
-        """`null` or `false` switches a rule off; `true` (or `{}`) runs it with its defaults."""
-        if value is None or value is False:
-            return {"enabled": False}
-        if value is True:
-            return {}
-        return value
+        return _switched(value)
+
+
+def _upgrade_legacy(data: Any) -> Any:
+    """The flat keys of the first rule format, rewritten as the rules they set."""
+    if not isinstance(data, dict) or not any(key in data for key in _LEGACY):
+        return data
+    data = dict(data)
+    for old, (rule, param) in _LEGACY.items():
+        if old not in data:
+            continue
+        if rule in data:
+            raise ValueError(f"{old} and {rule} both given; write {rule}.{param} only")
+        value = data.pop(old)
+        if old == "duplicate_window_hours":
+            # Hours, as numbers; a zero window found nothing but same-second twins: it meant "off".
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                try:
+                    data[rule] = {"enabled": False} if value == 0 else {param: timedelta(hours=value)}
+                except OverflowError:
+                    raise ValueError(f"{old} {value} is too long") from None
+            else:
+                data[rule] = {param: value}
+        else:
+            data[rule] = {param: value}
+    return data
+
+
+def _switched(value: Any) -> Any:
+    """`null` or `false` switches a rule off; `true` (or `{}`) runs it with its defaults."""
+    if value is None or value is False:
+        return {"enabled": False}
+    if value is True:
+        return {}
+    return value
 
 
 class ReviewArgs(OrderArgs):
@@ -198,6 +209,11 @@ class ReviewArgs(OrderArgs):
 
 def _key(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _fingerprint(order: Order) -> tuple[str, str]:
+    """(address key, items key): what makes two orders of one customer the same order."""
+    return _key(_address_text(order).lower()), _key(sorted((i.sku, i.quantity) for i in order.items))
 
 
 def _address_text(order: Order) -> str:
@@ -218,16 +234,91 @@ def _hours(window: timedelta) -> str:
     return f"{hours:g} h"
 
 
+def findings(db: sqlite3.Connection, order: Order, rules: ReviewRules, anchor: str) -> list[tuple[str, str]]:
+    """(code, reason) for each rule the order breaks; reads the store, writes nothing.
+
+    A plain function rather than the body of the activity: mutation testing (mutmut)
+    does not mutate decorated functions, and these rules are what it must check.
+    `anchor` is when the order was first reviewed: the windows end there.
+    """
+    found: list[tuple[str, str]] = []
+    address = _address_text(order)
+    address_key, items_key = _fingerprint(order)
+
+    def since(window: timedelta) -> str:
+        return (datetime.fromisoformat(anchor) - window).isoformat(timespec="microseconds")
+
+    earlier = "customer_id = ? AND seen_at >= ? AND (seen_at < ? OR (seen_at = ? AND order_id < ?))"
+
+    if rules.unknown_sku.enabled:
+        known = {r["sku"] for r in db.execute("SELECT sku FROM products")}
+        for item in order.items:
+            if item.sku not in known:
+                found.append(("unknown_sku", f"item {item.sku} is not in the catalogue"))
+    if rules.zero_price.enabled and order.order_type not in rules.zero_price.exempt_order_types:
+        for item in order.items:
+            if item.unit_price == 0:
+                found.append(("item_price_zero", f"item {item.sku} has a price of 0"))
+    if rules.address.enabled:
+        problems = []
+        if len(order.address.street.strip()) < rules.address.min_street_length:
+            problems.append(f"street {order.address.street!r} is too short to deliver to")
+        if rules.address.require_district and not order.address.district.strip():
+            problems.append("the district is missing")
+        if problems:
+            found.append(("address_incomplete", "; ".join(problems)))
+    if rules.postcode.enabled:
+        postcode = order.address.postcode.strip()
+        if not postcode and rules.postcode.required:
+            found.append(("postcode_invalid", "the postcode is missing"))
+        # ASCII: `\d` would also take full-width (IME) digits, which carriers' systems cannot read.
+        elif postcode and not re.fullmatch(rules.postcode.pattern, postcode, re.ASCII):
+            found.append(("postcode_invalid", f"postcode {order.address.postcode!r} is not {rules.postcode.expected}"))
+    if rules.phone.enabled and not re.fullmatch(rules.phone.pattern, order.phone, re.ASCII):
+        found.append(("phone_invalid", f"phone {order.phone!r} is not {rules.phone.expected}"))
+    if rules.duplicate.enabled:
+        duplicate = db.execute(
+            f"SELECT order_id FROM orders_seen WHERE {earlier} AND address_key = ? AND items_key = ? ORDER BY seen_at DESC, order_id DESC",
+            (order.customer_id, since(rules.duplicate.window), anchor, anchor, order.order_id, address_key, items_key),
+        ).fetchone()
+        if duplicate:
+            found.append(("duplicate_order", f"same customer, address and items as order {duplicate[0]}"))
+    if rules.velocity.enabled:
+        velocity = rules.velocity
+        before = db.execute(
+            f"SELECT COUNT(*) FROM orders_seen WHERE {earlier}",
+            (order.customer_id, since(velocity.window), anchor, anchor, order.order_id),
+        ).fetchone()[0]
+        if before + 1 > velocity.max_orders:
+            text = f"{before + 1} orders from customer {order.customer_id} within {_hours(velocity.window)}"
+            found.append(("velocity_exceeded", f"{text} (at most {velocity.max_orders})"))
+    if rules.blacklist.enabled:
+        listed = {"customer": rules.blacklist.customers, "phone": rules.blacklist.phones, "address": rules.blacklist.addresses}
+        for kind, value in (("customer", order.customer_id), ("phone", order.phone), ("address", address)):
+            hit = None
+            if rules.blacklist.use_store:
+                row = db.execute("SELECT reason FROM blacklist WHERE kind = ? AND value = ?", (kind, value)).fetchone()
+                hit = row[0] if row else None
+            if hit is None:
+                hit = next((e.reason for e in listed[kind] if _normal(e.value) == _normal(value)), None)
+            if hit is not None:
+                found.append((f"blacklisted_{kind}", f"{kind} is blacklisted: {hit}"))
+    if rules.amount.enabled:
+        tier = order.customer_tier
+        limit = rules.amount.tier_limits.get(tier, rules.amount.limit)
+        if limit is not None and order.amount > limit:
+            whose = f" for {tier} customers" if tier in rules.amount.tier_limits else ""
+            found.append(("amount_over_limit", f"amount {order.amount:.2f} is above the limit {_number(limit)}{whose}"))
+    if rules.payment.enabled and not order.paid:
+        found.append(("payment_not_confirmed", "payment has not been confirmed"))
+    return found
+
+
 class ReviewActivities(StoreActivities):
     @activity.defn(name="review_order")
     def review_order(self, payload: dict) -> dict:
         args = parse(ReviewArgs, payload)
-        order, rules = args.order, args.rules
-        findings: list[tuple[str, str]] = []
-        address = _address_text(order)
-        address_key = _key(address.lower())
-        items_key = _key(sorted((i.sku, i.quantity) for i in order.items))
-
+        order = args.order
         with self.store.transaction() as db:
             # Windows end at the order's first review, not at this attempt: a retry, or a
             # re-review after an edit, sees the same earlier orders and never counts itself.
@@ -235,84 +326,18 @@ class ReviewActivities(StoreActivities):
             # (rows written with whole seconds too).
             row = db.execute("SELECT seen_at FROM orders_seen WHERE order_id = ?", (order.order_id,)).fetchone()
             anchor = row["seen_at"] if row else datetime.now(UTC).isoformat(timespec="microseconds")
-
-            def since(window: timedelta) -> str:
-                return (datetime.fromisoformat(anchor) - window).isoformat(timespec="microseconds")
-
-            earlier = "customer_id = ? AND seen_at >= ? AND (seen_at < ? OR (seen_at = ? AND order_id < ?))"
-
-            if rules.unknown_sku.enabled:
-                known = {r["sku"] for r in db.execute("SELECT sku FROM products")}
-                for item in order.items:
-                    if item.sku not in known:
-                        findings.append(("unknown_sku", f"item {item.sku} is not in the catalogue"))
-            if rules.zero_price.enabled and order.order_type not in rules.zero_price.exempt_order_types:
-                for item in order.items:
-                    if item.unit_price == 0:
-                        findings.append(("item_price_zero", f"item {item.sku} has a price of 0"))
-            if rules.address.enabled:
-                problems = []
-                if len(order.address.street.strip()) < rules.address.min_street_length:
-                    problems.append(f"street {order.address.street!r} is too short to deliver to")
-                if rules.address.require_district and not order.address.district.strip():
-                    problems.append("the district is missing")
-                if problems:
-                    findings.append(("address_incomplete", "; ".join(problems)))
-            if rules.postcode.enabled:
-                postcode = order.address.postcode.strip()
-                if not postcode and rules.postcode.required:
-                    findings.append(("postcode_invalid", "the postcode is missing"))
-                elif postcode and not re.fullmatch(rules.postcode.pattern, postcode):
-                    findings.append(("postcode_invalid", f"postcode {order.address.postcode!r} is not {rules.postcode.expected}"))
-            if rules.phone.enabled and not re.fullmatch(rules.phone.pattern, order.phone):
-                findings.append(("phone_invalid", f"phone {order.phone!r} is not {rules.phone.expected}"))
-            if rules.duplicate.enabled:
-                duplicate = db.execute(
-                    f"SELECT order_id FROM orders_seen WHERE {earlier} AND address_key = ? AND items_key = ?"
-                    " ORDER BY seen_at DESC, order_id DESC",
-                    (order.customer_id, since(rules.duplicate.window), anchor, anchor, order.order_id, address_key, items_key),
-                ).fetchone()
-                if duplicate:
-                    findings.append(("duplicate_order", f"same customer, address and items as order {duplicate[0]}"))
-            if rules.velocity.enabled:
-                velocity = rules.velocity
-                before = db.execute(
-                    f"SELECT COUNT(*) FROM orders_seen WHERE {earlier}",
-                    (order.customer_id, since(velocity.window), anchor, anchor, order.order_id),
-                ).fetchone()[0]
-                if before + 1 > velocity.max_orders:
-                    text = f"{before + 1} orders from customer {order.customer_id} within {_hours(velocity.window)}"
-                    findings.append(("velocity_exceeded", f"{text} (at most {velocity.max_orders})"))
-            if rules.blacklist.enabled:
-                listed = {"customer": rules.blacklist.customers, "phone": rules.blacklist.phones, "address": rules.blacklist.addresses}
-                for kind, value in (("customer", order.customer_id), ("phone", order.phone), ("address", address)):
-                    hit = None
-                    if rules.blacklist.use_store:
-                        found = db.execute("SELECT reason FROM blacklist WHERE kind = ? AND value = ?", (kind, value)).fetchone()
-                        hit = found[0] if found else None
-                    if hit is None:
-                        hit = next((e.reason for e in listed[kind] if _normal(e.value) == _normal(value)), None)
-                    if hit is not None:
-                        findings.append((f"blacklisted_{kind}", f"{kind} is blacklisted: {hit}"))
-            if rules.amount.enabled:
-                tier = order.customer_tier
-                limit = rules.amount.tier_limits.get(tier, rules.amount.limit)
-                if limit is not None and order.amount > limit:
-                    whose = f" for {tier} customers" if tier in rules.amount.tier_limits else ""
-                    findings.append(("amount_over_limit", f"amount {order.amount:.2f} is above the limit {_number(limit)}{whose}"))
-            if rules.payment.enabled and not order.paid:
-                findings.append(("payment_not_confirmed", "payment has not been confirmed"))
+            found = findings(db, order, args.rules, anchor)
             # Re-review after an edit replaces the earlier fingerprint of this order, keeping its first seen_at.
             db.execute(
                 "INSERT INTO orders_seen VALUES (?, ?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET"
                 " address_key = excluded.address_key, items_key = excluded.items_key",
-                (order.order_id, order.customer_id, address_key, items_key, anchor),
+                (order.order_id, order.customer_id, *_fingerprint(order), anchor),
             )
 
-        codes = [code for code, _ in findings]
+        codes = [code for code, _ in found]
         log.info("order reviewed", anomalies=codes)
         return {
             "anomalies": codes,
-            "reasons": [text for _, text in findings],
-            "findings": [{"code": code, "reason": text} for code, text in findings],
+            "reasons": [text for _, text in found],
+            "findings": [{"code": code, "reason": text} for code, text in found],
         }

@@ -20,9 +20,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orderops.order import Order
 
@@ -174,7 +175,8 @@ def _read_rows(text: str, path: str) -> list[_Row]:
             cells = [cell.strip() for cell in record]
             if len(cells) > len(header) and not any(cells[len(header) :]):
                 cells = cells[: len(header)]  # trailing empty cells, as spreadsheets pad rows
-            values = {name: cell for name, cell in zip(header, cells) if cell}
+            # Lengths may differ here: such a row is reported just below, keeping its order_id if it has one.
+            values = {name: cell for name, cell in zip(header, cells, strict=False) if cell}
             if len(cells) != len(header):
                 error = f"expected {len(header)} values (one per header column), got {len(cells)}"
                 rows.append(_Row(line, {"order_id": values["order_id"]} if "order_id" in values else {}, error))
@@ -253,7 +255,7 @@ def _build_order(order_id: str, rows: list[_Row], path: str, field_errors: Field
     try:
         order = Order.model_validate(document)
     except ValidationError as err:
-        by_line: dict[int, list[dict]] = {}
+        by_line: dict[int, list[InitErrorDetails]] = {}
         for error in err.errors():
             line, column = _place(error["loc"], rows)
             if (line, column) not in reported:
@@ -268,7 +270,7 @@ def _build_order(order_id: str, rows: list[_Row], path: str, field_errors: Field
 
 
 def _item(row: _Row) -> dict:
-    item = {c: row.values[c] for c in ITEM_COLUMNS if c in row.values}
+    item: dict[str, Any] = {c: row.values[c] for c in ITEM_COLUMNS if c in row.values}
     # The model's quantity is a strict integer: convert whole numbers, leave anything else for it to refuse.
     if _INTEGER.fullmatch(item.get("quantity", "")):
         item["quantity"] = int(item["quantity"])

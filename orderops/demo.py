@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from rich.console import Console
@@ -87,6 +87,11 @@ class Tracked:
     seconds: float | None = None
     started_at: datetime | None = None
 
+    def finished(self) -> tuple[OrderResult, datetime]:
+        """The result of a finished order and when it started."""
+        assert self.result is not None and self.started_at is not None  # advance() sets both together
+        return self.result, self.started_at
+
 
 def load_scenarios(count: int | None, run_tag: str) -> list[Scenario]:
     """`count` orders from the samples (default: each once), with ids and customers unique to this run."""
@@ -120,7 +125,7 @@ def _scan(order: Order, kind: str) -> dict:
     totals: dict[str, int] = {}
     for item in order.items:
         totals[item.sku] = totals.get(item.sku, 0) + item.quantity
-    lines = [{"sku": sku, "quantity": quantity} for sku, quantity in totals.items()]
+    lines: list[dict[str, Any]] = [{"sku": sku, "quantity": quantity} for sku, quantity in totals.items()]
     if kind == "short":
         lines[0]["quantity"] -= 1
         lines = [line for line in lines if line["quantity"]] or [{"sku": lines[0]["sku"], "quantity": 2}]
@@ -163,6 +168,7 @@ class Actors:
         description = await handle.describe()
         if description.status != WorkflowExecutionStatus.RUNNING:
             tracked.result = await handle.result()
+            assert description.close_time is not None  # the workflow is no longer running
             tracked.seconds = (description.close_time - description.start_time).total_seconds()
             tracked.started_at = description.start_time
             if scenario.return_ and tracked.result.status == "completed":
@@ -220,6 +226,7 @@ class Actors:
             set_outage(self.store, scenario.carrier_outage, "demo: booking system down")
         kind = scenario.scans[tracked.scanned] if tracked.scanned < len(scenario.scans) else "right"
         tracked.scanned += 1
+        assert view.order is not None  # the workflow's status query always carries the order
         await handle.signal("event", ExternalEvent(name="scanned", data=_scan(view.order, kind)))
 
     async def carry(self, tracked: Tracked) -> None:
@@ -238,6 +245,7 @@ class Actors:
 
     async def start_return(self, tracked: Tracked) -> None:
         spec = tracked.scenario.return_
+        assert spec is not None  # advance() starts a return only for a scenario that has one
         if "return" in tracked.done:
             return
         tracked.done.add("return")
@@ -290,7 +298,9 @@ async def run(address: str, namespace: str, count: int | None) -> int:
     client, server_process = await _client_with_server(address, namespace)
     # The progress bars own the terminal; the worker's log lines go to a file.
     log_file = config.home() / "demo.log"
-    logging.getLogger().handlers[0].setStream(open(log_file, "a", encoding="utf-8"))
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)  # the one logs.configure installs
+    handler.setStream(open(log_file, "a", encoding="utf-8"))  # noqa: SIM115 -- the handler writes to it until the process exits
     console.print(f"Worker log: {log_file}")
     stop = asyncio.Event()
     store = config.open_store()
@@ -340,8 +350,9 @@ async def _drive(client: Client, store: Store, count: int | None, worker_task: a
     console.print(_summary(tracked))
     done = [t for t in tracked if t.result is not None]
     if done:
-        since, until = min(t.started_at for t in done), datetime.now(UTC)
-        print_report(build([facts(t.result, t.started_at) for t in done], since, until), title="KPIs of the demo orders")
+        ended = [t.finished() for t in done]
+        since, until = min(started_at for _, started_at in ended), datetime.now(UTC)
+        print_report(build([facts(result, started_at) for result, started_at in ended], since, until), title="KPIs of the demo orders")
     problems = store.inconsistencies([t.scenario.order.order_id for t in done])
     for problem in problems:
         console.print(f"[red]store: {problem}[/]")

@@ -17,7 +17,10 @@ MAX_DURATION = timedelta(days=3650)
 def parse_duration(value: Any) -> Any:
     """Accept '90s', '5m', '1h30m', '2d' (and plain seconds) besides timedelta and ISO 8601 ('PT5M')."""
     try:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, bool):
+            # YAML reads `yes`/`true` as a boolean, which pydantic would take as 1 second.
+            raise ValueError(f"invalid duration {value!r}: use forms like 30s, 5m, 1h30m, 2d")
+        if isinstance(value, (int, float)):
             value = timedelta(seconds=value)
         elif isinstance(value, str) and value.startswith("P"):
             return value  # ISO 8601, as a duration serialises: pydantic reads it

@@ -6,10 +6,11 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 from temporalio import activity, workflow
 
 
-def _temporal_context(_, __, event: dict) -> dict:
+def _temporal_context(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     """Lift the order id out of the SDK's log extras so every line carries it."""
     for key in ("temporal_workflow", "temporal_activity"):
         info = event.pop(key, None)
@@ -21,7 +22,7 @@ def _temporal_context(_, __, event: dict) -> dict:
 
 
 def configure(log_format: str = "console", level: str = "info") -> None:
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

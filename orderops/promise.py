@@ -169,10 +169,7 @@ def compute(
     if service is None or (service.tiers is not None and tier not in service.tiers):
         notes.append(f"service {service_level!r} is not offered in {tier}; promised as standard")
         service_level, service = "standard", policy.services["standard"]
-    if service.days is not None:
-        days = service.days
-    else:
-        days = max(policy.tiers[tier] - service.faster_by_days, 1)
+    days = service.days if service.days is not None else max(policy.tiers[tier] - service.faster_by_days, 1)
     floor = 0 if days == 0 else 1
     days = max(days - policy.customer_tiers.get(customer_tier, 0), floor)
     extra = max((policy.categories.get(c, 0) for c in categories), default=0)
@@ -188,7 +185,8 @@ def compute(
         service_level=service_level,
         customer_tier=customer_tier,
         delivery_days=days,
-        ship_by=min(ship_by, local_deadline).astimezone(UTC),
+        # Compared as instants: two times of one zone compare by wall clock, which the repeated hour when DST ends misorders.
+        ship_by=min(ship_by.astimezone(UTC), deliver_by),
         deliver_by=deliver_by,
         at_risk_fraction=policy.at_risk_fraction,
         timezone=policy.timezone,

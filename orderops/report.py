@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import itertools
 import math
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
@@ -117,7 +119,7 @@ def kpis(facts: list[OrderFacts]) -> Kpis:
     orders = [o for o in facts if o.return_of is None]
     returns = [o for o in facts if o.return_of is not None]
     delivered = [o for o in orders if o.delivered_at and o.deliver_by]
-    on_time = [o for o in delivered if o.delivered_at <= o.deliver_by]
+    on_time = [o for o in orders if o.delivered_at and o.deliver_by and o.delivered_at <= o.deliver_by]
     kept = [o for o in on_time if o.shipped_at and o.ship_by and o.shipped_at <= o.ship_by]
     ship_hours = [(o.shipped_at - o.accepted_at).total_seconds() / 3600 for o in orders if o.shipped_at]
     ratings = [o.feedback for o in orders if o.feedback is not None]
@@ -130,9 +132,13 @@ def kpis(facts: list[OrderFacts]) -> Kpis:
         order_to_ship_hours_avg=round(sum(ship_hours) / len(ship_hours), 2) if ship_hours else None,
         order_to_ship_hours_p90=_p90(ship_hours),
         manual_review_rate=_rate(sum(o.manual_review for o in orders), len(orders)),
-        # Errors: orders cancelled or failed after acceptance (not merged, not unpaid) and returns caused by our mistakes.
+        # Errors: orders cancelled or failed after acceptance (not merged, not unpaid), or returned because of our mistake;
+        # an order counts once, however many such returns it had, so the rate stays a share of the orders.
         order_error_rate=_rate(
-            sum(o.status in ("cancelled", "failed") and o.end_node not in NOT_ERRORS for o in orders) + sum(r.our_mistake for r in returns),
+            len(
+                {o.order_id for o in orders if o.status in ("cancelled", "failed") and o.end_node not in NOT_ERRORS}
+                | {r.return_of for r in returns if r.our_mistake}
+            ),
             len(orders),
         ),
         feedback_avg=round(sum(ratings) / len(ratings), 2) if ratings else None,
@@ -211,10 +217,11 @@ def _bars(title: str, items: list[tuple[str, float]], unit: str, target: float |
 def _histogram(hours: list[float]) -> list[tuple[str, float]]:
     """Delivered minus promised: at or before the promise counts as on time."""
     edges = [-72, -48, -24, -12, 0]
-    buckets = [("more than 3 days early", lambda h: h <= -72)]
-    buckets += [(f"{-a}h to {-b}h early", lambda h, a=a, b=b: a < h <= b) for a, b in zip(edges, edges[1:])]
+    # Callable[..., bool]: mypy cannot type a lambda that binds its bounds as defaults against [float].
+    buckets: list[tuple[str, Callable[..., bool]]] = [("more than 3 days early", lambda h: h <= -72)]
+    buckets += [(f"{-a}h to {-b}h early", lambda h, a=a, b=b: a < h <= b) for a, b in itertools.pairwise(edges)]
     late = [0, 12, 24, 48]
-    buckets += [(f"{a}h to {b}h late", lambda h, a=a, b=b: a < h <= b) for a, b in zip(late, late[1:])]
+    buckets += [(f"{a}h to {b}h late", lambda h, a=a, b=b: a < h <= b) for a, b in itertools.pairwise(late)]
     buckets += [("more than 2 days late", lambda h: h > 48)]
     return [(label, float(sum(1 for h in hours if test(h)))) for label, test in buckets]
 

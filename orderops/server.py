@@ -62,5 +62,6 @@ def command(port: int = 7233, ui_port: int = UI_PORT, db: Path | None = None, na
 
 def start(port: int = 7233, ui_port: int = UI_PORT, namespace: str = "default") -> subprocess.Popen:
     home().mkdir(parents=True, exist_ok=True)  # a fresh clone has no state directory yet
-    log = open(home() / "temporal-server.log", "ab")
-    return subprocess.Popen(command(port, ui_port, namespace=namespace), stdout=log, stderr=subprocess.STDOUT)
+    # The child gets its own copy of the descriptor, so this process need not keep the file open.
+    with open(home() / "temporal-server.log", "ab") as log:
+        return subprocess.Popen(command(port, ui_port, namespace=namespace), stdout=log, stderr=subprocess.STDOUT)

@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import pytest
@@ -25,10 +25,11 @@ from activities import ACTIVITY_NAMES
 from activities.store import Store
 from orderops import search_attributes as sa
 from orderops.config import SAMPLES_DIR
-from orderops.messages import ExternalEvent, OrderStatusView
+from orderops.messages import ExternalEvent, OrderInput, OrderResult, OrderStatusView, StepRecord
 from orderops.order import Order
-from orderops.process.lint import load_definition
+from orderops.process.lint import lint_text, load_definition
 from orderops.process.load import DefinitionSnapshot
+from orderops.process.model import ProcessDefinition
 from orderops.server import PRIORITY_CONFIG, SQLITE_PRAGMAS, temporal_binary
 from starter import start_order
 from tests import support
@@ -142,14 +143,81 @@ async def status(handle: WorkflowHandle) -> OrderStatusView:
     return await handle.query("status", result_type=OrderStatusView)
 
 
+def _where(view: OrderStatusView) -> str:
+    pending = [t.node for t in view.pending_user_tasks]
+    return f"status {view.status!r} at {view.current_nodes}, waiting for events {view.waiting_for_events}, decisions {pending}"
+
+
 async def wait_until(handle: WorkflowHandle, predicate: Callable[[OrderStatusView], bool], timeout: float = 30) -> OrderStatusView:
-    """Wait on a condition of the order's status, never on the clock alone."""
-    async with asyncio.timeout(timeout):
-        while True:
-            view = await status(handle)
-            if predicate(view):
-                return view
-            await asyncio.sleep(0.05)
+    """Wait on a condition of the order's status, never on the clock alone; fail saying where the order stands."""
+    view: OrderStatusView | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                view = await status(handle)
+                if predicate(view):
+                    return view
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        where = _where(view) if view else "no status answered"
+        pytest.fail(f"{handle.id}: condition not met within {timeout:g}s; {where}")
+
+
+async def finished(handle: WorkflowHandle, timeout: float = 45) -> OrderResult:
+    """The order's result; an order that does not end fails the test in seconds, saying where it stands."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await handle.result()
+    except TimeoutError:
+        try:
+            async with asyncio.timeout(5):
+                where = _where(await status(handle))
+        except Exception as err:  # the status is for the message only; its failure must not hide the hang
+            where = f"status unavailable: {err}"
+        pytest.fail(f"{handle.id} did not end within {timeout:g}s; {where}")
+
+
+async def settled(handle: WorkflowHandle, store: Store | None, *, failed_undos: Collection[str] = (), timeout: float = 45) -> OrderResult:
+    """What every scenario ends with: the order ended, each step is over, the saga undid what it had to, the store is sound.
+
+    - no step is left running;
+    - an order that did not complete has an undo recorded for every completed step that has a
+      compensation (and none for a completed order), each undo `completed` unless named in
+      `failed_undos` (then it must be `failed`, with the error recorded);
+    - `Store.inconsistencies` finds nothing for the store as a whole or for this order.
+    """
+    result = await finished(handle, timeout)
+    definition = await _definition_of(handle)
+    problems = [f"step {s.node} ({s.type}) left {s.outcome!r}" for s in result.steps if s.outcome == "running" or s.ended_at is None]
+    compensable = {n.id for n in definition.nodes if getattr(n, "compensation", None)}
+    done = [s for s in result.steps if s.type != "compensation" and s.node in compensable and s.outcome == "completed"]
+    undos: dict[str, StepRecord] = {}
+    for s in result.steps:
+        if s.type == "compensation" and s.outcome != "interrupted":  # an interrupted undo is run again
+            undos[s.node] = s
+    if result.status == "completed":
+        problems += [f"completed order undid {node}" for node in undos]
+    else:
+        problems += [f"completed step {s.node} was not undone" for s in done if s.node not in undos]
+        for node, undo in undos.items():
+            expected = "failed" if node in failed_undos else "completed"
+            if undo.outcome != expected or (expected == "failed" and not undo.detail):
+                problems.append(f"undo of {node}: {undo.outcome!r} ({undo.detail}), expected {expected!r}")
+    problems += [f"expected the undo of {node} to fail, but it did not run" for node in failed_undos if node not in undos]
+    if store is not None:
+        problems += store.inconsistencies([result.order_id])
+    assert not problems, f"{result.order_id} ({result.status} at {result.end_node}): " + "; ".join(problems)
+    return result
+
+
+async def _definition_of(handle: WorkflowHandle) -> ProcessDefinition:
+    """The definition the order really ran under, from its start event (not today's YAML)."""
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    [inp] = pydantic_data_converter.payload_converter.from_payloads(list(started.input.payloads), [OrderInput])
+    parsed, problems = lint_text(inp.definition.source, known_activities=None)
+    assert parsed is not None, problems
+    return parsed
 
 
 def awaiting_decision(view: OrderStatusView) -> bool:

@@ -54,6 +54,29 @@ def undo_step(payload: dict) -> dict:
     return {}
 
 
+@activity.defn(name="broken_undo")
+def broken_undo(payload: dict) -> dict:
+    """An undo that cannot succeed: the rest of the saga must still run."""
+    _note(payload, f"broken_undo:{payload.get('label', '')}")
+    raise ApplicationError("the restocking robot is jammed", type="RobotJammed", non_retryable=True)
+
+
+# order id -> set by the test when a stubborn step may finish
+RELEASE: dict[str, threading.Event] = {}
+
+
+@activity.defn(name="stubborn_step")
+def stubborn_step(payload: dict) -> dict:
+    """Does not heartbeat, so it never hears of a cancellation: it finishes when the test releases it."""
+    key = _order_id(payload)
+    with _lock:
+        release = RELEASE.setdefault(key, threading.Event())
+    _note(payload, "stubborn_step:started")
+    release.wait(timeout=30)
+    _note(payload, "stubborn_step:finished")
+    return {}
+
+
 @activity.defn(name="slow_step")
 async def slow_step(payload: dict) -> dict:
     """Runs until cancelled, heartbeating, so sibling cancellation can be observed."""
@@ -69,12 +92,17 @@ async def slow_step(payload: dict) -> dict:
         raise
 
 
-TEST_ACTIVITIES = (flaky_step, broken_step, journal_step, undo_step, slow_step)
+TEST_ACTIVITIES = (flaky_step, broken_step, journal_step, undo_step, broken_undo, stubborn_step, slow_step)
 TEST_ACTIVITY_NAMES = frozenset(fn.__temporal_activity_definition.name for fn in TEST_ACTIVITIES)
 
 
 def extra_activities() -> list:
     return list(TEST_ACTIVITIES)
+
+
+def release(order_id: str) -> None:
+    with _lock:
+        RELEASE.setdefault(order_id, threading.Event()).set()
 
 
 def journal_for(order_id: str) -> list[str]:

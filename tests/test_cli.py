@@ -10,8 +10,10 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from activities.store import Store
+from orderops.messages import OrderResult
 from orderops.order import Order, workflow_id
-from tests.conftest import KNOWN_ACTIVITIES, ROOT, cli, order_data, run_cli
+from tests.conftest import KNOWN_ACTIVITIES, ROOT, cli, order_data, run_cli, settled
 
 
 async def exists(client: Client, order_id: str) -> bool:
@@ -130,7 +132,7 @@ async def test_unknown_order_gets_a_clear_message(address, worker):
         assert result.stderr.strip() == "orderops: no order 'nope' (no workflow order-nope)"
 
 
-async def test_event_name_and_payload_are_checked(tmp_path, client, worker, address):
+async def test_event_name_and_payload_are_checked(tmp_path, client, worker, address, store: Store):
     order = order_data()
     assert (await cli("start", str(write(tmp_path, order)), address=address)).returncode == 0
     oid = order["order_id"]
@@ -149,7 +151,7 @@ async def test_event_name_and_payload_are_checked(tmp_path, client, worker, addr
     assert sent.returncode == 0 and "event 'delivered' delivered to order" in sent.stdout
     cancelled = await cli("cancel", oid, "--reason", "test", address=address)
     assert cancelled.returncode == 0, cancelled.stderr
-    await client.get_workflow_handle(workflow_id(oid)).result()
+    await settled(client.get_workflow_handle(workflow_id(oid), result_type=OrderResult), store)
     after = await cli("event", oid, "feedback", "--data", '{"rating": 4}', address=address)
     assert (after.returncode, after.stderr.strip()) == (1, f"orderops: order {oid} has already ended (cancelled); nothing changed")
 

@@ -15,7 +15,7 @@ from activities.store import Store
 from orderops import search_attributes as sa
 from orderops.history.timeline import build_timeline
 from orderops.messages import ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
-from tests.conftest import awaiting_decision, definition, shipped, status, wait_until, waiting_for
+from tests.conftest import awaiting_decision, definition, settled, shipped, status, wait_until, waiting_for
 
 
 async def at_signoff(handle) -> OrderStatusView:
@@ -27,17 +27,15 @@ async def fast_forward_to(ts_env, handle, when: datetime) -> bool:
 
     False if the order ended before its clock got there."""
     info = await ts_env.get_time_skipping_info(handle)
-    if info is not None and info.HasField("current_time"):
-        now = info.current_time.ToDatetime().replace(tzinfo=UTC)
-    else:  # never skipped yet: its clock is the real one
-        now = datetime.now(UTC)
+    # An order whose clock never skipped yet keeps the real one.
+    now = info.current_time.ToDatetime().replace(tzinfo=UTC) if info is not None and info.HasField("current_time") else datetime.now(UTC)
     return await ts_env.fast_forward(handle, when - now)
 
 
-async def finish(handle) -> OrderResult:
+async def finish(handle, store: Store) -> OrderResult:
     await wait_until(handle, waiting_for("feedback"))
     await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 4}))
-    return await handle.result()
+    return await settled(handle, store)
 
 
 def promise_of(view: OrderStatusView) -> tuple[datetime, datetime]:
@@ -55,7 +53,7 @@ async def test_promise_is_made_at_acceptance_and_kept(ts_start, ts_store: Store)
     assert (attributes.get(sa.REGION), attributes.get(sa.SERVICE_LEVEL)) == ("tier1", "standard")
 
     await handle.signal("event", ExternalEvent(name="delivered", data={"signer": "Li Wei"}))
-    result = await finish(handle)
+    result = await finish(handle, ts_store)
     assert result.status == "completed"
     assert (result.at_risk, result.breaches, result.variables["delay_compensation"]) == ([], [], None)
     assert ts_store.rows("SELECT * FROM delay_compensations WHERE order_id = ?", order.order_id) == []
@@ -64,7 +62,7 @@ async def test_promise_is_made_at_acceptance_and_kept(ts_start, ts_store: Store)
 async def test_late_delivery_breaches_the_receive_at_the_promise_and_is_compensated_once(ts_env, ts_start, ts_store: Store):
     order, handle = await ts_start()
     view = await at_signoff(handle)
-    ship_by, deliver_by = promise_of(view)
+    _ship_by, deliver_by = promise_of(view)
 
     assert await fast_forward_to(ts_env, handle, deliver_by + timedelta(hours=6))
     view = await wait_until(handle, lambda v: v.breaches and "delivered" in v.waiting_for_events)
@@ -78,7 +76,7 @@ async def test_late_delivery_breaches_the_receive_at_the_promise_and_is_compensa
     assert attributes.get(sa.BREACHED) is True and attributes.get(sa.AT_RISK) is False
 
     await handle.signal("event", ExternalEvent(name="delivered", data={"signer": "Li Wei"}))
-    result = await finish(handle)
+    result = await finish(handle, ts_store)
     assert result.status == "completed"
     assert result.variables["delay_compensation"] == {"granted": True, "amount": "10", "currency": "CNY"}
     [row] = ts_store.rows("SELECT amount, service_level FROM delay_compensations WHERE order_id = ?", order.order_id)
@@ -116,7 +114,7 @@ async def test_no_coupon_when_the_customer_caused_the_delay(ts_env, ts_start, ts
     await fast_forward_to(ts_env, handle, deliver_by + timedelta(hours=6))
     await wait_until(handle, lambda v: v.breaches and "delivered" in v.waiting_for_events)
     await handle.signal("event", ExternalEvent(name="delivered"))
-    result = await finish(handle)
+    result = await finish(handle, ts_store)
     assert result.breaches and result.variables["delay_compensation"] is None
     assert "compensate_delay" not in [s.node for s in result.steps]
     assert ts_store.rows("SELECT * FROM delay_compensations WHERE order_id = ?", order.order_id) == []
@@ -129,7 +127,7 @@ async def test_a_decision_past_ship_by_takes_the_breach_path(ts_env, ts_start, t
     assert view.pending_user_tasks[0].deadline == ship_by  # its own 10 days are cut to the promise
 
     await fast_forward_to(ts_env, handle, ship_by + timedelta(minutes=5))
-    result = await handle.result()
+    result = await settled(handle, ts_store)
     assert [(b["node"], b["expression"]) for b in result.breaches] == [("approve", "promise.ship_by")]
     assert [s.node for s in result.steps] == ["promise", "approve", "late_notice", "pack"]
     assert next(s for s in result.steps if s.node == "approve").outcome == "breached"
@@ -158,14 +156,14 @@ async def test_at_risk_near_the_deadline_then_cleared_when_the_step_ends_in_time
     )
 
     await handle.execute_update("review", ReviewDecision(decision="approve", agent="amy"))
-    result = await handle.result()
+    result = await settled(handle, ts_store)
     # `pack` starts past 80% of the same window, so it is at risk from its start, and clears too.
     assert (result.status, result.breaches, [r["node"] for r in result.at_risk]) == ("completed", [], ["approve", "pack"])
     assert (await handle.describe()).typed_search_attributes.get(sa.AT_RISK) is False
 
 
-async def test_a_task_whose_retries_would_outlast_its_deadline_breaches(start):
-    order, handle = await start("retry_deadline.yaml")
-    result = await handle.result()
+async def test_a_task_whose_retries_would_outlast_its_deadline_breaches(start, store: Store):
+    _order, handle = await start("retry_deadline.yaml")
+    result = await settled(handle, store)
     assert (result.status, result.end_node) == ("failed", "late")  # the breach path, not on_error
     assert [b["node"] for b in result.breaches] == ["flaky"]

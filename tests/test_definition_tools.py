@@ -84,7 +84,7 @@ def test_every_definition_renders_with_distinct_shapes_and_labelled_edges(path: 
         "end": "shape=doublecircle",
     }
     for node in definition.nodes:
-        line = next(l for l in graph.splitlines() if l.strip().startswith(f'"{node.id}" ['))
+        line = next(text for text in graph.splitlines() if text.strip().startswith(f'"{node.id}" ['))
         assert shapes[node.type] in line
     if shutil.which("dot"):
         checked = subprocess.run(["dot", "-Tsvg"], input=graph, capture_output=True, text=True, timeout=60)

@@ -15,7 +15,7 @@ from orderops.messages import ExternalEvent, OrderResult, ReviewDecision
 from orderops.order import Order
 from orderops.process.lint import load_definition
 from starter import start_order
-from tests.conftest import KNOWN_ACTIVITIES, ROOT, awaiting_decision, order_data, shipped, status, wait_until, waiting_for
+from tests.conftest import KNOWN_ACTIVITIES, ROOT, awaiting_decision, order_data, settled, shipped, status, wait_until, waiting_for
 from worker import build_worker
 
 
@@ -67,7 +67,7 @@ async def test_order_survives_server_and_worker_restart(tmp_path: Path):
             await handle.signal("event", ExternalEvent(name="delivered"))
             await wait_until(handle, waiting_for("feedback"))
             await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 4}))
-            result = await handle.result()
+            result = await settled(handle, store)
             assert result.status == "completed"
             assert [s.node for s in (await status(handle)).steps][:2] == ["promise", "checks"]
     finally:

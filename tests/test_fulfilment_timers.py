@@ -9,18 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 from activities.store import Store
 from orderops.messages import ExternalEvent, ReviewDecision
-from tests.conftest import awaiting_decision, scan_of, shipped, status, wait_until, waiting_for
+from tests.conftest import awaiting_decision, scan_of, settled, shipped, status, wait_until, waiting_for
 from tests.test_deadlines import fast_forward_to, finish
 
 
 async def fast_forward(ts_env, handle, delta: timedelta) -> None:
     """Move this order's clock `delta` past its current time."""
     info = await ts_env.get_time_skipping_info(handle)
-    now = (
-        info.current_time.ToDatetime().replace(tzinfo=UTC)
-        if info is not None and info.HasField("current_time")
-        else datetime.now(UTC)
-    )
+    now = info.current_time.ToDatetime().replace(tzinfo=UTC) if info is not None and info.HasField("current_time") else datetime.now(UTC)
     await fast_forward_to(ts_env, handle, now + delta)
 
 
@@ -29,7 +25,7 @@ async def test_an_unpaid_order_is_cancelled_when_the_payment_does_not_come(ts_en
     order, handle = await ts_start(paid=False)
     await wait_until(handle, waiting_for("paid"))
     await fast_forward(ts_env, handle, timedelta(minutes=31))
-    result = await handle.result()
+    result = await settled(handle, ts_store)
     assert (result.status, result.end_node, result.reason) == ("cancelled", "unpaid", "payment not confirmed within 30 minutes")
     assert ts_store.stock_levels()["TEA-001"] == before["TEA-001"]
     assert [r["kind"] for r in ts_store.rows("SELECT kind FROM notifications WHERE order_id = ?", order.order_id)] == ["unpaid_cancelled"]
@@ -42,13 +38,13 @@ async def test_orders_of_one_warehouse_are_picked_in_one_wave(ts_env, ts_start, 
         await wait_until(handle, lambda v: "wave_window" in v.current_nodes)
     for _, handle in started:
         await fast_forward(ts_env, handle, timedelta(hours=1, minutes=1))
-    for order, handle in started:
+    for _order, handle in started:
         view = await wait_until(handle, waiting_for("scanned"))
         await handle.signal("event", ExternalEvent(name="scanned", data=scan_of(view.order)))
         await shipped(handle)
         await handle.signal("event", ExternalEvent(name="delivered"))
-        assert (await finish(handle)).status == "completed"
-    results = [await handle.result() for _, handle in started]
+        assert (await finish(handle, ts_store)).status == "completed"
+    results = [await settled(handle, ts_store) for _, handle in started]
     waves = {tuple(w["id"] for w in r.variables["pick_list"]["waves"]) for r in results}
     assert len(waves) == 1  # one wave, released once, for all three
     [walk] = [r.variables["pick_list"]["waves"][0]["walk"] for r in results[:1]]
@@ -71,7 +67,7 @@ async def test_a_parcel_not_scanned_for_days_is_possibly_lost_and_reshipped(ts_e
     await handle.execute_update("review", ReviewDecision(decision="reship", agent="amy", reason="carrier lost it"))
     await shipped(handle)
     await handle.signal("event", ExternalEvent(name="delivered"))
-    result = await finish(handle)
+    result = await finish(handle, ts_store)
     assert result.status == "completed"
     bookings = ts_store.rows("SELECT round, state, tracking_no FROM carrier_bookings WHERE order_id = ? ORDER BY round", order.order_id)
     assert [(b["round"], b["state"]) for b in bookings] == [(1, "lost"), (2, "delivered")]
@@ -92,7 +88,7 @@ async def test_a_lost_parcel_can_be_refunded_instead(ts_env, ts_start, ts_store:
     await handle.signal("event", ExternalEvent(name="lost", data={"carrier_note": "damaged in sorting centre"}))
     await wait_until(handle, awaiting_decision)
     await handle.execute_update("review", ReviewDecision(decision="refund", agent="amy", reason="customer prefers money back"))
-    result = await handle.result()
+    result = await settled(handle, ts_store)
     assert (result.status, result.end_node) == ("cancelled", "refunded")
     assert ts_store.rows("SELECT reason, amount FROM refunds WHERE order_id = ?", order.order_id) == [
         {"reason": "lost_in_transit", "amount": "181.50"}
@@ -108,7 +104,7 @@ async def test_stock_that_never_arrives_goes_to_a_supervisor(ts_env, ts_start, t
     assert (task.node, task.role, task.outcomes) == ("stock_escalation", "supervisor", ["wait", "cancel"])
     assert task.details == "LAMP-007 short by 37 at SH"
     await handle.execute_update("review", ReviewDecision(decision="cancel", agent="sam", role="supervisor", reason="supplier out"))
-    result = await handle.result()
+    result = await settled(handle, ts_store)
     assert (result.status, result.end_node) == ("failed", "out_of_stock")
     # Nobody waits for the goods any more: the purchase is called off.
     assert [r["state"] for r in ts_store.rows("SELECT state FROM purchase_requisitions WHERE order_id = ?", order.order_id)] == [

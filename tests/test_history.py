@@ -7,25 +7,26 @@ import json
 import subprocess
 from pathlib import Path
 
+from activities.store import Store
 from orderops.history.timeline import build_timeline, load_history_file
 from orderops.messages import ExternalEvent, ReviewDecision
 from orderops.server import temporal_binary
-from tests.conftest import awaiting_decision, cli, wait_until
+from tests.conftest import awaiting_decision, cli, settled, wait_until
 
 
-async def finished_audit_order(start):
+async def finished_audit_order(start, store: Store):
     """An order with a retried task, a manual decision and a receive that times out."""
     order, handle = await start("audit.yaml")
     await wait_until(handle, awaiting_decision)
     await handle.signal("event", ExternalEvent(name="noise", data={"scanner": "A7"}))
     await handle.execute_update("review", ReviewDecision(decision="approve", agent="amy", reason="looks fine"))
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "completed"
     return order, handle
 
 
-async def test_timeline_has_definition_steps_attempts_decisions_and_timers(start):
-    order, handle = await finished_audit_order(start)
+async def test_timeline_has_definition_steps_attempts_decisions_and_timers(start, store: Store):
+    order, handle = await finished_audit_order(start, store)
     timeline = build_timeline(await handle.fetch_history())
 
     assert (timeline.order_id, timeline.workflow_id) == (order.order_id, handle.id)
@@ -61,8 +62,8 @@ async def test_timeline_has_definition_steps_attempts_decisions_and_timers(start
     assert (scan.outcome, scan.duration_s, scan.node) == ("fired", 1, "scan")
 
 
-async def test_export_then_audit_from_file_gives_the_same_timeline(start, address, tmp_path: Path):
-    order, handle = await finished_audit_order(start)
+async def test_export_then_audit_from_file_gives_the_same_timeline(start, address, tmp_path: Path, store: Store):
+    order, handle = await finished_audit_order(start, store)
     live = await cli("audit", order.order_id, "--json", address=address)
     exported = await cli("export", order.order_id, "--out", str(tmp_path), address=address)
     assert exported.returncode == 0, exported.stderr
@@ -85,8 +86,8 @@ async def test_export_then_audit_from_file_gives_the_same_timeline(start, addres
         assert expected in text.stdout, (expected, text.stdout)
 
 
-async def test_history_from_the_temporal_cli_is_accepted(start, address, tmp_path: Path):
-    order, handle = await finished_audit_order(start)
+async def test_history_from_the_temporal_cli_is_accepted(start, address, tmp_path: Path, store: Store):
+    order, handle = await finished_audit_order(start, store)
     shown = subprocess.run(
         [temporal_binary(), "workflow", "show", "--workflow-id", handle.id, "--address", address, "--output", "json"],
         capture_output=True,
@@ -122,9 +123,9 @@ async def test_audit_of_a_running_order_and_of_bad_input(start, address, tmp_pat
     assert (neither.returncode, neither.stderr.strip()) == (2, "orderops: audit takes an ORDER_ID or --file HISTORY.json (one of the two)")
 
 
-async def test_replay_by_visibility_query(start, address):
-    order, handle = await start("retry.yaml")
-    await handle.result()
+async def test_replay_by_visibility_query(start, address, store: Store):
+    _order, handle = await start("retry.yaml")
+    await settled(handle, store)
     result = None
     for _ in range(100):  # visibility is eventually consistent
         result = await cli("replay", "--query", f"WorkflowId = '{handle.id}'", address=address)

@@ -88,7 +88,7 @@ def test_each_error_class_is_reported_at_its_line(change, line, message):
     old, new = change
     assert old in VALID
     found = problems(VALID.replace(old, new, 1))
-    assert any(l == line and message in m for l, m in found), found
+    assert any(at == line and message in m for at, m in found), found
 
 
 def test_unreachable_node():

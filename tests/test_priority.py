@@ -13,7 +13,7 @@ from activities.envelope import AttemptEnvelope
 from orderops.order import Order
 from starter import start_order
 from tests import support
-from tests.conftest import definition, order_data
+from tests.conftest import definition, finished, order_data
 from workflows import OrderWorkflow
 
 
@@ -47,7 +47,7 @@ async def test_urgent_and_express_orders_jump_a_backlog(client):
         activity_executor=ThreadPoolExecutor(max_workers=1),
         interceptors=[AttemptEnvelope()],
     ):
-        await asyncio.gather(*(h.result() for h in handles))
+        await asyncio.gather(*(finished(h) for h in handles))
     served = [oid for oid, _ in support.JOURNAL if oid.startswith(f"bk-{queue}")]
     assert len(served) == len(kinds)
     assert sorted(oid.rsplit("-", 1)[1] for oid in served[:2]) == ["express", "urgent"]

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from activities.store import Store
 from orderops.messages import ExternalEvent
 from orderops.report import OrderFacts, build, kpis, to_html
-from tests.conftest import cli, shipped, wait_until
+from tests.conftest import cli, settled, shipped, wait_until
 from tests.test_deadlines import fast_forward_to, finish, promise_of
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -91,23 +92,23 @@ def test_report_groups_by_tier_and_service_and_charts_the_spread():
     assert page.count("<svg") == 2 and "Promise attainment by region tier" in page and "<script" not in page
 
 
-async def test_report_command_over_finished_orders(ts_env, ts_start, tmp_path: Path):
+async def test_report_command_over_finished_orders(ts_env, ts_start, tmp_path: Path, ts_store: Store):
     on_time_order, on_time = await ts_start()
     await shipped(on_time)
     await on_time.signal("event", ExternalEvent(name="delivered"))
-    await finish(on_time)
+    await finish(on_time, ts_store)
 
     late_order, late = await ts_start(service_level="express")
     _, deliver_by = promise_of(await shipped(late))
     assert await fast_forward_to(ts_env, late, deliver_by + timedelta(hours=3))
     await wait_until(late, lambda v: v.breaches and "delivered" in v.waiting_for_events)
     await late.signal("event", ExternalEvent(name="delivered"))
-    await finish(late)
+    await finish(late, ts_store)
 
     cancelled_order, cancelled = await ts_start()
     await shipped(cancelled)
     await cancelled.execute_update("cancel", {"reason": "customer changed their mind"})
-    await cancelled.result()
+    await settled(cancelled, ts_store)
 
     ids = ", ".join(f"'order-{o.order_id}'" for o in (on_time_order, late_order, cancelled_order))
     address = ts_env.client.service_client.config.target_host

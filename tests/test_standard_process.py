@@ -14,7 +14,7 @@ from orderops import search_attributes as sa
 from orderops.messages import AddressChange, CancelRequest, ExternalEvent, OrderResult, ReviewDecision, ReviewReceipt
 from orderops.order import Address, OrderEdit
 from orderops.process.lint import load_definition
-from tests.conftest import KNOWN_ACTIVITIES, ROOT, awaiting_decision, cli, scan_of, shipped, status, wait_until, waiting_for
+from tests.conftest import KNOWN_ACTIVITIES, ROOT, awaiting_decision, cli, scan_of, settled, shipped, status, wait_until, waiting_for
 
 NEEDS_REVIEW = {"phone": "12345"}  # an invalid phone: the order waits for a person
 
@@ -53,7 +53,7 @@ async def test_happy_path_ships_tracks_and_completes(start, store: Store):
     await track(handle, "delivered")
     await wait_until(handle, waiting_for("feedback"))
     await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 5, "comment": "ok"}))
-    result: OrderResult = await handle.result()
+    result: OrderResult = await settled(handle, store)
 
     assert result.status == "completed" and result.end_node == "completed"
     ran = [s.node for s in result.steps if s.type == "task"]
@@ -88,18 +88,18 @@ async def test_happy_path_ships_tracks_and_completes(start, store: Store):
     assert result.variables["scan_check"]["matched"] and result.variables["scan_check"]["mismatches"] == 0
 
 
-async def test_unpaid_order_waits_for_the_payment_then_goes_on_alone(start):
-    order, handle = await start(paid=False)
+async def test_unpaid_order_waits_for_the_payment_then_goes_on_alone(start, store: Store):
+    _order, handle = await start(paid=False)
     view = await wait_until(handle, waiting_for("paid"))
     assert view.status == "awaiting_payment" and not view.pending_user_tasks
     await handle.signal("event", ExternalEvent(name="paid", data={"provider": "alipay"}))
     await deliver(handle)
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "completed" and result.decisions == []
 
 
-async def test_anomalous_order_waits_for_a_person_then_approve(start):
-    order, handle = await start(**NEEDS_REVIEW)
+async def test_anomalous_order_waits_for_a_person_then_approve(start, store: Store):
+    _order, handle = await start(**NEEDS_REVIEW)
     view = await wait_until(handle, awaiting_decision)
     task = view.pending_user_tasks[0]
     assert view.status == "awaiting_review" and task.node == "manual_review"
@@ -111,7 +111,7 @@ async def test_anomalous_order_waits_for_a_person_then_approve(start):
     )
     assert (receipt.node, receipt.decision, receipt.next) == ("manual_review", "approve", "stock_gate")
     await deliver(handle)
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "completed"
     [decision] = result.decisions
     assert (decision.agent, decision.decision, decision.reason, decision.via) == ("amy", "approve", "called the customer", "update")
@@ -125,7 +125,7 @@ async def test_reject_releases_reserved_stock(start, store: Store):
     assert store.stock_levels()["TEA-001"][1] == before["TEA-001"][1] + 2  # held while a person decides
 
     await handle.execute_update("review", ReviewDecision(decision="reject", agent="amy", reason="fraud"))
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "rejected"
     assert [s.activity for s in result.steps if s.type == "compensation"] == ["release_stock"]
     assert reserved(store, order.order_id) == {"TEA-001": (2, "released"), "MUG-002": (1, "released")}
@@ -133,21 +133,21 @@ async def test_reject_releases_reserved_stock(start, store: Store):
     assert column(store, "SELECT kind FROM notifications WHERE order_id = ?", order.order_id) == ["rejected"]
 
 
-async def test_review_by_plain_signal(start):
-    order, handle = await start(**NEEDS_REVIEW)
+async def test_review_by_plain_signal(start, store: Store):
+    _order, handle = await start(**NEEDS_REVIEW)
     await wait_until(handle, awaiting_decision)
     await handle.signal("review", ReviewDecision(decision="reject", agent="bob", reason="by signal"))
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "rejected"
     assert [(d.agent, d.via) for d in result.decisions] == [("bob", "signal")]
 
 
-async def test_invalid_signal_is_ignored_not_applied(start):
-    order, handle = await start(**NEEDS_REVIEW)
+async def test_invalid_signal_is_ignored_not_applied(start, store: Store):
+    _order, handle = await start(**NEEDS_REVIEW)
     await wait_until(handle, awaiting_decision)
     await handle.signal("review", ReviewDecision(decision="ship-it", agent="bob"))
     await handle.execute_update("review", ReviewDecision(decision="reject", agent="amy"))
-    result = await handle.result()
+    result = await settled(handle, store)
     assert [(d.agent, d.decision) for d in result.decisions] == [("amy", "reject")]
 
 
@@ -163,7 +163,7 @@ async def test_invalid_signal_is_ignored_not_applied(start):
     ],
 )
 async def test_validator_rejects_bad_decisions_and_changes_nothing(start, decision, message):
-    order, handle = await start(**NEEDS_REVIEW)
+    _order, handle = await start(**NEEDS_REVIEW)
     await wait_until(handle, awaiting_decision)
     with pytest.raises(WorkflowUpdateFailedError) as raised:
         await handle.execute_update("review", decision)
@@ -182,12 +182,12 @@ async def test_review_when_not_awaiting_is_rejected(start):
     await handle.execute_update("cancel", CancelRequest(reason="test cleanup"))
 
 
-async def test_edit_changes_the_order_and_reviews_it_again(start):
-    order, handle = await start(**NEEDS_REVIEW)
+async def test_edit_changes_the_order_and_reviews_it_again(start, store: Store):
+    _order, handle = await start(**NEEDS_REVIEW)
     await wait_until(handle, awaiting_decision)
     await handle.execute_update("review", ReviewDecision(decision="edit", agent="amy", changes=OrderEdit(phone="13722223333")))
     await deliver(handle)
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "completed"
     assert [s.node for s in result.steps].count("auto_review") == 2
 
@@ -197,10 +197,10 @@ async def test_edit_changes_the_order_and_reviews_it_again(start):
 
 async def test_cancel_at_review_releases_the_stock(start, store: Store):
     before = store.stock_levels()
-    order, handle = await start(**NEEDS_REVIEW)
+    _order, handle = await start(**NEEDS_REVIEW)
     await wait_until(handle, awaiting_decision)
     await handle.execute_update("cancel", CancelRequest(reason="customer changed their mind"))
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "cancelled"
     assert next(s for s in result.steps if s.node == "manual_review").outcome == "cancelled"  # not left "running"
     assert store.stock_levels() == before
@@ -213,7 +213,7 @@ async def test_cancel_while_picking_drops_the_pick_list_and_releases_the_stock(s
     order, handle = await start()
     await wait_until(handle, waiting_for("scanned"))
     await handle.execute_update("cancel", CancelRequest(reason="customer changed their mind"))
-    result = await handle.result()
+    result = await settled(handle, store)
     assert [s.activity for s in result.steps if s.type == "compensation"] == ["cancel_pick_list", "release_stock"]
     assert column(store, "SELECT state FROM pick_lists WHERE order_id = ?", order.order_id) == ["cancelled"]
     assert store.stock_levels() == before
@@ -229,7 +229,7 @@ async def test_cancel_after_packing_voids_the_waybill_with_no_carrier_booked(sta
     assert (task.node, task.outcomes, task.details["type"]) == ("handoff_failed", ["retry", "cancel"], "NoCarrier")
     assert "SafeFreight takes at most 50 kg" in task.details["message"]
     await handle.execute_update("review", ReviewDecision(decision="cancel", agent="amy", reason="too heavy for any carrier"))
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "cancelled"
     assert [s.activity for s in result.steps if s.type == "compensation"] == ["void_waybill", "cancel_pick_list", "release_stock"]
     assert column(store, "SELECT state FROM waybills WHERE order_id = ?", order.order_id) == ["void"]
@@ -242,7 +242,7 @@ async def test_cancel_in_transit_becomes_an_intercept_request(start, store: Stor
     order, handle = await start()
     await shipped(handle)
     await handle.execute_update("cancel", CancelRequest(reason="customer changed their mind", by="amy"))
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "cancelled" and result.reason == "cancelled by amy: customer changed their mind"
     undo = [(s.node, s.activity) for s in result.steps if s.type == "compensation"]
     assert undo == [
@@ -257,6 +257,7 @@ async def test_cancel_in_transit_becomes_an_intercept_request(start, store: Stor
     assert request == {"channel": "carrier", "recipient": "CityCourier"}
     # The parcel is with the carrier: its waybill stays valid and the stock stays out until the intercept returns it.
     assert column(store, "SELECT state FROM waybills WHERE order_id = ?", order.order_id) == ["active"]
+    assert column(store, "SELECT state FROM pick_lists WHERE order_id = ?", order.order_id) == ["open"]  # its goods left
     assert store.stock_levels()["TEA-001"][0] == before["TEA-001"][0] - 2
 
 
@@ -271,11 +272,11 @@ async def test_a_delivered_order_is_returned_not_cancelled(start, store: Store, 
     assert refused.stderr.strip().endswith("a delivered order is returned instead (orderops return)")
     assert column(store, "SELECT state FROM carrier_bookings WHERE order_id = ?", order.order_id) == ["delivered"]
     await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 4}))
-    assert (await handle.result()).status == "completed"
+    assert (await settled(handle, store)).status == "completed"
 
 
 async def test_two_courier_scans_in_one_instant_both_count(start, store: Store):
-    order, handle = await start()
+    _order, handle = await start()
     await shipped(handle)
     # Two failed attempts reported together reach the order in the same workflow task.
     await handle.signal("event", ExternalEvent(name="delivery_failed", data={"note": "first"}))
@@ -284,7 +285,7 @@ async def test_two_courier_scans_in_one_instant_both_count(start, store: Store):
     view = await wait_until(handle, awaiting_decision)
     assert view.pending_user_tasks[0].details == {"status": "delivery_failed", "failed_attempts": 3, "parcels_out": 1}
     await handle.execute_update("cancel", CancelRequest(reason="test cleanup"))
-    await handle.result()
+    await settled(handle, store)
 
 
 async def test_cancel_while_the_reservation_is_in_flight_still_releases_it(start, store: Store):
@@ -298,7 +299,7 @@ async def test_cancel_while_the_reservation_is_in_flight_still_releases_it(start
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "cancelled"
     assert store.stock_levels()["TEA-001"] == before["TEA-001"]
     assert all(state != "active" for _, state in reserved(store, order.order_id).values())
@@ -306,10 +307,10 @@ async def test_cancel_while_the_reservation_is_in_flight_still_releases_it(start
 
 async def test_temporal_workflow_cancel_compensates_like_orderops_cancel(start, store: Store):
     before = store.stock_levels()
-    order, handle = await start(**NEEDS_REVIEW)
+    _order, handle = await start(**NEEDS_REVIEW)
     await wait_until(handle, awaiting_decision)
     await handle.cancel()  # what `temporal workflow cancel` sends
-    result = await handle.result()
+    result = await settled(handle, store)
     assert (result.status, result.reason) == ("cancelled", "cancelled by temporal: workflow cancellation requested")
     assert [s.activity for s in result.steps if s.type == "compensation"] == ["release_stock"]
     assert store.stock_levels()["TEA-001"] == before["TEA-001"]
@@ -318,7 +319,18 @@ async def test_temporal_workflow_cancel_compensates_like_orderops_cancel(start, 
 # -- stock: split, backorder ------------------------------------------------------------------
 
 
+def stock_by_warehouse(store: Store, *skus: str) -> dict[tuple[str, str], tuple[int, int]]:
+    """(sku, warehouse) -> (on hand, reserved), over the warehouse's bins."""
+    marks = ", ".join("?" * len(skus))
+    rows = store.rows(
+        f"SELECT sku, warehouse, SUM(on_hand) AS on_hand, SUM(reserved) AS reserved FROM stock WHERE sku IN ({marks}) GROUP BY sku, warehouse",
+        *skus,
+    )
+    return {(r["sku"], r["warehouse"]): (r["on_hand"], r["reserved"]) for r in rows}
+
+
 async def test_no_single_warehouse_splits_the_order_into_two_parcels(start, store: Store):
+    before = stock_by_warehouse(store, "LIGHTER-005", "VASE-009")
     order, handle = await start(
         items=[{"sku": "LIGHTER-005", "quantity": 1, "unit_price": "12.00"}, {"sku": "VASE-009", "quantity": 1, "unit_price": "260.00"}]
     )
@@ -331,7 +343,7 @@ async def test_no_single_warehouse_splits_the_order_into_two_parcels(start, stor
     await handle.signal("event", ExternalEvent(name="delivered", data={"signer": "Li Wei", "tracking_no": second}))
     await wait_until(handle, waiting_for("feedback"))
     await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 5}))
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "completed" and result.variables["reservation"]["split"] is True
     bookings = store.rows("SELECT warehouse, carrier, state FROM carrier_bookings WHERE order_id = ? ORDER BY warehouse", order.order_id)
     assert bookings == [
@@ -339,6 +351,11 @@ async def test_no_single_warehouse_splits_the_order_into_two_parcels(start, stor
         {"warehouse": "GZ", "carrier": "SafeFreight", "state": "delivered"},  # hazardous: only SafeFreight may
     ]
     assert len(set(column(store, "SELECT tracking_no FROM waybills WHERE order_id = ?", order.order_id))) == 2
+    # Each parcel's goods left the warehouse that shipped it, and no other.
+    expected = dict(before)
+    for key in (("LIGHTER-005", "GZ"), ("VASE-009", "BJ")):
+        expected[key] = (before[key][0] - 1, before[key][1])
+    assert stock_by_warehouse(store, "LIGHTER-005", "VASE-009") == expected
 
 
 async def test_short_stock_backorders_until_restocked(start, store: Store, address: str):
@@ -357,7 +374,7 @@ async def test_short_stock_backorders_until_restocked(start, store: Store, addre
     assert received.returncode == 0, received.stderr
     assert f"order {order.order_id}: restocked event sent" in received.stdout
     await deliver(handle)
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "completed"
     assert column(store, "SELECT state FROM purchase_requisitions WHERE order_id = ?", order.order_id) == ["received"]
     assert [s.node for s in result.steps if s.node in ("reserve_stock", "re_reserve")] == ["reserve_stock", "re_reserve"]
@@ -381,7 +398,7 @@ async def test_scan_mismatch_is_repicked_then_a_second_one_goes_to_a_person(star
     await handle.execute_update("review", ReviewDecision(decision="rescan", agent="lin", role="warehouse_supervisor", reason="recounted"))
     await handle.signal("event", ExternalEvent(name="scanned", data=scan_of(order)))
     await deliver(handle)
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "completed" and result.variables["scan_check"] == {
         "matched": True,
         "differences": [],
@@ -402,7 +419,7 @@ async def test_a_carrier_refusing_bookings_falls_back_to_the_next(start, store: 
     finally:
         assert (await cli("carrier-outage", "CityCourier", "--clear", address=address)).returncode == 0
     await deliver(handle)
-    result = await handle.result()
+    result = await settled(handle, store)
     [booking] = result.variables["booking"]["bookings"]
     assert booking["carrier"] == "SwiftExpress" and booking["meets_promise"] is True
     assert "CityCourier booking refused: booking API down" in booking["refused"]
@@ -431,7 +448,7 @@ async def test_failed_deliveries_are_reattempted_then_go_to_a_person(start, stor
     await track(handle, "delivered")
     await wait_until(handle, waiting_for("feedback"))
     await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 3}))
-    assert (await handle.result()).status == "completed"
+    assert (await settled(handle, store)).status == "completed"
     kinds = column(store, "SELECT kind FROM notifications WHERE order_id = ? AND channel = 'sms' ORDER BY id", order.order_id)
     assert kinds.count("delivery_failed") == 3 and kinds.count("delivered") == 1
 
@@ -482,7 +499,7 @@ async def test_address_change_is_accepted_until_handoff_and_refused_after(start,
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update("change_address", AddressChange(address=Address(province="X", city="Y", street="Z street"), by="c"))
     await handle.execute_update("cancel", CancelRequest(reason="test cleanup"))
-    assert (await handle.result()).status == "cancelled"
+    assert (await settled(handle, store)).status == "cancelled"
 
 
 async def test_orders_of_one_customer_waiting_at_review_merge(start, store: Store, address: str):
@@ -494,24 +511,24 @@ async def test_orders_of_one_customer_waiting_at_review_merge(start, store: Stor
         await wait_until(handle, awaiting_decision)
     merged = await cli("merge", other.order_id, "--into", keep.order_id, "--agent", "amy", address=address)
     assert merged.returncode == 0, merged.stderr
-    result = await other_handle.result()
+    result = await settled(other_handle, store)
     assert (result.status, result.end_node) == ("cancelled", "merged")
     assert all(state == "released" for _, state in reserved(store, other.order_id).values())
     view = await wait_until(keep_handle, awaiting_decision)  # reviewed again: the phone is still wrong
     assert sorted((i.sku, i.quantity) for i in view.order.items) == [("BOOK-006", 1), ("MUG-002", 1), ("TEA-001", 2)]
     assert reserved(store, keep.order_id)["BOOK-006"] == (1, "active")
     await keep_handle.execute_update("cancel", CancelRequest(reason="test cleanup"))
-    assert (await keep_handle.result()).status == "cancelled"
+    assert (await settled(keep_handle, store)).status == "cancelled"
 
 
 # -- definitions in flight -------------------------------------------------------------------------
 
 
-async def test_editing_the_yaml_does_not_change_an_order_in_flight(start, tmp_path: Path):
+async def test_editing_the_yaml_does_not_change_an_order_in_flight(start, tmp_path: Path, store: Store):
     shutil.copytree(ROOT / "process_defs", tmp_path / "defs")
     path = tmp_path / "defs" / "standard.yaml"
     original = load_definition(path, KNOWN_ACTIVITIES)
-    order, handle = await start(original, **NEEDS_REVIEW)
+    _order, handle = await start(original, **NEEDS_REVIEW)
     await wait_until(handle, awaiting_decision)
 
     # An ops engineer now makes approval go straight to rejection, as a new version.
@@ -524,17 +541,17 @@ async def test_editing_the_yaml_does_not_change_an_order_in_flight(start, tmp_pa
 
     await handle.execute_update("review", ReviewDecision(decision="approve", agent="amy"))
     await deliver(handle)
-    result = await handle.result()
+    result = await settled(handle, store)
     assert result.status == "completed"
     assert (result.process.version, result.process.sha256) == (4, original.sha256)
 
 
-async def test_workflow_side_validation_of_a_raw_update_payload(start, client):
-    order, handle = await start(**NEEDS_REVIEW)
+async def test_workflow_side_validation_of_a_raw_update_payload(start, client, store: Store):
+    _order, handle = await start(**NEEDS_REVIEW)
     await wait_until(handle, awaiting_decision)
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update("review", {"decision": "approve", "agent": "   "})
     await handle.signal("review", {"decision": "approve", "agent": "   "})
     await handle.execute_update("review", ReviewDecision(decision="reject", agent="amy"))
-    result = await handle.result()
+    result = await settled(handle, store)
     assert [(d.agent, d.decision) for d in result.decisions] == [("amy", "reject")]

@@ -267,7 +267,7 @@ def test_hazardous_goods_go_only_with_a_carrier_allowed_them(store: Store):
     assert "CityCourier carries no hazardous goods" in booking["refused"]
     only_safe_excluded = [c for c in STANDARD["carriers"] if c["name"] != "SafeFreight"]
     other = packed(store, items=items(("LIGHTER-005", 1)))
-    with pytest.raises(ApplicationError, match="no carrier can take parcel .*SwiftExpress carries no hazardous goods") as raised:
+    with pytest.raises(ApplicationError, match=r"no carrier can take parcel .*SwiftExpress carries no hazardous goods") as raised:
         run(CarrierActivities(store).book_carrier, {**other, "carriers": only_safe_excluded, "promise": promise()})
     assert raised.value.type == "NoCarrier"
 

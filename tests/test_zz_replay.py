@@ -11,13 +11,15 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from activities.store import Store
 from orderops.messages import WORKFLOW_NAME, OrderInput, OrderResult
+from tests.conftest import settled
 from workflows import OrderWorkflow
 
 
-async def test_all_session_histories_replay(client: Client, worker, start):
+async def test_all_session_histories_replay(client: Client, worker, start, store: Store):
     _, handle = await start("retry.yaml")  # at least one history, even when this file runs alone
-    await handle.result()
+    await settled(handle, store)
     histories = [
         history
         async for history in client.list_workflows(f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus != 'Running'").map_histories()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy, SearchAttributeIndexedValueType
@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from orderops.process.expressions import ExpressionError, evaluate
     from orderops.process.lint import known_variables, lint_text
     from orderops.process.model import (
+        Deadlined,
         End,
         ExclusiveGateway,
         Node,
@@ -59,9 +60,17 @@ COMPENSATION_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta
 SETTLE_CANCELLED_ACTIVITIES = "settle-cancelled-activities"
 TASK_PRIORITIES = "task-priorities"
 CLEAR_AT_RISK = "clear-at-risk"
+CANCEL_BETWEEN_STEPS = "cancel-between-steps"
 DEFAULT_AT_RISK_FRACTION = 0.8
 
+# The nodes that may carry a deadline (model.Deadlined).
+DeadlinedNode = TaskNode | UserTask | Wait | Receive
 
+
+@overload
+def _limit(timeout: timedelta, deadline: datetime | None) -> tuple[timedelta, bool]: ...
+@overload
+def _limit(timeout: timedelta | None, deadline: datetime | None) -> tuple[timedelta | None, bool]: ...
 def _limit(timeout: timedelta | None, deadline: datetime | None) -> tuple[timedelta | None, bool]:
     """The shorter of a node's own timeout and the time left to its deadline; True if the deadline is shorter."""
     if deadline is None:
@@ -180,6 +189,7 @@ class OrderWorkflow:
         )
 
     async def _walk_until_end_or_cancel(self) -> tuple[str, str | None, str | None]:
+        assert self._definition is not None  # run() has already failed the order otherwise
         flow = asyncio.create_task(self._walk(self._definition.start, join=None))
         cancel_requested = asyncio.create_task(workflow.wait_condition(lambda: self._cancel is not None))
         try:
@@ -189,25 +199,33 @@ class OrderWorkflow:
             self._cancel = self._cancel or CancelRequest(reason="workflow cancellation requested", by="temporal")
         if not flow.done():
             flow.cancel()
-            try:
+            try:  # noqa: SIM105 -- workflow code: type-level changes only, old histories replay against it
                 await flow
             except (asyncio.CancelledError, ActivityError, ProcessFailure):
                 pass
             for step in self._steps:
                 if step.outcome == "running":  # interrupted where it stood (a user task, a receive, a wait)
                     self._finish(step, "cancelled")
+            # The flow is still running only because cancel_requested finished, or because the
+            # workflow itself was cancelled and the handler above set the request.
+            assert self._cancel is not None
             return "cancelled", None, f"cancelled by {self._cancel.by}: {self._cancel.reason}"
         cancel_requested.cancel()
         try:
-            end: End = flow.result()
+            end = flow.result()
         except ProcessFailure as failure:
             return "failed", failure.node, str(failure)
+        assert end is not None  # with join=None the walk returns only at an end node
         return end.status, end.id, end.reason
 
     async def _walk(self, start: str, join: str | None) -> End | None:
         """Follow transitions from `start` until an end node, or until `join` for a parallel branch."""
         node_id = start
         while node_id != join:
+            if self._cancel is not None and workflow.patched(CANCEL_BETWEEN_STEPS):
+                # The cancellation reached a step that finished anyway (an activity that completed
+                # instead of stopping): take no further step, or the order would wait forever.
+                raise asyncio.CancelledError()
             node = self._nodes[node_id]
             if isinstance(node, End):
                 return node
@@ -233,6 +251,7 @@ class OrderWorkflow:
         deadline = None if getattr(node, "deadline", None) in self._breached else self._deadline_of(node)
         if deadline is None:
             return await self._dispatch(node, None)
+        assert isinstance(node, Deadlined)  # only a deadlined node has a deadline expression
         if workflow.now() >= deadline:
             return self._breach(node, deadline, self._record(node))
         watcher = asyncio.create_task(self._watch_at_risk(node, deadline))
@@ -312,6 +331,7 @@ class OrderWorkflow:
                 (isinstance(err.cause, ActivityTimeout) and err.cause.type == TimeoutType.SCHEDULE_TO_CLOSE)
                 or err.retry_state == RetryState.TIMEOUT
             ):
+                assert deadline is not None  # _limit binds only to a deadline
                 return self._breach(node, deadline, step)
             error_type, message = _failure(err)
             self._finish(step, "failed", f"{error_type}: {message}")
@@ -341,6 +361,7 @@ class OrderWorkflow:
                 self._finish(step, "completed", f"branch {index + 1}: {branch.when}")
                 return branch.next
         self._finish(step, "completed", "default")
+        assert node.default is not None  # lint rejects an exclusive gateway without a default
         return node.default
 
     async def _run_parallel(self, node: ParallelGateway) -> str:
@@ -366,6 +387,7 @@ class OrderWorkflow:
         await workflow.wait(branches)
         _retrieve(branches)
         failure = failed.exception()
+        assert failure is not None  # `failed` was picked for having an exception
         self._finish(step, "failed", str(failure))
         if node.on_error and isinstance(failure, ProcessFailure):
             return node.on_error
@@ -390,6 +412,7 @@ class OrderWorkflow:
             )
         except TimeoutError:
             if deadline_binds:
+                assert deadline is not None  # _limit binds only to a deadline
                 return self._breach(node, deadline, step)
             self._finish(step, "timed_out", f"no decision within {node.timeout}")
             return node.on_timeout
@@ -402,17 +425,21 @@ class OrderWorkflow:
         if node.result:
             self._vars[node.result] = {"decision": decision.decision, "agent": decision.agent, "reason": decision.reason}
         self._finish(step, "completed", f"{decision.decision} by {decision.agent}")
-        return node.outcomes[decision.decision]
+        target = node.outcomes[decision.decision]
+        assert target is not None  # lint rejects an outcome without a target
+        return target
 
     async def _wait(self, node: Wait, deadline: datetime | None) -> str:
         step = self._record(node)
         if node.duration is not None:
             delay = node.duration
         else:
+            assert node.until is not None  # a wait has exactly one of duration and until (model validator)
             delay = max(self._time(node, node.until, "'until'") - workflow.now(), timedelta(0))
         limited, deadline_binds = _limit(delay, deadline)
         await workflow.sleep(limited, summary=f"{node.id}: wait")
         if deadline_binds:
+            assert deadline is not None  # _limit binds only to a deadline
             return self._breach(node, deadline, step)
         self._finish(step, "completed", f"waited {delay}")
         return node.next
@@ -434,6 +461,7 @@ class OrderWorkflow:
                     )
                 except TimeoutError:
                     if deadline_binds:
+                        assert deadline is not None  # _limit binds only to a deadline
                         return self._breach(node, deadline, step)
                     self._finish(step, "timed_out", f"no {' or '.join(repr(n) for n in names)} event within {node.timeout}")
                     return node.on_timeout
@@ -477,6 +505,7 @@ class OrderWorkflow:
                     # A `temporal workflow cancel` now must not leave the undo half done: run it again.
                     self._finish(step, "interrupted", "cancellation requested during compensation; undo repeated")
                     continue
+                assert isinstance(err, ActivityError)  # a CancelledError is `interrupted`
                 self._compensations.pop()
                 self._finish(step, "failed", str(err.cause or err))
                 continue
@@ -599,7 +628,10 @@ class OrderWorkflow:
         self._answers[task.node] = decision
         now = workflow.now()
         self._decisions.append(DecisionRecord(node=task.node, at=now, via=via, **DecisionRecord.fields_of(decision)))
-        next_node = self._nodes[task.node].outcomes[decision.decision]
+        node = self._nodes[task.node]
+        assert isinstance(node, UserTask)  # only user tasks are pending
+        next_node = node.outcomes[decision.decision]
+        assert next_node is not None  # lint rejects an outcome without a target
         return ReviewReceipt(
             order_id=self._order.order_id, node=task.node, decision=decision.decision, agent=decision.agent, next=next_node, at=now
         )
@@ -626,7 +658,7 @@ class OrderWorkflow:
         policy = self._vars.get("promise_policy") or {}
         return float(promise.get("at_risk_fraction") or policy.get("at_risk_fraction") or DEFAULT_AT_RISK_FRACTION)
 
-    async def _watch_at_risk(self, node: Node, deadline: datetime) -> None:
+    async def _watch_at_risk(self, node: DeadlinedNode, deadline: datetime) -> None:
         """Mark the order at risk once most of the window to this node's deadline has gone."""
         accepted = workflow.info().start_time
         fraction = self._at_risk_fraction()
@@ -656,8 +688,9 @@ class OrderWorkflow:
         except ActivityError as err:
             workflow.logger.warning("ops notice failed: %s", err.cause or err)
 
-    def _breach(self, node: Node, deadline: datetime, step: StepRecord) -> str:
+    def _breach(self, node: DeadlinedNode, deadline: datetime, step: StepRecord) -> str:
         """The deadline passed first: record it, mark the order, take the node's breach path."""
+        assert node.deadline is not None  # `deadline` was computed from it
         self._finish(step, "breached", f"deadline {deadline.isoformat()} passed")
         self._breached.add(node.deadline)
         self._breaches.append(
@@ -691,6 +724,7 @@ class OrderWorkflow:
 
     def _set_attributes(self, node: TaskNode) -> None:
         updates = []
+        assert node.search_attributes is not None  # called only for a task that sets some
         for name, expression in node.search_attributes.items():
             key = sa.SETTABLE[name]
             value = self._evaluate(node, expression)

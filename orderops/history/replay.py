@@ -77,6 +77,7 @@ async def replay(
 
     async def feed() -> AsyncIterator[WorkflowHistory]:
         async for source, history in histories:
+            problem: str | None
             if isinstance(history, Exception):  # the file could not be read as a history at all
                 problem, name = str(history).removeprefix(f"{source}: "), source.rsplit("/", 1)[-1].removesuffix(".json")
             else:
@@ -86,6 +87,7 @@ async def replay(
                 outcomes.append(outcome)
                 on_each(outcome)
                 continue
+            assert not isinstance(history, Exception)  # an unreadable file has its problem, handled above
             # Each result carries the very history object it replayed: pair them by identity,
             # since two files may hold the same run.
             sources[id(history)] = source

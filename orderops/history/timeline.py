@@ -53,7 +53,9 @@ class ActivityRun(BaseModel):
 
 
 class DecisionEntry(DecisionRecord):
-    node: str | None  # a signalled decision whose user task the history does not name
+    # A signalled decision whose user task the history does not name. Deliberately wider than the
+    # base field: an entry is never used where a DecisionRecord is expected.
+    node: str | None  # type: ignore[assignment]
     accepted: bool | None = Field(description="None: a signal whose fate the history does not show yet")
     event_id: int
 
@@ -197,6 +199,7 @@ class _Builder:
         if self.order_input is None:
             raise HistoryError(f"{self.history.workflow_id}: the history has no start event with an order input")
         snapshot = self.order_input.definition
+        assert self.started_at is not None  # set by the start event, with the order input
         result = self.result
         self._settle_signalled_decisions()
         self._end_tasks_at_their_activities()
@@ -234,8 +237,8 @@ class _Builder:
         at = _time(event)
         if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             self.started_at = at
-            attrs = event.workflow_execution_started_event_attributes
-            self.order_input = _decode(attrs.input.payloads, OrderInput)
+            started = event.workflow_execution_started_event_attributes
+            self.order_input = _decode(started.input.payloads, OrderInput)
             if not isinstance(self.order_input, OrderInput):
                 raise HistoryError(f"{self.history.workflow_id}: the start event's input is not an order (is this an orderops history?)")
             definition, _, _ = load_text(self.order_input.definition.source)
@@ -243,46 +246,50 @@ class _Builder:
         elif kind == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             self._on_step(event, at)
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            attrs = event.activity_task_scheduled_event_attributes
-            compensation = attrs.activity_id.startswith("undo-")
-            node = attrs.activity_id.removeprefix("undo-").rsplit("-", 1)[0]
+            scheduled = event.activity_task_scheduled_event_attributes
+            compensation = scheduled.activity_id.startswith("undo-")
+            node = scheduled.activity_id.removeprefix("undo-").rsplit("-", 1)[0]
             self.activities[event.event_id] = ActivityRun(
-                node=node, activity=attrs.activity_type.name, compensation=compensation, scheduled_at=at, scheduled_event_id=event.event_id
+                node=node,
+                activity=scheduled.activity_type.name,
+                compensation=compensation,
+                scheduled_at=at,
+                scheduled_event_id=event.event_id,
             )
-            self.policies[event.event_id] = attrs.retry_policy
+            self.policies[event.event_id] = scheduled.retry_policy
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            attrs = event.activity_task_started_event_attributes
-            run = self.activities[attrs.scheduled_event_id]
-            run.started_at, run.attempts, run.outcome = at, attrs.attempt, "started"
-            if attrs.HasField("last_failure"):
-                run.last_retried_failure = _failure_text(attrs.last_failure)
-            run.retry_delays_s = _retry_delays(self.policies[attrs.scheduled_event_id], attrs.attempt)
+            attempt = event.activity_task_started_event_attributes
+            run = self.activities[attempt.scheduled_event_id]
+            run.started_at, run.attempts, run.outcome = at, attempt.attempt, "started"
+            if attempt.HasField("last_failure"):
+                run.last_retried_failure = _failure_text(attempt.last_failure)
+            run.retry_delays_s = _retry_delays(self.policies[attempt.scheduled_event_id], attempt.attempt)
             run.waited_s = round((at - run.scheduled_at).total_seconds(), 3)
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            attrs = event.activity_task_completed_event_attributes
-            self._close_activity(attrs.scheduled_event_id, at, "completed")
-            if self.activities[attrs.scheduled_event_id].activity == "compute_promise":
-                envelope = _decode(attrs.result.payloads, dict)
+            completed = event.activity_task_completed_event_attributes
+            self._close_activity(completed.scheduled_event_id, at, "completed")
+            if self.activities[completed.scheduled_event_id].activity == "compute_promise":
+                envelope = _decode(completed.result.payloads, dict)
                 self.promise = envelope.get("result") if isinstance(envelope, dict) else None
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-            attrs = event.activity_task_failed_event_attributes
-            self._close_activity(attrs.scheduled_event_id, at, "failed", _failure_text(attrs.failure))
+            failed = event.activity_task_failed_event_attributes
+            self._close_activity(failed.scheduled_event_id, at, "failed", _failure_text(failed.failure))
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
-            attrs = event.activity_task_timed_out_event_attributes
-            self._close_activity(attrs.scheduled_event_id, at, "timed_out", _failure_text(attrs.failure))
+            timed_out = event.activity_task_timed_out_event_attributes
+            self._close_activity(timed_out.scheduled_event_id, at, "timed_out", _failure_text(timed_out.failure))
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
             run = self.activities[event.activity_task_cancel_requested_event_attributes.scheduled_event_id]
             run.outcome = "cancel_requested"
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
             self._close_activity(event.activity_task_canceled_event_attributes.scheduled_event_id, at, "cancelled")
         elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
-            attrs = event.timer_started_event_attributes
-            duration = attrs.start_to_fire_timeout.ToTimedelta()
+            timer = event.timer_started_event_attributes
+            duration = timer.start_to_fire_timeout.ToTimedelta()
             summary = _decode([event.user_metadata.summary], str) if event.user_metadata.HasField("summary") else None
-            node = self.current[-1] if self.current else None
-            self.timers[attrs.timer_id] = TimerEntry(
-                node=node,
-                purpose=summary or self._timer_purpose(node),
+            timer_node = self.current[-1] if self.current else None
+            self.timers[timer.timer_id] = TimerEntry(
+                node=timer_node,
+                purpose=summary or self._timer_purpose(timer_node),
                 duration_s=duration.total_seconds(),
                 started_at=at,
                 due_at=at + duration,
@@ -297,18 +304,18 @@ class _Builder:
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             self._on_update(event, at)
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
-            attrs = event.workflow_execution_update_completed_event_attributes
-            entry = self.updates.get(attrs.meta.update_id)
-            if entry is not None and attrs.outcome.HasField("success"):
-                receipt = _decode(attrs.outcome.success.payloads, dict)
+            update = event.workflow_execution_update_completed_event_attributes
+            entry = self.updates.get(update.meta.update_id)
+            if entry is not None and update.outcome.HasField("success"):
+                receipt = _decode(update.outcome.success.payloads, dict)
                 if isinstance(receipt, dict) and receipt.get("node"):
                     entry.node = receipt["node"]
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
-            attrs = event.workflow_execution_cancel_requested_event_attributes
+            cancel = event.workflow_execution_cancel_requested_event_attributes
             self.cancellations.append(
                 CancellationEntry(
-                    by=attrs.identity or "temporal",
-                    reason=attrs.cause or "workflow cancellation requested",
+                    by=cancel.identity or "temporal",
+                    reason=cancel.cause or "workflow cancellation requested",
                     via="workflow_cancel",
                     at=at,
                     event_id=event.event_id,
@@ -372,7 +379,8 @@ class _Builder:
 
     def _timer_purpose(self, node: str | None) -> str:
         kind = self.node_types.get(node or "")
-        return {"user_task": "decision deadline", "receive": "event deadline", "wait": "wait"}.get(kind, "timer")
+        purposes: dict[str | None, str] = {"user_task": "decision deadline", "receive": "event deadline", "wait": "wait"}
+        return purposes.get(kind, "timer")
 
     def _on_signal(self, event: HistoryEvent, at: datetime) -> None:
         attrs = event.workflow_execution_signaled_event_attributes
@@ -428,7 +436,9 @@ class _Builder:
         if self.result is None:
             return
         # Each decision the workflow took is matched once, so a refused twin is not counted as taken.
-        taken = [(d.node, d.agent, d.role, d.decision) for d in self.result.decisions if d.via == "signal"]
+        taken: list[tuple[str | None, str, str, str]] = [
+            (d.node, d.agent, d.role, d.decision) for d in self.result.decisions if d.via == "signal"
+        ]
         for entry in self.decisions:
             if entry.via == "signal":
                 key = (entry.node, entry.agent, entry.role, entry.decision)

@@ -53,7 +53,7 @@ def _setting_changes(path: str, before, after) -> list[str]:
                 changes += _setting_changes(f"{path}.{key}", before[key], after[key])
         return changes
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        return [change for i, (b, a) in enumerate(zip(before, after)) for change in _setting_changes(f"{path}.{i}", b, a)]
+        return [change for i, (b, a) in enumerate(zip(before, after, strict=True)) for change in _setting_changes(f"{path}.{i}", b, a)]
     return [] if before == after else [f"{path}: {before!r} -> {after!r}"]
 
 

@@ -17,8 +17,15 @@ class ExpressionError(ValueError):
     pass
 
 
+# Far above any real condition; the CEL parser overflows the native stack (and kills the process) on
+# expressions hundreds of times longer, so they are refused before it sees them.
+MAX_EXPRESSION_LENGTH = 4096
+
+
 @lru_cache(maxsize=512)
 def compile_expression(source: str) -> Any:
+    if len(source) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(f"expression is {len(source)} characters long; at most {MAX_EXPRESSION_LENGTH} are accepted")
     try:
         return cel.compile(source)
     except ValueError as err:

@@ -208,7 +208,7 @@ def _check_parallel(definition: ProcessDefinition, source: Source) -> list[Probl
 
 
 def _expressions(node) -> list[tuple[tuple, str]]:
-    found = [(("deadline",), node.deadline)] if getattr(node, "deadline", None) else []
+    found: list[tuple[tuple, str]] = [(("deadline",), node.deadline)] if getattr(node, "deadline", None) else []
     if isinstance(node, TaskNode) and node.search_attributes:
         found += [(("search_attributes", name), expr) for name, expr in node.search_attributes.items()]
     if isinstance(node, TaskNode) and node.status_from:

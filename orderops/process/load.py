@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from orderops.process.model import NODE_TYPES, ProcessDefinition
 from orderops.promise import PromisePolicy
@@ -86,13 +87,13 @@ def _build(node: yaml.Node, path: Path_, marks: dict, constructor: yaml.construc
                 raise _Unreadable(key_node, "a mapping key must be a plain name")
             key = _scalar(key_node, constructor)
             if key in result:
-                first = marks[path + (key,)][0]
+                first = marks[(*path, key)][0]
                 raise _Unreadable(key_node, f"duplicate key {key!r} (first given on line {first})")
-            marks[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = _build(value_node, path + (key,), marks, constructor)
+            marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = _build(value_node, (*path, key), marks, constructor)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), marks, constructor) for i, item in enumerate(node.value)]
+        return [_build(item, (*path, i), marks, constructor) for i, item in enumerate(node.value)]
     return _scalar(node, constructor)
 
 
@@ -102,12 +103,14 @@ def parse_yaml(text: str) -> tuple[Source, list[Problem]]:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        where: tuple[int, int] = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return source, [Problem(*where, f"YAML syntax error: {err.problem or err.context}")]
     except yaml.YAMLError as err:  # e.g. a control character: a ReaderError, which has no marks
         position = getattr(err, "position", None)
         line = text.count("\n", 0, position) + 1 if position is not None else 1
         return source, [Problem(line, 1, f"YAML syntax error: {str(err).splitlines()[0]}")]
+    except RecursionError:  # the composer recurses once per nesting level
+        return source, [Problem(1, 1, "the YAML is nested too deeply")]
     if root is None:
         return source, [Problem(1, 1, "the file is empty: a process definition needs id, version, start and nodes")]
     try:
@@ -127,11 +130,16 @@ def _node_label(source: Source, loc: Path_) -> str:
     return ""
 
 
+def _holds(data: Any, part: str | int) -> bool:
+    """Whether `data[part]` is there: a key of a mapping, or an index of a list."""
+    return (isinstance(data, dict) and part in data) or (isinstance(data, list) and isinstance(part, int) and part < len(data))
+
+
 def _data_path(loc: Path_, data: Any) -> Path_:
     """Drop the discriminator tags pydantic inserts into locations (nodes.3.task.next)."""
     path: list[str | int] = []
     for part in loc:
-        if (isinstance(data, dict) and part in data) or (isinstance(data, list) and isinstance(part, int) and part < len(data)):
+        if _holds(data, part):
             data = data[part]
             path.append(part)
         elif isinstance(part, str) and part in NODE_TYPES:
@@ -142,7 +150,7 @@ def _data_path(loc: Path_, data: Any) -> Path_:
     return tuple(path)
 
 
-def _describe(error: dict, field_name: str) -> str:
+def _describe(error: ErrorDetails, field_name: str) -> str:
     kind = error["type"]
     if kind == "missing":
         return f"missing required field {field_name!r}"
@@ -161,6 +169,15 @@ def _describe(error: dict, field_name: str) -> str:
 _UNION_MEMBER = re.compile(r"^(function-\w+\[.*\]|str|PromisePolicy|int|float|bool)$")
 
 
+def _field_name(path: Path_) -> str:
+    """The field an error is about: the last name in its path (an item of a list counts as the list);
+    none for a node's own rule (`status` with `keep_status`), which the node label already names."""
+    if len(path) == 2 and path[0] == "nodes":
+        return ""
+    names = [part for part in path if isinstance(part, str)]
+    return names[-1] if names else ""
+
+
 def problems_of(err: ValidationError, source: Source) -> list[Problem]:
     """pydantic's errors, each at the line and column of the value it is about."""
     problems = []
@@ -170,7 +187,7 @@ def problems_of(err: ValidationError, source: Source) -> list[Problem]:
     for error in errors:
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _UNION_MEMBER.match(p) and p not in NODE_TYPES))
         path = _data_path(loc, source.data)
-        field_name = str(path[-1]) if path else ""
+        field_name = _field_name(path)
         if error["type"] == "union_tag_invalid":
             path += ("type",)  # point at the offending `type:` line, not the node's first
         problems.append(source.problem(path, _node_label(source, path) + _describe(error, field_name)))

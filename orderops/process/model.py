@@ -202,7 +202,7 @@ class ProcessDefinition(Strict):
 
 def edges(node: Node) -> list[tuple[str, str]]:
     """(field path, target) for every transition a node can take."""
-    breach = [("on_breach", node.on_breach)] if getattr(node, "on_breach", None) else []
+    breach = [("on_breach", node.on_breach)] if isinstance(node, Deadlined) and node.on_breach else []
     return _edges(node) + breach
 
 
@@ -219,7 +219,7 @@ def _edges(node: Node) -> list[tuple[str, str]]:
             return out + ([("on_error", node.on_error)] if node.on_error else [])
         case UserTask():
             out = [(f"outcomes.{k}", v) for k, v in node.outcomes.items() if v]
-            return out + [("on_timeout", node.on_timeout)]
+            return [*out, ("on_timeout", node.on_timeout)]
         case Wait():
             return [("next", node.next)]
         case Receive():
