@@ -109,6 +109,11 @@ def test_unreadable_yaml_is_one_problem_at_its_line_and_column(text: str, proble
     assert source.text == text
 
 
+@pytest.mark.parametrize("text", ["[" * 2000 + "]" * 2000, "a: " + "{b: " * 2000 + "1" + "}" * 2000], ids=["lists", "mappings"])
+def test_yaml_nested_deeper_than_the_reader_can_follow_is_one_problem(text: str):
+    assert parse_yaml(text)[1] == [Problem(1, 1, "the YAML is nested too deeply")]
+
+
 def test_every_key_and_list_item_is_marked_with_its_line_and_column():
     source, problems = parse_yaml("# header\nid: x\nnodes:\n  - id: a\n    next: b\n  -   id: c\n")
     assert problems == []
@@ -137,6 +142,18 @@ def test_a_position_is_that_of_the_deepest_part_of_the_path_in_the_file():
 
 def test_a_problem_formats_as_file_line_column_message():
     assert Problem(3, 7, "bad").format("defs/x.yaml") == "defs/x.yaml:3:7: bad"
+
+
+def test_a_node_that_is_not_a_mapping_is_reported_at_its_item():
+    text = BASE.replace("nodes:\n", "nodes:\n  - 5\n", 1)
+    assert found(text) == [(9, 5, "Input should be a valid dictionary or object to extract fields from")]
+
+
+@pytest.mark.parametrize("outcome", ["task", "end"])
+def test_a_field_named_like_a_construct_type_is_not_taken_for_its_tag(outcome: str):
+    """pydantic puts the node's type in error locations (nodes.2.user_task.outcomes...); only that one is dropped."""
+    text = change(("{approve: pack, reject: rejected}", f"{{approve: pack, reject: rejected, {outcome}: 'not an id'}}"))
+    assert found(text) == [(23, 49, f"node 'decide': {outcome}: String should match pattern '^[A-Za-z_][A-Za-z0-9_\\-]*$'")]
 
 
 @pytest.mark.parametrize("text", ["- a\n- b\n", "just text\n", "42\n"])
@@ -326,6 +343,31 @@ def test_duplicated_ids_are_reported_and_the_graph_checks_skipped():
         (33, 5, "duplicated node id 'done'"),
         (37, 5, "duplicated node id 'done'"),
     ]
+
+
+def test_with_duplicated_ids_the_graph_checks_do_not_guess_which_node_is_meant():
+    # Read as a graph, the second `b` (an end) would hide the first's edge to `c` and report `c` unreachable.
+    text = """\
+id: dup
+version: 1
+start: a
+nodes:
+  - id: a
+    type: wait
+    duration: 1m
+    next: b
+  - id: b
+    type: wait
+    duration: 1m
+    next: c
+  - id: c
+    type: end
+    status: completed
+  - id: b
+    type: end
+    status: failed
+"""
+    assert found(text) == [(16, 5, "duplicated node id 'b'")]
 
 
 def test_graph_checks_still_run_beside_other_problems():
@@ -518,8 +560,19 @@ def test_a_parallel_gateway_s_dangling_branch_and_on_error_are_reported():
             ("    role: agent\n", "    role: agent\n    details: reason\n"),
             (23, 5, f"node 'decide': expression 'reason' names unknown variable 'reason' (known: {KNOWN_VARIABLES})"),
         ),
+        (
+            (
+                "      - when: size(review.anomalies) > limit\n        next: decide\n",
+                "      - next: decide\n        when: size(reviews.anomalies) > limit\n",
+            ),
+            (
+                18,
+                9,
+                f"node 'route': expression 'size(reviews.anomalies) > limit' names unknown variable 'reviews' (known: {KNOWN_VARIABLES})",
+            ),
+        ),
     ],
-    ids=["deadline", "input", "search-attribute", "status-from", "branch-condition", "details"],
+    ids=["deadline", "input", "search-attribute", "status-from", "branch-condition", "details", "branch-condition-after-next"],
 )
 def test_each_expression_naming_an_unknown_variable_is_reported_at_its_line(edit: tuple[str, str], problem: tuple):
     assert found(change(edit)) == [problem]
@@ -616,6 +669,8 @@ def test_a_file_and_the_policy_it_names_load_into_a_snapshot(tmp_path: Path):
     }
     assert snap.promise_policy["ship_within"] == "P1D"  # JSON, as it travels in the workflow input
     assert load_definition(path, ACTIVITY_NAMES) == snap
+    with pytest.raises(InvalidDefinition, match="unknown activity 'pack_order'"):
+        load_definition(path, {"review_order"})
 
 
 def test_an_inline_policy_and_the_same_policy_in_a_file_snapshot_alike(tmp_path: Path):

@@ -120,7 +120,9 @@ def test_a_reservation_from_one_warehouse_says_its_round_and_that_it_is_not_spli
 
 
 def test_purchasing_is_asked_only_for_what_the_nearest_warehouse_lacks(store: Store):
-    args = {**payload(items=items(("LAMP-007", 5), ("VASE-009", 2), ("TEA-001", 1))), "policy": {"when_no_single_warehouse": "backorder"}}
+    # Shanghai, the nearest, has 3 lamps, no vases and exactly the 300 books wanted.
+    wanted = items(("LAMP-007", 5), ("VASE-009", 2), ("BOOK-006", 300))
+    args = {**payload(items=wanted), "policy": {"when_no_single_warehouse": "backorder"}}
     result = run(StockActivities(store).reserve_stock, args)
     assert result == {
         "status": "short",
@@ -296,7 +298,7 @@ def test_without_carriers_or_a_promise_a_changed_address_only_reprints_the_label
 
 
 def test_an_address_the_booked_carrier_still_serves_keeps_the_booking(store: Store):
-    carriers = [carrier("cheap", base=1), carrier("dear", base=9)]
+    carriers = [carrier("cheap", base=1), carrier("dear", base=9, regions=["Shanghai", "Beijing"])]
     with store.transaction() as db:
         db.execute("INSERT INTO carrier_outages VALUES ('cheap', 'down this morning')")
     args, booking = booked(store, carriers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -191,3 +193,32 @@ def test_ship_within_is_elapsed_time_across_daylight_saving():
 def test_more_policy_mistakes(change, message):
     with pytest.raises(ValidationError, match=message):
         PromisePolicy.model_validate(POLICY.model_dump(mode="json") | change)
+
+
+def test_a_naive_acceptance_time_is_refused_saying_why():
+    with pytest.raises(ValueError) as raised:
+        promise(accepted=datetime(2026, 11, 18, 10, 0))
+    assert str(raised.value) == "accepted_at must carry a time zone"
+
+
+@pytest.fixture
+def machine_in_tokyo():
+    """The worker's own time zone, which must not show in a promise."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Tokyo"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+def test_every_time_of_a_promise_is_in_utc_whatever_the_machine_s_time_zone(machine_in_tokyo):
+    p = promise()
+    assert datetime.now().astimezone().utcoffset() == timedelta(hours=9)  # the machine is in Tokyo
+    assert {name: getattr(p, name).utcoffset() for name in ("accepted_at", "counts_from", "ship_by", "deliver_by")} == dict.fromkeys(
+        ("accepted_at", "counts_from", "ship_by", "deliver_by"), timedelta(0)
+    )
+    assert local(p) == ("Thu 19 10:00", "Fri 20 23:59")

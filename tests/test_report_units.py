@@ -171,12 +171,12 @@ def test_a_return_listed_first_does_not_hide_the_orders_after_it():
 
 def test_delivered_minus_promised_is_in_hours_to_two_places_sorted():
     orders = [
-        order("late", "tier1", "standard", delivered_at=hours(48) + timedelta(seconds=4000)),  # 1.111... h late
+        order("late", "tier1", "standard", delivered_at=hours(48) + timedelta(hours=36, seconds=40)),  # 36.0111 h late
         order("early", "tier1", "standard", delivered_at=hours(47)),
         order("never", "tier1", "standard", delivered_at=None),
         order("R", "tier1", "standard", return_of="A", delivered_at=hours(60)),
     ]
-    assert build(orders, T0, hours(72)).delivery_vs_promise_hours == [-1.0, 1.11]
+    assert build(orders, T0, hours(72)).delivery_vs_promise_hours == [-1.0, 36.01]
 
 
 def test_kpi_averages_are_rounded_to_two_places_and_satisfaction_to_four():
@@ -320,7 +320,9 @@ def test_attainment_bars_are_percent_to_one_place():
 
 def svg(chart: str) -> ET.Element:
     assert chart.startswith("<svg ") and chart.endswith("</svg>")
-    return ET.fromstring(chart)
+    root = ET.fromstring(chart)
+    assert all(not (element.tail or "").strip() for element in root.iter())  # elements only, nothing between them
+    return root
 
 
 def test_a_bar_chart_scales_each_bar_to_the_largest_value_one_row_each_with_the_target_line():

@@ -222,6 +222,13 @@ def test_goods_in_count_what_a_requisition_already_received(store: Store):
     assert store.rows("SELECT state, received FROM purchase_requisitions") == [{"state": "received", "received": 10}]
 
 
+def test_goods_beyond_what_a_partly_received_requisition_lacks_go_on_to_the_next(store: Store):
+    requisition(store, "o-1", "TEA-001", "SH", 10, received=6)
+    second = requisition(store, "o-2", "TEA-001", "SH", 5)
+    receipt = store.receive_stock("TEA-001", "SH", 7)
+    assert (receipt.woken, receipt.still_open) == (["o-1"], [f"requisition {second} (order o-2): 3 of 5 received"])
+
+
 def test_goods_beyond_the_open_requisitions_stay_in_stock(store: Store):
     requisition(store, "o-1", "TEA-001", "SH", 2)
     receipt = store.receive_stock("TEA-001", "SH", 7)
