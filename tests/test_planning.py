@@ -15,12 +15,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.carrier import CarrierActivities, _cannot_carry, _too_slow
 from activities.inputs import Carrier
-from activities.packing import PackingActivities
-from activities.picking import PickingActivities
 from activities.stock import StockActivities, _available, _free, _from_bins, _nearest_first, _plan, shipments
 from activities.store import Store
 from tests.test_activities import payload, run, store  # noqa: F401 (store: a fresh store seeded with samples/warehouse.yaml)
-from tests.test_warehouse import items, promise
+from tests.test_warehouse import items, packed, promise  # packed: the default order reserved, picked and packed, 1.25 kg
 
 # -- warehouses and bins -------------------------------------------------------------------------
 
@@ -165,15 +163,6 @@ def carrier(name: str, *, base: float = 5.0, per_kg: float = 1.0, regions=("*",)
         "hazardous": settings.get("hazardous", False),
         "daily_capacity": settings.get("daily_capacity", 100),
     }
-
-
-def packed(store: Store, **overrides) -> dict:
-    """Reserved, picked and packed: the default order (2 x TEA-001, 1 x MUG-002 to Shanghai) weighs 1.25 kg."""
-    args = payload(**overrides)
-    run(StockActivities(store).reserve_stock, args)
-    run(PickingActivities(store).pick_items, args)
-    run(PackingActivities(store).pack_order, args)
-    return args
 
 
 def book(store: Store, args: dict, carriers: list[dict], **promised) -> dict:
