@@ -177,7 +177,7 @@ async def finished(handle: WorkflowHandle, timeout: float = 45) -> OrderResult:
         pytest.fail(f"{handle.id} did not end within {timeout:g}s; {where}")
 
 
-async def settled(handle: WorkflowHandle, store: Store | None, *, failed_undos: Collection[str] = (), timeout: float = 45) -> OrderResult:
+async def settled(handle: WorkflowHandle, store: Store, *, failed_undos: Collection[str] = (), timeout: float = 45) -> OrderResult:
     """What every scenario ends with: the order ended, each step is over, the saga undid what it had to, the store is sound.
 
     - no step is left running;
@@ -204,8 +204,7 @@ async def settled(handle: WorkflowHandle, store: Store | None, *, failed_undos: 
             if undo.outcome != expected or (expected == "failed" and not undo.detail):
                 problems.append(f"undo of {node}: {undo.outcome!r} ({undo.detail}), expected {expected!r}")
     problems += [f"expected the undo of {node} to fail, but it did not run" for node in failed_undos if node not in undos]
-    if store is not None:
-        problems += store.inconsistencies([result.order_id])
+    problems += store.inconsistencies([result.order_id])
     assert not problems, f"{result.order_id} ({result.status} at {result.end_node}): " + "; ".join(problems)
     return result
 

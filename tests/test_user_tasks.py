@@ -222,8 +222,9 @@ async def conclude(handle: WorkflowHandle) -> None:
 async def test_each_user_task_outcome_and_timeout_takes_its_path(ts_env, ts_start, ts_store: Store, process, task_id, outcome):
     task: UserTask = NODES[process][task_id]
     handle = await DRIVERS[(process, task_id)](Ctx(ts_env, ts_start, ts_store))
-    at = len((await status(handle)).steps) - 1
-    assert (await status(handle)).steps[at].node == task_id
+    steps = (await status(handle)).steps
+    at = len(steps) - 1
+    assert steps[at].node == task_id
 
     if outcome is TIMEOUT:
         await fast_forward(ts_env, handle, task.timeout + timedelta(minutes=1))
