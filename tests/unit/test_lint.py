@@ -1,0 +1,232 @@
+"""`orderops lint`: one test per class of error, each pointing at the right line."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from activities import ACTIVITY_NAMES
+from orderops.process.lint import lint_text
+from tests.helpers import ROOT, run_cli
+from worker import check_definitions
+
+VALID = """\
+id: sample
+version: 1
+start: review
+nodes:
+  - id: review
+    type: task
+    activity: review_order
+    result: review
+    next: route
+  - id: route
+    type: exclusive
+    branches:
+      - when: size(review.anomalies) > 0
+        next: manual
+    default: done
+  - id: manual
+    type: user_task
+    role: support_agent
+    outcomes: {approve: done, reject: rejected}
+    timeout: 1h
+    on_timeout: rejected
+  - id: done
+    type: end
+    status: completed
+  - id: rejected
+    type: end
+    status: rejected
+"""
+
+
+def problems(text: str) -> list[tuple[int, str]]:
+    definition, found = lint_text(textwrap.dedent(text), ACTIVITY_NAMES)
+    assert definition is None, "expected the definition to be rejected"
+    return [(p.line, p.message) for p in found]
+
+
+def test_valid_definition_passes():
+    definition, found = lint_text(VALID, ACTIVITY_NAMES)
+    assert found == []
+    assert [n.id for n in definition.nodes] == ["review", "route", "manual", "done", "rejected"]
+
+
+@pytest.mark.parametrize(
+    "change, line, message",
+    [
+        (("  - id: route\n    type: exclusive", "  - id: route\n    type: exclusive:"), 11, "YAML syntax error"),
+        (("    type: exclusive", "    type: switch"), 11, "unknown construct type 'switch'"),
+        (("    result: review\n", "    result: review\n    colour: red\n"), 9, "unknown field 'colour'"),
+        (("activity: review_order", "activity: review_ordr"), 7, "unknown activity 'review_ordr'"),
+        (("        next: manual", "        next: manul"), 14, "'branches.0.next' points to unknown node 'manul'"),
+        (("    default: done\n", ""), 10, "exclusive gateway has no 'default' branch"),
+        (("size(review.anomalies) > 0", "size(review.anomalies) >"), 13, "invalid CEL expression"),
+        (("size(review.anomalies) > 0", "size(reviews.anomalies) > 0"), 13, "names unknown variable 'reviews'"),
+        (("outcomes: {approve: done, reject: rejected}", "outcomes: {approve: done, reject: }"), 19, "outcome 'reject' has no target"),
+        (("  - id: rejected", "  - id: done"), 25, "duplicated node id 'done'"),
+    ],
+    ids=[
+        "yaml-syntax",
+        "unknown-construct",
+        "unknown-field",
+        "unknown-activity",
+        "dangling-next",
+        "gateway-without-default",
+        "invalid-cel",
+        "unknown-variable",
+        "outcome-without-target",
+        "duplicated-id",
+    ],
+)
+def test_each_error_class_is_reported_at_its_line(change, line, message):
+    old, new = change
+    assert old in VALID
+    found = problems(VALID.replace(old, new, 1))
+    assert any(at == line and message in m for at, m in found), found
+
+
+def test_unreachable_node():
+    text = VALID + "  - id: orphan\n    type: end\n    status: failed\n"
+    assert (28, "node 'orphan' is unreachable from start 'review'") in problems(text)
+
+
+def test_cycle_with_no_way_out():
+    text = VALID.replace("outcomes: {approve: done, reject: rejected}", "outcomes: {approve: loop_a, reject: rejected}") + (
+        "  - id: loop_a\n    type: wait\n    duration: 1m\n    next: loop_b\n"
+        "  - id: loop_b\n    type: wait\n    duration: 1m\n    next: loop_a\n"
+    )
+    found = problems(text)
+    assert any("cycle with no way out: loop_a -> loop_b" in m for _, m in found), found
+
+
+def test_cycle_with_an_exit_is_fine():
+    text = VALID.replace("outcomes: {approve: done, reject: rejected}", "outcomes: {approve: done, edit: review, reject: rejected}")
+    definition, found = lint_text(text, ACTIVITY_NAMES)
+    assert found == [] and definition is not None
+
+
+def test_parallel_branch_must_reach_its_join():
+    text = VALID.replace("start: review", "start: fork") + (
+        "  - id: fork\n    type: parallel\n    branches: [review, done]\n    join: route\n"
+    )
+    found = problems(text)
+    assert any("branch 'done' reaches end node 'done' before join 'route'" in m for _, m in found), found
+
+
+def test_shipped_definitions_pass(tmp_path):
+    assert check_definitions(ROOT / "process_defs") == []
+
+
+def test_cli_reports_file_line_col_and_fails(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(VALID.replace("next: manual", "next: nowhere"))
+    good = ROOT / "process_defs" / "standard.yaml"
+    result = run_cli("lint", str(good), str(bad))
+    assert result.returncode == 1
+    assert f"{good}: ok (standard v4" in result.stdout
+    assert re.search(
+        rf"^{re.escape(str(bad))}:14:9: node 'route': 'branches.0.next' points to unknown node 'nowhere'$", result.stdout, re.M
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_cli_lint_of_missing_file_is_one_line(tmp_path: Path):
+    result = run_cli("lint", str(tmp_path / "absent.yaml"))
+    assert result.returncode == 1
+    assert result.stdout.strip() == f"{tmp_path / 'absent.yaml'}: cannot read: No such file or directory"
+
+
+def test_worker_refuses_an_invalid_definition(tmp_path: Path):
+    (tmp_path / "broken.yaml").write_text(VALID.replace("activity: review_order", "activity: teleport"))
+    result = run_cli("--address", "127.0.0.1:1", "worker", "--process-dir", str(tmp_path))
+    assert result.returncode == 1
+    # The worker checks definitions before it needs a server, with lint's message.
+    assert f"{tmp_path / 'broken.yaml'}:7:5: node 'review': unknown activity 'teleport'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("id: t1\x01\n", "1:1: YAML syntax error: unacceptable character #x0001"),
+        ("id: x\nversion: !!int abc\n", "2:10: cannot read value 'abc'"),
+        ("? [a, b]\n: 1\n", "1:3: a mapping key must be a plain name"),
+        ("id: x\nversion: 1\nversion: 2\n", "3:1: duplicate key 'version' (first given on line 2)"),
+    ],
+    ids=["control-character", "bad-tagged-value", "complex-key", "duplicate-key"],
+)
+def test_unreadable_yaml_is_one_line_not_a_traceback(tmp_path: Path, text: str, expected: str):
+    path = tmp_path / "odd.yaml"
+    path.write_text(text)
+    result = run_cli("lint", str(path))
+    assert result.returncode == 1
+    assert result.stdout.strip() == f"{path}:{expected}" or result.stdout.startswith(f"{path}:{expected}")
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            ("    result: review\n", "    result: review\n    timeouts: {heartbeat: 10s}\n"),
+            "timeouts: needs start_to_close or schedule_to_close",
+        ),
+        (("    result: review\n", "    result: review\n    timeouts: {start_to_close: 0s}\n"), "must be more than 0"),
+        (("    result: review\n", "    result: review\n    timeouts: {start_to_close: -5}\n"), "duration -5s must be more than 0"),
+        (("    timeout: 1h\n", "    timeout: 99999999999d\n"), "is too long (at most 3650 days)"),
+        (
+            ("    result: review\n", "    result: review\n    retry: {initial_interval: 10s, maximum_interval: 1s}\n"),
+            "maximum_interval must not be shorter than initial_interval",
+        ),
+    ],
+    ids=["heartbeat-only", "zero-timeout", "negative-timeout", "huge-timeout", "inverted-retry-intervals"],
+)
+def test_settings_temporal_would_reject_are_caught_by_lint(change, message):
+    old, new = change
+    assert old in VALID
+    found = problems(VALID.replace(old, new, 1))
+    assert any(message in m for _, m in found), found
+
+
+def test_warehouse_settings_in_variables_are_checked_at_their_line(tmp_path: Path):
+    shutil.copytree(ROOT / "process_defs", tmp_path / "defs")
+    path = tmp_path / "defs" / "standard.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("max_scan_mismatches: 2 ", "max_scan_mismach: 2 ").replace("daily_capacity: 200", "daily_capacity: -1"))
+    result = run_cli("lint", str(path))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines() + result.stderr.splitlines()
+    picking_line = 1 + text[: text.index("max_scan_mismatches")].count("\n")
+    capacity_line = 1 + text[: text.index("daily_capacity: 200")].count("\n")
+    assert f"{path}:{picking_line}:5: variables.picking.max_scan_mismach: unknown setting" in lines
+    assert f"{path}:{capacity_line}:7: variables.carriers.0.daily_capacity: Input should be greater than 0" in lines
+
+
+def test_conditions_settings_and_templates_in_variables_are_checked(tmp_path: Path):
+    shutil.copytree(ROOT / "process_defs", tmp_path / "defs")
+    path = tmp_path / "defs" / "standard.yaml"
+    text = path.read_text()
+    path.write_text(
+        text.replace("    max_attempts: 3 ", "    max_attemps: 3 ")
+        .replace('delivered: "Order {order_id} was delivered', 'delivered: "Order {order_id was delivered')
+        .replace("    max_scan_mismatches: 2 ", "")
+    )
+    result = run_cli("lint", str(path))
+    assert result.returncode == 1
+    assert "variables.delivery.max_attempts: Field required" in result.stdout + result.stderr
+    assert "variables.delivery.max_attemps: unknown setting" in result.stdout + result.stderr
+    assert "variables.picking.max_scan_mismatches: Field required" in result.stdout + result.stderr
+    assert "variables.notifications.delivered: not a valid template: unexpected '{' in field name" in result.stdout + result.stderr
+
+
+def test_status_and_keep_status_do_not_go_together(tmp_path: Path):
+    path = tmp_path / "both.yaml"
+    path.write_text(VALID.replace("  - id: manual\n", "  - id: manual\n    keep_status: true\n    status: waiting\n", 1))
+    result = run_cli("lint", str(path))
+    assert result.returncode == 1 and "give either 'status' or 'keep_status', not both" in result.stdout + result.stderr
