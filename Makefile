@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint server worker clean golden mutation
+.PHONY: install run test lint server worker clean golden mutation bench docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/orderops lint process_defs/*.yaml
+
+# Benchmarks (bench/, docs/performance.md): figures, not pass/fail.
+bench: $(STAMP)
+	$(BIN)/python bench/startup.py
+
+# Pages generated from the code; a test fails when they are stale.
+docs: $(STAMP)
+	$(BIN)/python -m activities.catalogue > docs/activities.md
 
 server: $(STAMP)
 	$(BIN)/orderops server

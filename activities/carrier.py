@@ -6,13 +6,15 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.customer import render
-from activities.inputs import BookArgs, Carrier, HandoffArgs, OrderArgs, TrackingArgs, parse
+from activities.defn import activity_defn
+from activities.inputs import BookArgs, HandoffArgs, OrderArgs, TrackingArgs
 from activities.packing import PackingActivities, address_key, zpl_label
+from activities.results import Booked, Cancelled, HandedOver, Intercepted, Lost, TrackingRecorded
 from activities.store import StoreActivities, current_round, event_key, now_iso, outbox
+from orderops.settings import Carrier
 
 log = structlog.get_logger()
 
@@ -45,10 +47,9 @@ def _too_slow(carrier: Carrier, promise: dict, now: datetime) -> str | None:
 
 
 class CarrierActivities(StoreActivities):
-    @activity.defn(name="book_carrier")
-    def book_carrier(self, payload: dict) -> dict:
+    @activity_defn("book_carrier")
+    def book_carrier(self, args: BookArgs) -> Booked:
         """Each parcel goes to the cheapest carrier that can meet the promise; full or failing carriers fall back to the next."""
-        args = parse(BookArgs, payload)
         order = args.order
         now = datetime.now(UTC)
         day = now.date().isoformat()
@@ -71,7 +72,7 @@ class CarrierActivities(StoreActivities):
                 ).fetchone()
                 bookings.append(dict(held) if held else self._book(db, order.order_id, round_no, parcel, args, now, day))
         log.info("carriers booked", bookings=[(b["tracking_no"], b["carrier"]) for b in bookings])
-        return {"bookings": bookings}
+        return Booked.model_validate({"bookings": bookings})
 
     def _book(self, db, order_id: str, round_no: int, parcel: dict, args: BookArgs, now: datetime, day: str) -> dict:
         province, service = args.order.address.province, args.promise["service_level"]
@@ -122,20 +123,19 @@ class CarrierActivities(StoreActivities):
         )
         return {**booking, "meets_promise": bool(in_time), "refused": refused}
 
-    @activity.defn(name="cancel_booking")
-    def cancel_booking(self, payload: dict) -> dict:
+    @activity_defn("cancel_booking")
+    def cancel_booking(self, args: OrderArgs) -> Cancelled:
         """Compensation for booking: frees the carrier's capacity. A parcel already handed over is intercepted instead."""
-        order = parse(OrderArgs, payload).order
+        order = args.order
         with self.store.transaction() as db:
             changed = db.execute(
                 "UPDATE carrier_bookings SET state = 'cancelled' WHERE order_id = ? AND state = 'booked'", (order.order_id,)
             ).rowcount
-        return {"cancelled": changed}
+        return Cancelled(cancelled=changed)
 
-    @activity.defn(name="handoff_to_courier")
-    def handoff_to_courier(self, payload: dict) -> dict:
+    @activity_defn("handoff_to_courier")
+    def handoff_to_courier(self, args: HandoffArgs) -> HandedOver:
         """The courier collects the booked parcels: the goods leave the warehouse, courier and time are recorded."""
-        args = parse(HandoffArgs, payload)
         order = args.order
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
@@ -179,7 +179,7 @@ class CarrierActivities(StoreActivities):
                 )
             ]
         log.info("handed to courier", parcels=[(p["tracking_no"], p["carrier"]) for p in parcels])
-        return {"parcels": parcels, "carrier": parcels[0]["carrier"], "tracking_no": parcels[0]["tracking_no"]}
+        return HandedOver.model_validate({"parcels": parcels, "carrier": parcels[0]["carrier"], "tracking_no": parcels[0]["tracking_no"]})
 
     def _readdress(self, db, order, round_no: int, booking, args: HandoffArgs):
         """The customer changed the address after packing: reprint the label, and re-book if the carrier cannot go there."""
@@ -208,10 +208,10 @@ class CarrierActivities(StoreActivities):
         log.info("re-booked for the new address", carrier=rebooked["carrier"], was=booking["carrier"])
         return {**dict(booking), **rebooked}
 
-    @activity.defn(name="intercept_shipment")
-    def intercept_shipment(self, payload: dict) -> dict:
+    @activity_defn("intercept_shipment")
+    def intercept_shipment(self, args: OrderArgs) -> Intercepted:
         """Compensation for the handoff: the parcel is on its way, so ask the carrier to intercept it."""
-        order = parse(OrderArgs, payload).order
+        order = args.order
         with self.store.transaction() as db:
             rows = db.execute(
                 "SELECT carrier, tracking_no FROM carrier_bookings WHERE order_id = ? AND state = 'handed_over'", (order.order_id,)
@@ -228,12 +228,12 @@ class CarrierActivities(StoreActivities):
                     key=f"intercept:{row['tracking_no']}",
                 )
         log.info("intercept requested", parcels=[r["tracking_no"] for r in rows])
-        return {"intercepted": [r["tracking_no"] for r in rows]}
+        return Intercepted(intercepted=[r["tracking_no"] for r in rows])
 
-    @activity.defn(name="declare_lost")
-    def declare_lost(self, payload: dict) -> dict:
+    @activity_defn("declare_lost")
+    def declare_lost(self, args: OrderArgs) -> Lost:
         """The parcels of the current round are lost: no intercept can be asked for them any more."""
-        order = parse(OrderArgs, payload).order
+        order = args.order
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
             lost = [
@@ -247,12 +247,11 @@ class CarrierActivities(StoreActivities):
                 "UPDATE carrier_bookings SET state = 'lost' WHERE order_id = ? AND round = ? AND state = 'handed_over'",
                 (order.order_id, round_no),
             )
-        return {"lost": lost}
+        return Lost(lost=lost)
 
-    @activity.defn(name="record_tracking")
-    def record_tracking(self, payload: dict) -> dict:
+    @activity_defn("record_tracking")
+    def record_tracking(self, args: TrackingArgs) -> TrackingRecorded:
         """A courier scan: the parcel's status moves on, and the customer hears of it through the outbox."""
-        args = parse(TrackingArgs, payload)
         order, event = args.order, args.event
         status = event.get("event")
         if status not in TRACKING_EVENTS:
@@ -298,4 +297,4 @@ class CarrierActivities(StoreActivities):
                 (order.order_id, round_no),
             ).fetchone()[0]
         log.info("tracking event recorded", status=status, failed_attempts=failed, parcels_out=parcels_out)
-        return {"status": status, "failed_attempts": failed, "parcels_out": parcels_out}
+        return TrackingRecorded(status=status, failed_attempts=failed, parcels_out=parcels_out)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.inputs import DeliveryArgs, FeedbackArgs, NotifyArgs, RefundArgs, parse
+from activities.defn import activity_defn
+from activities.inputs import DeliveryArgs, Feedback, FeedbackArgs, NotifyArgs, RefundArgs
+from activities.results import CustomerNotified, DeliveryRecorded, Refunded
 from activities.store import StoreActivities, current_round, now_iso, outbox
 from orderops.order import Order
 
@@ -62,10 +63,9 @@ class _Fields(dict):
 
 
 class CustomerActivities(StoreActivities):
-    @activity.defn(name="notify_customer")
-    def notify_customer(self, payload: dict) -> dict:
+    @activity_defn("notify_customer")
+    def notify_customer(self, args: NotifyArgs) -> CustomerNotified:
         """Write to the outbox (transactional-outbox pattern); once per order, kind and fulfilment round."""
-        args = parse(NotifyArgs, payload)
         order = args.order
         message = render(args.kind, order, args.templates)
         with self.store.transaction() as db:
@@ -73,12 +73,11 @@ class CustomerActivities(StoreActivities):
                 db, order.order_id, args.kind, args.channel, order.phone, message, key=f"{args.kind}:{current_round(db, order.order_id)}"
             )
         log.info("customer notified", kind=args.kind)
-        return {"kind": args.kind, "message": message}
+        return CustomerNotified(kind=args.kind, message=message)
 
-    @activity.defn(name="record_delivery")
-    def record_delivery(self, payload: dict) -> dict:
+    @activity_defn("record_delivery")
+    def record_delivery(self, args: DeliveryArgs) -> DeliveryRecorded:
         """The sign-off; the first record wins, so a redelivered activity reports the time first written."""
-        args = parse(DeliveryArgs, payload)
         signer = str(args.delivery.get("signer") or args.order.customer_name)
         with self.store.transaction() as db:
             db.execute(
@@ -86,26 +85,25 @@ class CustomerActivities(StoreActivities):
                 (args.order.order_id, current_round(db, args.order.order_id), args.delivered_at.isoformat(), signer),
             )
             row = db.execute("SELECT delivered_at, signed_by FROM deliveries WHERE order_id = ?", (args.order.order_id,)).fetchone()
-        return {"signed_by": row["signed_by"], "delivered_at": row["delivered_at"]}
+        return DeliveryRecorded(signed_by=row["signed_by"], delivered_at=row["delivered_at"])
 
-    @activity.defn(name="record_feedback")
-    def record_feedback(self, payload: dict) -> dict:
-        args = parse(FeedbackArgs, payload)
+    @activity_defn("record_feedback")
+    def record_feedback(self, args: FeedbackArgs) -> Feedback:
+        """The customer's rating and comment, kept once per order; returns them as given."""
         with self.store.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO feedback VALUES (?, ?, ?, ?)",
                 (args.order.order_id, args.feedback.rating, args.feedback.comment, now_iso()),
             )
-        return args.feedback.model_dump()
+        return args.feedback
 
-    @activity.defn(name="refund_order")
-    def refund_order(self, payload: dict) -> dict:
+    @activity_defn("refund_order")
+    def refund_order(self, args: RefundArgs) -> Refunded:
         """Refund the order's amount, once per order and reason, and tell the customer."""
-        args = parse(RefundArgs, payload)
         order = args.order
         amount = f"{order.amount:.2f}"
         with self.store.transaction() as db:
             db.execute("INSERT OR IGNORE INTO refunds VALUES (?, ?, ?, ?)", (order.order_id, args.reason, amount, now_iso()))
             outbox(db, order.order_id, "refunded", "sms", order.phone, render("refunded", order, {}), key=f"refunded:{args.reason}")
         log.info("refunded", amount=amount, reason=args.reason)
-        return {"amount": amount, "reason": args.reason}
+        return Refunded(amount=amount, reason=args.reason)

@@ -1,15 +1,19 @@
-"""Activity arguments, validated with pydantic like every other boundary."""
+"""Activity arguments, validated with pydantic like every other boundary.
+
+The settings they carry (stock policy, picking, packing, carriers, review rules) are
+domain models of orderops/settings.py, which lint checks definitions against.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from temporalio.exceptions import ApplicationError
 
-from orderops.durations import Duration
 from orderops.order import Order
+from orderops.settings import Carrier, PackingRules, PickingPolicy, ReviewRules, StockPolicy
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,7 +33,7 @@ class OrderArgs(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    order: Order
+    order: Order = Field(description="The order as the definition's conditions see it (`amount` included, and ignored)")
 
     @field_validator("order", mode="before")
     @classmethod
@@ -38,14 +42,23 @@ class OrderArgs(BaseModel):
         return {k: v for k, v in value.items() if k != "amount"} if isinstance(value, dict) else value
 
 
+class ReviewArgs(OrderArgs):
+    rules: ReviewRules = Field(default_factory=ReviewRules, description="`variables.review_rules`; null runs every rule with its defaults")
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _no_rules(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
 class NotifyArgs(OrderArgs):
-    kind: str = Field(min_length=1)
+    kind: str = Field(min_length=1, description="Which message: accepted, shipped, rejected, ... (a template name)")
     channel: str = "sms"
     templates: dict[str, str] = Field(default_factory=dict, description="Per kind, overriding the built-in texts")
 
 
 class DeliveryArgs(OrderArgs):
-    delivery: dict[str, Any] = Field(default_factory=dict)
+    delivery: dict[str, Any] = Field(default_factory=dict, description="The sign-off event's data; `signer` names who signed")
     delivered_at: datetime = Field(description="When the sign-off event reached the order (workflow time)")
 
 
@@ -55,51 +68,31 @@ class Feedback(BaseModel):
 
 
 class FeedbackArgs(OrderArgs):
-    feedback: Feedback
+    feedback: Feedback = Field(description="The `feedback` event's data")
 
 
 class PromiseArgs(OrderArgs):
-    policy: dict[str, Any]
-    accepted_at: datetime
+    policy: dict[str, Any] = Field(description="The promise policy (process_defs/policies/), checked by the activity")
+    accepted_at: datetime = Field(description="When the order was accepted (workflow time)")
 
 
 class OpsNoticeArgs(OrderArgs):
-    kind: str = Field(min_length=1)
+    kind: str = Field(min_length=1, description="The notice's kind; one notice per order and kind")
     message: str = Field(min_length=1)
 
 
 class DelayArgs(OrderArgs):
-    promise: dict[str, Any]
-    policy: dict[str, Any]
+    promise: dict[str, Any] = Field(description="The promise compute_promise made")
+    policy: dict[str, Any] = Field(description="The promise policy, whose `compensation` sets the coupon per service level")
     delivered_at: datetime
 
 
-# -- fulfilment policies: `variables:` of a process definition, validated where they are used --
-
-
-class Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StockPolicy(Policy):
-    when_no_single_warehouse: Literal["split", "backorder"] = Field(
-        "split", description="split: one shipment per warehouse; backorder: wait for stock at the nearest warehouse"
-    )
-
-
 class ReserveArgs(OrderArgs):
-    policy: StockPolicy = StockPolicy()
-
-
-class PickingPolicy(Policy):
-    # Required, not defaulted: the definition's conditions read them as written.
-    mode: Literal["order", "wave"]
-    wave_window: Duration = Field(description="How long a wave collects orders of one warehouse before its pick walk")
-    max_scan_mismatches: int = Field(ge=1, description="Mismatched scans before a person takes over")
+    policy: StockPolicy = Field(StockPolicy(), description="`variables.stock_policy`")
 
 
 class WaveArgs(OrderArgs):
-    picking: PickingPolicy
+    picking: PickingPolicy = Field(description="`variables.picking`; the wave window is read")
 
 
 class ScannedLine(BaseModel):
@@ -128,54 +121,25 @@ class Scan(ScanReport):
 
 
 class ScanArgs(OrderArgs):
-    scan: Scan
-
-
-class PackingRule(Policy):
-    material: str = Field(min_length=1)
-    labels: list[str] = []
-
-
-class PackingRules(Policy):
-    box_weight_kg: float = Field(0.2, ge=0)
-    classes: dict[Literal["general", "fragile", "liquid", "bulky", "hazardous"], PackingRule] = {
-        "general": PackingRule(material="carton"),
-        "fragile": PackingRule(material="carton with foam and bubble wrap", labels=["FRAGILE"]),
-        "liquid": PackingRule(material="sealed bag in carton", labels=["THIS SIDE UP", "LIQUID"]),
-        "bulky": PackingRule(material="reinforced carton", labels=["HEAVY"]),
-        "hazardous": PackingRule(material="UN-certified packaging", labels=["HAZARDOUS GOODS"]),
-    }
+    scan: Scan = Field(description="The `scanned` event as the receive step stored it")
 
 
 class PackArgs(OrderArgs):
-    packing: PackingRules = PackingRules()
-
-
-class Carrier(Policy):
-    name: str = Field(min_length=1)
-    regions: list[str] = Field(min_length=1, description="Destination provinces served; '*' for all")
-    services: dict[str, dict[str, Annotated[int, Field(ge=0)]]] = Field(
-        min_length=1, description="Per service offered (standard, express...), days in transit per promise tier; '*' for the rest"
-    )
-    base_cost: float = Field(ge=0)
-    cost_per_kg: float = Field(ge=0)
-    max_weight_kg: float = Field(gt=0)
-    hazardous: bool = False
-    daily_capacity: int = Field(gt=0, description="Parcels the carrier collects per day")
+    packing: PackingRules = Field(PackingRules(), description="`variables.packing`")
 
 
 class BookArgs(OrderArgs):
-    carriers: list[Carrier] = Field(min_length=1)
-    promise: dict[str, Any]
+    carriers: list[Carrier] = Field(min_length=1, description="`variables.carriers`")
+    promise: dict[str, Any] = Field(description="The order's promise: service_level, tier, deliver_by")
 
 
 class TrackingArgs(OrderArgs):
     event: dict[str, Any] = Field(description="The tracking event as the receive step stored it: event, received_at, data")
-    templates: dict[str, str] = {}
+    templates: dict[str, str] = Field({}, description="`variables.notifications`")
 
 
 class RefundArgs(OrderArgs):
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, description="Why; one refund per order and reason")
 
 
 class ReturnRequest(BaseModel):
@@ -195,7 +159,7 @@ class ReturnRequest(BaseModel):
 
 
 class ReturnArgs(OrderArgs):
-    request: ReturnRequest
+    request: ReturnRequest = Field(description="The return as support entered it")
 
 
 class InspectedLine(BaseModel):
@@ -213,24 +177,20 @@ class Inspection(BaseModel):
 
 
 class InspectArgs(ReturnArgs):
-    inspection: Inspection = Inspection()
+    inspection: Inspection = Field(
+        Inspection(), description="The `parcel_received` event: each SKU restocked or scrapped (restocked if not named)"
+    )
 
 
 class CloseReturnArgs(OrderArgs):
     # Without an outcome it runs as the compensation of the assessment: the return was cancelled.
-    outcome: Literal["rejected", "expired", "cancelled"] = "cancelled"
+    outcome: Literal["rejected", "expired", "cancelled"] = Field(
+        "cancelled", description="rejected or expired; cancelled (the default) when it runs as the assessment's compensation"
+    )
 
 
 class HandoffArgs(OrderArgs):
     """Carriers and promise let the handoff re-book a parcel whose address changed after booking."""
 
-    carriers: list[Carrier] = []
-    promise: dict[str, Any] | None = None
-
-
-class DeliveryPolicy(Policy):
-    max_attempts: int = Field(ge=1, description="Failed deliveries before a person decides")
-
-
-class ReturnPolicy(Policy):
-    auto_approve_up_to: float = Field(ge=0, description="Returns worth up to this are approved without a person")
+    carriers: list[Carrier] = Field([], description="`variables.carriers`, to re-book")
+    promise: dict[str, Any] | None = Field(None, description="The order's promise, to re-book")

@@ -8,13 +8,14 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 import structlog
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.inputs import OrderArgs, PackArgs, parse
+from activities.defn import activity_defn
+from activities.inputs import OrderArgs, PackArgs
+from activities.results import Packed, Voided
 from activities.stock import active_lines
 from activities.store import StoreActivities, current_round, next_number, now_iso
-from orderops.order import Order
+from orderops.order import Order, tally
 
 log = structlog.get_logger()
 
@@ -46,10 +47,9 @@ def zpl_label(order: Order, tracking: str, weight: float, labels: list[str], war
 
 
 class PackingActivities(StoreActivities):
-    @activity.defn(name="pack_order")
-    def pack_order(self, payload: dict) -> dict:
+    @activity_defn("pack_order")
+    def pack_order(self, args: PackArgs) -> Packed:
         """One parcel per warehouse: checked against the order, packed per goods class, weighed, labelled."""
-        args = parse(PackArgs, payload)
         order, rules = args.order, args.packing
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
@@ -70,19 +70,19 @@ class PackingActivities(StoreActivities):
                 ).fetchone() or self._waybill(db, order, round_no, warehouse, parcel_lines, rules)
                 parcels.append(self.parcel(row))
         log.info("parcels packed", parcels=[(p["tracking_no"], p["weight_kg"]) for p in parcels])
-        return {"parcels": parcels}
+        return Packed.model_validate({"parcels": parcels})
 
-    @activity.defn(name="void_waybill")
-    def void_waybill(self, payload: dict) -> dict:
+    @activity_defn("void_waybill")
+    def void_waybill(self, args: OrderArgs) -> Voided:
         """Compensation for packing; a parcel already with the carrier keeps its waybill (the intercept needs it)."""
-        order = parse(OrderArgs, payload).order
+        order = args.order
         with self.store.transaction() as db:
             changed = db.execute(
                 "UPDATE waybills SET state = 'void' WHERE order_id = ? AND state = 'active' AND tracking_no NOT IN"
                 " (SELECT tracking_no FROM carrier_bookings WHERE order_id = ? AND state IN ('handed_over', 'delivered', 'intercept_requested', 'lost'))",
                 (order.order_id, order.order_id),
             ).rowcount
-        return {"voided": changed}
+        return Voided(voided=changed)
 
     def _waybill(self, db, order: Order, round_no: int, warehouse: str, lines: list[dict], rules):
         products = {
@@ -126,18 +126,14 @@ class PackingActivities(StoreActivities):
     @staticmethod
     def _check(db, order: Order, round_no: int, lines: list[dict]) -> None:
         """Post-pack check: what was picked, what is reserved and what was ordered must agree."""
-        ordered: dict[str, int] = defaultdict(int)
-        for item in order.items:
-            ordered[item.sku] += item.quantity
-        reserved: dict[str, int] = defaultdict(int)
-        for line in lines:
-            reserved[line["sku"]] += line["quantity"]
-        picked: dict[str, int] = defaultdict(int)
-        for row in db.execute(
-            "SELECT lines FROM pick_lists WHERE order_id = ? AND round = ? AND state = 'open'", (order.order_id, round_no)
-        ):
-            for line in json.loads(row["lines"]):
-                picked[line["sku"]] += line["quantity"]
+        ordered, reserved = tally(order.items), tally(lines)
+        picked = tally(
+            line
+            for row in db.execute(
+                "SELECT lines FROM pick_lists WHERE order_id = ? AND round = ? AND state = 'open'", (order.order_id, round_no)
+            )
+            for line in json.loads(row["lines"])
+        )
         problems = [
             f"{sku}: ordered {ordered.get(sku, 0)}, reserved {reserved.get(sku, 0)}, picked {picked.get(sku, 0)}"
             for sku in sorted(set(ordered) | set(reserved) | set(picked))
@@ -148,6 +144,7 @@ class PackingActivities(StoreActivities):
 
     @staticmethod
     def parcel(row) -> dict:
+        """A waybill row as a parcel (results.Parcel), also what carrier selection reads."""
         packaging = json.loads(row["packaging"])
         return {
             "warehouse": row["warehouse"],

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from datetime import UTC, datetime
 
 import structlog
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.inputs import OrderArgs, ScanArgs, WaveArgs, parse
+from activities.defn import activity_defn
+from activities.inputs import OrderArgs, ScanArgs, WaveArgs
+from activities.results import Cancelled, PickLists, ScanVerified, WaveJoined, WaveReleased
 from activities.stock import active_lines, shipments
 from activities.store import StoreActivities, current_round, event_key, now_iso, outbox
+from orderops.order import tally
 
 log = structlog.get_logger()
 
@@ -30,20 +31,19 @@ def _open_lists(db, order_id: str, round_no: int) -> list[dict]:
 
 
 class PickingActivities(StoreActivities):
-    @activity.defn(name="pick_items")
-    def pick_items(self, payload: dict) -> dict:
+    @activity_defn("pick_items")
+    def pick_items(self, args: OrderArgs) -> PickLists:
         """One pick list per warehouse, in bin order so the picker walks the aisles once."""
-        order = parse(OrderArgs, payload).order
+        order = args.order
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
             lists = _open_lists(db, order.order_id, round_no) or self._create_lists(db, order.order_id, round_no, wave_for=None)
         log.info("pick lists created", warehouses=[p["warehouse"] for p in lists])
-        return {"mode": "order", "lists": lists}
+        return PickLists.model_validate({"mode": "order", "lists": lists})
 
-    @activity.defn(name="join_wave")
-    def join_wave(self, payload: dict) -> dict:
+    @activity_defn("join_wave")
+    def join_wave(self, args: WaveArgs) -> WaveJoined:
         """Put the order's lines into the open wave of each warehouse it ships from; a wave opens if none is."""
-        args = parse(WaveArgs, payload)
         order = args.order
         window = args.picking.wave_window
         with self.store.transaction() as db:
@@ -71,12 +71,12 @@ class PickingActivities(StoreActivities):
             waves = [w["wave_id"] for w in lists]
             release_at = db.execute(f"SELECT MAX(release_at) FROM waves WHERE id IN ({','.join('?' * len(waves))})", waves).fetchone()[0]
         log.info("joined wave", waves=waves, release_at=release_at)
-        return {"mode": "wave", "waves": waves, "release_at": release_at}
+        return WaveJoined(mode="wave", waves=waves, release_at=release_at)
 
-    @activity.defn(name="release_wave")
-    def release_wave(self, payload: dict) -> dict:
+    @activity_defn("release_wave")
+    def release_wave(self, args: OrderArgs) -> WaveReleased:
         """Close the order's waves: one pick walk per wave, over every order in it, in bin order."""
-        order = parse(OrderArgs, payload).order
+        order = args.order
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
             lists = _open_lists(db, order.order_id, round_no)
@@ -106,12 +106,12 @@ class PickingActivities(StoreActivities):
                 orders = sorted({o for stop in stops for o in stop["orders"]})
                 waves.append({"id": wave_id, "warehouse": wave["warehouse"], "orders": orders, "walk": stops})
         log.info("wave released", waves=[(w["id"], len(w["orders"])) for w in waves])
-        return {"mode": "wave", "waves": waves, "lists": lists}
+        return WaveReleased.model_validate({"mode": "wave", "waves": waves, "lists": lists})
 
-    @activity.defn(name="cancel_pick_list")
-    def cancel_pick_list(self, payload: dict) -> dict:
+    @activity_defn("cancel_pick_list")
+    def cancel_pick_list(self, args: OrderArgs) -> Cancelled:
         """Compensation for picking (by order or wave); an order cancelled before its wave is released leaves the walk."""
-        order = parse(OrderArgs, payload).order
+        order = args.order
         with self.store.transaction() as db:
             # Lists whose goods already left with the courier were done, not cancelled.
             changed = db.execute(
@@ -120,21 +120,16 @@ class PickingActivities(StoreActivities):
                 "  AND b.warehouse = pick_lists.warehouse AND b.state IN ('handed_over', 'delivered', 'intercept_requested', 'lost'))",
                 (order.order_id,),
             ).rowcount
-        return {"cancelled": changed}
+        return Cancelled(cancelled=changed)
 
-    @activity.defn(name="verify_scan")
-    def verify_scan(self, payload: dict) -> dict:
+    @activity_defn("verify_scan")
+    def verify_scan(self, args: ScanArgs) -> ScanVerified:
         """Compare the scanned SKUs and quantities with what the order holds; every scan is kept for the KPIs."""
-        args = parse(ScanArgs, payload)
         order = args.order
-        scanned: dict[str, int] = defaultdict(int)
-        for line in args.scan.items:
-            scanned[line.sku] += line.quantity
+        scanned = tally(args.scan.items)
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
-            expected: dict[str, int] = defaultdict(int)
-            for row in active_lines(db, order.order_id, round_no):
-                expected[row["sku"]] += row["quantity"]
+            expected = tally(active_lines(db, order.order_id, round_no))
             if not expected:
                 raise _no_reservation(order.order_id)
             differences = [
@@ -168,7 +163,7 @@ class PickingActivities(StoreActivities):
                     key=f"repick:{round_no}:{event_key(args.scan.model_dump())}",
                 )
         log.info("scan verified", matched=not differences, differences=differences)
-        return {"matched": not differences, "differences": differences, "scans": counts["scans"], "mismatches": counts["mismatches"] or 0}
+        return ScanVerified(matched=not differences, differences=differences, scans=counts["scans"], mismatches=counts["mismatches"] or 0)
 
     @staticmethod
     def _create_lists(db, order_id: str, round_no: int, wave_for) -> list[dict]:

@@ -6,10 +6,11 @@ from decimal import Decimal
 
 import structlog
 from pydantic import ValidationError
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.inputs import DelayArgs, OpsNoticeArgs, PromiseArgs, parse
+from activities.defn import activity_defn
+from activities.inputs import DelayArgs, OpsNoticeArgs, PromiseArgs
+from activities.results import Granted, NotGranted, OpsNotified
 from activities.store import StoreActivities, now_iso, outbox
 from orderops import promise as promises
 
@@ -24,10 +25,9 @@ def _policy(data: dict) -> promises.PromisePolicy:
 
 
 class PromiseActivities(StoreActivities):
-    @activity.defn(name="compute_promise")
-    def compute_promise(self, payload: dict) -> dict:
+    @activity_defn("compute_promise")
+    def compute_promise(self, args: PromiseArgs) -> promises.Promise:
         """Promise from the policy, the destination and the catalogue's categories; same input, same promise."""
-        args = parse(PromiseArgs, payload)
         order, policy = args.order, _policy(args.policy)
         skus = sorted({item.sku for item in order.items})
         rows = self.store.rows(f"SELECT goods_class, made_to_order FROM products WHERE sku IN ({','.join('?' * len(skus))})", *skus)
@@ -43,28 +43,26 @@ class PromiseActivities(StoreActivities):
             accepted_at=args.accepted_at,
         )
         log.info("promise made", ship_by=result.ship_by.isoformat(), deliver_by=result.deliver_by.isoformat(), tier=result.tier)
-        return result.model_dump(mode="json")
+        return result
 
-    @activity.defn(name="notify_ops")
-    def notify_ops(self, payload: dict) -> dict:
+    @activity_defn("notify_ops")
+    def notify_ops(self, args: OpsNoticeArgs) -> OpsNotified:
         """An ops notice in the outbox, once per order and kind."""
-        args = parse(OpsNoticeArgs, payload)
         with self.store.transaction() as db:
             outbox(db, args.order.order_id, args.kind, "ops", "ops", args.message)
         log.info("ops notified", kind=args.kind)
-        return {"kind": args.kind}
+        return OpsNotified(kind=args.kind)
 
-    @activity.defn(name="grant_delay_compensation")
-    def grant_delay_compensation(self, payload: dict) -> dict:
+    @activity_defn("grant_delay_compensation")
+    def grant_delay_compensation(self, args: DelayArgs) -> Granted | NotGranted:
         """A coupon for a missed promise, per the policy's service level: once per order, ever."""
-        args = parse(DelayArgs, payload)
         policy = _policy(args.policy)
         promise = promises.Promise.model_validate(args.promise)
         coupon = policy.compensation.get(promise.service_level)
         if coupon is None:
-            return {"granted": False, "reason": f"no compensation configured for {promise.service_level}"}
+            return NotGranted(granted=False, reason=f"no compensation configured for {promise.service_level}")
         if args.delivered_at <= promise.deliver_by:
-            return {"granted": False, "reason": "delivered as promised"}
+            return NotGranted(granted=False, reason="delivered as promised")
         order = args.order
         with self.store.transaction() as db:
             db.execute(
@@ -89,4 +87,4 @@ class PromiseActivities(StoreActivities):
                 f"Sorry, order {order.order_id} arrived later than promised. A coupon of {row['amount']} {row['currency']} is yours.",
             )
         log.info("delay compensated", amount=row["amount"], currency=row["currency"])
-        return {"granted": True, "amount": str(Decimal(row["amount"])), "currency": row["currency"]}
+        return Granted(granted=True, amount=str(Decimal(row["amount"])), currency=row["currency"])

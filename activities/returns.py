@@ -3,48 +3,48 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 
 import structlog
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.customer import render
-from activities.inputs import CloseReturnArgs, InspectArgs, ReturnArgs, parse
+from activities.defn import activity_defn
+from activities.inputs import CloseReturnArgs, InspectArgs, ReturnArgs
 from activities.packing import zpl_text
+from activities.results import Assessed, Inspected, ReturnClosed, ReturnLabel
 from activities.store import StoreActivities, now_iso, outbox
+from orderops.order import tally
 
 log = structlog.get_logger()
 
 
 class ReturnActivities(StoreActivities):
-    @activity.defn(name="assess_return")
-    def assess_return(self, payload: dict) -> dict:
+    @activity_defn("assess_return")
+    def assess_return(self, args: ReturnArgs) -> Assessed:
         """The items must have been shipped to the customer and not be returned already; the value decides approval."""
-        args = parse(ReturnArgs, payload)
         order, request = args.order, args.request
         with self.store.transaction() as db:
             existing = db.execute("SELECT * FROM returns WHERE return_id = ?", (order.order_id,)).fetchone()
             if existing is None:
-                shipped: dict[str, int] = defaultdict(int)
                 # What reached the customer: shipped in a round whose parcels were not lost (a reship replaced those).
-                for r in db.execute(
-                    "SELECT r.sku, r.quantity FROM reservations r WHERE r.order_id = ? AND r.state = 'shipped' AND NOT EXISTS"
-                    " (SELECT 1 FROM carrier_bookings b WHERE b.order_id = r.order_id AND b.round = r.round AND b.warehouse = r.warehouse"
-                    "  AND b.state = 'lost')",
-                    (request.original_order_id,),
-                ):
-                    shipped[r["sku"]] += r["quantity"]
-                returned: dict[str, int] = defaultdict(int)
-                for r in db.execute(
-                    "SELECT items FROM returns WHERE order_id = ? AND state NOT IN ('rejected', 'expired', 'cancelled')",
-                    (request.original_order_id,),
-                ):
-                    for sku, quantity in json.loads(r["items"]).items():
-                        returned[sku] += quantity
-                wanted: dict[str, int] = defaultdict(int)
-                for item in order.items:
-                    wanted[item.sku] += item.quantity
+                shipped = tally(
+                    db.execute(
+                        "SELECT r.sku, r.quantity FROM reservations r WHERE r.order_id = ? AND r.state = 'shipped' AND NOT EXISTS"
+                        " (SELECT 1 FROM carrier_bookings b WHERE b.order_id = r.order_id AND b.round = r.round"
+                        "  AND b.warehouse = r.warehouse AND b.state = 'lost')",
+                        (request.original_order_id,),
+                    )
+                )
+                # Returns still under way or done; each stores its items as {sku: quantity}.
+                returned = tally(
+                    {"sku": sku, "quantity": quantity}
+                    for r in db.execute(
+                        "SELECT items FROM returns WHERE order_id = ? AND state NOT IN ('rejected', 'expired', 'cancelled')",
+                        (request.original_order_id,),
+                    )
+                    for sku, quantity in json.loads(r["items"]).items()
+                )
+                wanted = tally(order.items)
                 problems = [
                     f"{sku}: {quantity} asked, {shipped.get(sku, 0) - returned.get(sku, 0)} shipped and not yet returned"
                     for sku, quantity in sorted(wanted.items())
@@ -70,12 +70,11 @@ class ReturnActivities(StoreActivities):
                 )
                 existing = db.execute("SELECT * FROM returns WHERE return_id = ?", (order.order_id,)).fetchone()
         log.info("return assessed", value=existing["value"], kind=existing["kind"])
-        return {"value": float(existing["value"]), "kind": existing["kind"], "our_mistake": request.our_mistake}
+        return Assessed(value=float(existing["value"]), kind=existing["kind"], our_mistake=request.our_mistake)
 
-    @activity.defn(name="issue_return_label")
-    def issue_return_label(self, payload: dict) -> dict:
+    @activity_defn("issue_return_label")
+    def issue_return_label(self, args: ReturnArgs) -> ReturnLabel:
         """A prepaid return label (ZPL), addressed back to the warehouse the goods came from."""
-        args = parse(ReturnArgs, payload)
         order = args.order
         with self.store.transaction() as db:
             row = db.execute("SELECT label_path FROM returns WHERE return_id = ?", (order.order_id,)).fetchone()
@@ -105,24 +104,22 @@ class ReturnActivities(StoreActivities):
                 db.execute("UPDATE returns SET label_path = ?, state = 'label_issued' WHERE return_id = ?", (str(path), order.order_id))
                 outbox(db, order.order_id, "return_label", "sms", order.phone, render("return_label", order, {}))
                 row = {"label_path": str(path)}
-        return {"label_path": row["label_path"]}
+        return ReturnLabel(label_path=row["label_path"])
 
-    @activity.defn(name="close_return")
-    def close_return(self, payload: dict) -> dict:
+    @activity_defn("close_return")
+    def close_return(self, args: CloseReturnArgs) -> ReturnClosed:
         """A rejected or expired return gives its items back to what the customer may still return."""
-        args = parse(CloseReturnArgs, payload)
         with self.store.transaction() as db:
             db.execute(
                 "UPDATE returns SET state = ? WHERE return_id = ? AND state IN ('requested', 'label_issued')",
                 (args.outcome, args.order.order_id),
             )
             row = db.execute("SELECT state FROM returns WHERE return_id = ?", (args.order.order_id,)).fetchone()
-        return {"state": row["state"] if row else None}
+        return ReturnClosed(state=row["state"] if row else None)
 
-    @activity.defn(name="inspect_return")
-    def inspect_return(self, payload: dict) -> dict:
+    @activity_defn("inspect_return")
+    def inspect_return(self, args: InspectArgs) -> Inspected:
         """Each returned SKU is restocked into the bin it left from, or scrapped; once per return and SKU."""
-        args = parse(InspectArgs, payload)
         order = args.order
         outcomes = {line.sku: line.outcome for line in args.inspection.items}
         unknown = sorted(set(outcomes) - {item.sku for item in order.items})
@@ -130,9 +127,7 @@ class ReturnActivities(StoreActivities):
             raise ApplicationError(
                 f"inspection names SKUs not in the return: {', '.join(unknown)}", type="InvalidInput", non_retryable=True
             )
-        quantities: dict[str, int] = defaultdict(int)
-        for item in order.items:
-            quantities[item.sku] += item.quantity
+        quantities = tally(order.items)
         result = []
         with self.store.transaction() as db:
             for sku, quantity in quantities.items():
@@ -157,4 +152,6 @@ class ReturnActivities(StoreActivities):
                 result.append({"sku": sku, "quantity": quantity, "outcome": outcome, "warehouse": origin["warehouse"]})
             db.execute("UPDATE returns SET state = 'inspected' WHERE return_id = ?", (order.order_id,))
         log.info("return inspected", lines=result)
-        return {"lines": result, "restocked": sum(line["quantity"] for line in result if line["outcome"] == "restock")}
+        return Inspected.model_validate(
+            {"lines": result, "restocked": sum(line["quantity"] for line in result if line["outcome"] == "restock")}
+        )

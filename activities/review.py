@@ -1,8 +1,9 @@
 """Automatic order review: each rule yields a reason code for the support agent.
 
 The rules and their parameters come from the process definition
-(`variables.review_rules`, handed to the activity as `rules`); docs/review-rules.md
-describes each one. A rule set to `null`, `false` or `{enabled: false}` is off.
+(`variables.review_rules`, handed to the activity as `rules`; the model is
+orderops.settings.ReviewRules); docs/review-rules.md describes each one. A rule
+set to `null`, `false` or `{enabled: false}` is off.
 """
 
 from __future__ import annotations
@@ -13,198 +14,17 @@ import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any
 
 import structlog
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
-from temporalio import activity
 
-from activities.inputs import OrderArgs, parse
+from activities.defn import activity_defn
+from activities.inputs import ReviewArgs
+from activities.results import Finding, ReviewResult
 from activities.store import StoreActivities
-from orderops.durations import Duration
 from orderops.order import Order
+from orderops.settings import ReviewRules
 
 log = structlog.get_logger()
-
-
-def _regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as err:
-        raise ValueError(f"not a valid regular expression: {err}") from None
-    return value
-
-
-Tier = Annotated[str, Field(pattern=r"^[a-z][a-z_]*$")]
-OrderType = Annotated[str, Field(pattern=r"^[a-z][a-z_]*$")]
-Pattern = Annotated[str, Field(min_length=1), AfterValidator(_regex)]
-
-
-class Rule(BaseModel):
-    """One check. `enabled: false` (or the rule set to `null`/`false`) switches it off."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-
-
-class UnknownSkuRule(Rule):
-    """unknown_sku: every item must be in the catalogue (`products`)."""
-
-
-class ZeroPriceRule(Rule):
-    """item_price_zero: an item priced 0 is a data error, except in the exempt order types (gifts)."""
-
-    exempt_order_types: list[OrderType] = Field(default_factory=lambda: ["promotion"])
-
-
-class AddressRule(Rule):
-    """address_incomplete: the street must be long enough to deliver to; optionally a district."""
-
-    min_street_length: int = Field(4, ge=1, le=500)
-    require_district: bool = False
-
-
-class PostcodeRule(Rule):
-    """postcode_invalid: a postcode, when given (or always, if required), must match the pattern."""
-
-    pattern: Pattern = r"\d{6}"
-    expected: str = Field("6 digits", description="What a valid postcode is, for the reason text")
-    required: bool = False
-
-
-class PhoneRule(Rule):
-    """phone_invalid: the phone must match the pattern."""
-
-    pattern: Pattern = Field(r"^1[3-9]\d{9}$", description="Mainland mobile numbers by default")
-    expected: str = "a valid mobile number"
-
-
-class DuplicateRule(Rule):
-    """duplicate_order: same customer, address and items as an order reviewed shortly before."""
-
-    window: Duration = timedelta(hours=24)
-
-
-class VelocityRule(Rule):
-    """velocity_exceeded: more than `max_orders` orders from one customer within `window`."""
-
-    max_orders: int = Field(5, ge=1)
-    window: Duration = timedelta(hours=24)
-
-
-class BlacklistEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    value: Annotated[str, Field(min_length=1)]
-    reason: Annotated[str, Field(min_length=1)] = "listed in the review rules"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _plain_value(cls, data: Any) -> Any:
-        return {"value": data} if isinstance(data, str) else data
-
-
-class BlacklistRule(Rule):
-    """blacklisted_customer / blacklisted_phone / blacklisted_address: the store's table and these lists."""
-
-    use_store: bool = True
-    customers: list[BlacklistEntry] = Field(default_factory=list)
-    phones: list[BlacklistEntry] = Field(default_factory=list)
-    addresses: list[BlacklistEntry] = Field(default_factory=list)
-
-
-class AmountRule(Rule):
-    """amount_over_limit: the order's amount above the limit for the customer's tier."""
-
-    limit: Decimal = Field(Decimal(20000), gt=0)
-    tier_limits: dict[Tier, Annotated[Decimal, Field(gt=0)] | None] = Field(
-        default_factory=dict, description="Limit per customer tier; null = no limit for that tier"
-    )
-
-
-class PaymentRule(Rule):
-    """payment_not_confirmed: the payment provider has not confirmed payment."""
-
-
-# The flat keys of the first rule format; definitions (and orders in flight) that use them still work.
-_LEGACY = {
-    "amount_limit": ("amount", "limit"),
-    "duplicate_window_hours": ("duplicate", "window"),
-    "phone_pattern": ("phone", "pattern"),
-    "require_payment": ("payment", "enabled"),
-}
-
-
-class ReviewRules(BaseModel):
-    """`variables.review_rules`: one key per rule; omitted rules run with their defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    unknown_sku: UnknownSkuRule = UnknownSkuRule()
-    zero_price: ZeroPriceRule = ZeroPriceRule(enabled=False)
-    address: AddressRule = AddressRule()
-    postcode: PostcodeRule = PostcodeRule()
-    phone: PhoneRule = PhoneRule()
-    duplicate: DuplicateRule = DuplicateRule()
-    velocity: VelocityRule = VelocityRule()
-    blacklist: BlacklistRule = BlacklistRule()
-    amount: AmountRule = AmountRule()
-    payment: PaymentRule = PaymentRule()
-
-    # The validators' logic lives in plain functions, which mutation testing (mutmut) can mutate.
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy_keys(cls, data: Any) -> Any:
-        return _upgrade_legacy(data)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _switch(cls, value: Any) -> Any:
-        return _switched(value)
-
-
-def _upgrade_legacy(data: Any) -> Any:
-    """The flat keys of the first rule format, rewritten as the rules they set."""
-    if not isinstance(data, dict) or not any(key in data for key in _LEGACY):
-        return data
-    data = dict(data)
-    for old, (rule, param) in _LEGACY.items():
-        if old not in data:
-            continue
-        if rule in data:
-            raise ValueError(f"{old} and {rule} both given; write {rule}.{param} only")
-        value = data.pop(old)
-        if old == "duplicate_window_hours":
-            # Hours, as numbers; a zero window found nothing but same-second twins: it meant "off".
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                try:
-                    data[rule] = {"enabled": False} if value == 0 else {param: timedelta(hours=value)}
-                except OverflowError:
-                    raise ValueError(f"{old} {value} is too long") from None
-            else:
-                data[rule] = {param: value}
-        else:
-            data[rule] = {param: value}
-    return data
-
-
-def _switched(value: Any) -> Any:
-    """`null` or `false` switches a rule off; `true` (or `{}`) runs it with its defaults."""
-    if value is None or value is False:
-        return {"enabled": False}
-    if value is True:
-        return {}
-    return value
-
-
-class ReviewArgs(OrderArgs):
-    rules: ReviewRules = Field(default_factory=ReviewRules)
-
-    @field_validator("rules", mode="before")
-    @classmethod
-    def _no_rules(cls, value: Any) -> Any:
-        return {} if value is None else value
 
 
 def _key(value) -> str:
@@ -315,9 +135,9 @@ def findings(db: sqlite3.Connection, order: Order, rules: ReviewRules, anchor: s
 
 
 class ReviewActivities(StoreActivities):
-    @activity.defn(name="review_order")
-    def review_order(self, payload: dict) -> dict:
-        args = parse(ReviewArgs, payload)
+    @activity_defn("review_order")
+    def review_order(self, args: ReviewArgs) -> ReviewResult:
+        """Check the order against the review rules; each rule that fires gives a reason code and a sentence."""
         order = args.order
         with self.store.transaction() as db:
             # Windows end at the order's first review, not at this attempt: a retry, or a
@@ -336,8 +156,8 @@ class ReviewActivities(StoreActivities):
 
         codes = [code for code, _ in found]
         log.info("order reviewed", anomalies=codes)
-        return {
-            "anomalies": codes,
-            "reasons": [text for _, text in found],
-            "findings": [{"code": code, "reason": text} for code, text in found],
-        }
+        return ReviewResult(
+            anomalies=codes,
+            reasons=[text for _, text in found],
+            findings=[Finding(code=code, reason=text) for code, text in found],
+        )

@@ -11,10 +11,12 @@ import sqlite3
 from collections import defaultdict
 
 import structlog
-from temporalio import activity
 
-from activities.inputs import OrderArgs, ReserveArgs, parse
+from activities.defn import activity_defn
+from activities.inputs import OrderArgs, ReserveArgs
+from activities.results import Cancelled, Released, Reserved, RoundOpened, Short
 from activities.store import StoreActivities, current_round, now_iso
+from orderops.order import tally
 
 log = structlog.get_logger()
 
@@ -94,25 +96,19 @@ def shipments(lines: list[dict]) -> list[dict]:
 
 
 class StockActivities(StoreActivities):
-    @activity.defn(name="reserve_stock")
-    def reserve_stock(self, payload: dict) -> dict:
+    @activity_defn("reserve_stock")
+    def reserve_stock(self, args: ReserveArgs) -> Reserved | Short:
         """Reserve the order's items; short stock raises purchase requisitions and reserves nothing.
 
         Returns status `reserved` (with one shipment per warehouse) or `short` (with
         the requisitions); a repeat returns the reservation already held.
         """
-        args = parse(ReserveArgs, payload)
         order = args.order
-        wanted: dict[str, int] = defaultdict(int)
-        for item in order.items:
-            wanted[item.sku] += item.quantity
+        wanted = tally(order.items)
 
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
-            held: dict[str, int] = defaultdict(int)
-            for line in active_lines(db, order.order_id, round_no):
-                held[line["sku"]] += line["quantity"]
-            if held == wanted:
+            if tally(active_lines(db, order.order_id, round_no)) == wanted:
                 return self._reserved(db, order.order_id, round_no, repeated=True)
             # An agent's edit changed the items: give back the old hold before taking the new one.
             self._release(db, order.order_id)
@@ -137,22 +133,22 @@ class StockActivities(StoreActivities):
             # Whatever a backorder asked purchasing for is no longer needed by this order.
             self._cancel_requisitions(db, order.order_id)
             result = self._reserved(db, order.order_id, round_no, repeated=False)
-        log.info("stock reserved", warehouses=[s["warehouse"] for s in result["shipments"]])
+        log.info("stock reserved", warehouses=[s.warehouse for s in result.shipments])
         return result
 
-    @activity.defn(name="release_stock")
-    def release_stock(self, payload: dict) -> dict:
+    @activity_defn("release_stock")
+    def release_stock(self, args: OrderArgs) -> Released:
         """Compensation for reserve_stock; releasing twice releases once. Shipped goods stay shipped."""
-        order = parse(OrderArgs, payload).order
+        order = args.order
         with self.store.transaction() as db:
             released = self._release(db, order.order_id)
         log.info("stock released", lines=len(released))
-        return {"released": released}
+        return Released.model_validate({"released": released})
 
-    @activity.defn(name="open_round")
-    def open_round(self, payload: dict) -> dict:
+    @activity_defn("open_round")
+    def open_round(self, args: OrderArgs) -> RoundOpened:
         """A reship: the parcels of the current round are lost; the next round starts from reservation."""
-        order = parse(OrderArgs, payload).order
+        order = args.order
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
             # A fresh round books nothing until it ships: seeing one means this call already ran.
@@ -160,7 +156,7 @@ class StockActivities(StoreActivities):
                 round_no > 1
                 and not db.execute("SELECT 1 FROM carrier_bookings WHERE order_id = ? AND round = ?", (order.order_id, round_no)).fetchone()
             ):
-                return {"round": round_no, "lost": []}
+                return RoundOpened(round=round_no, lost=[])
             lost = [
                 r["tracking_no"]
                 for r in db.execute(
@@ -177,7 +173,7 @@ class StockActivities(StoreActivities):
                 (order.order_id, round_no + 1, f"reship of {', '.join(lost) or 'round ' + str(round_no)}", now_iso()),
             )
         log.info("reship opened", round=round_no + 1, lost=lost)
-        return {"round": round_no + 1, "lost": lost}
+        return RoundOpened(round=round_no + 1, lost=lost)
 
     @staticmethod
     def _release(db: sqlite3.Connection, order_id: str) -> list[dict]:
@@ -195,12 +191,11 @@ class StockActivities(StoreActivities):
         )
         return [dict(r) for r in rows]
 
-    @activity.defn(name="cancel_requisitions")
-    def cancel_requisitions(self, payload: dict) -> dict:
+    @activity_defn("cancel_requisitions")
+    def cancel_requisitions(self, args: OrderArgs) -> Cancelled:
         """Compensation for a backorder: purchasing need not buy for an order that no longer wants the goods."""
-        order = parse(OrderArgs, payload).order
         with self.store.transaction() as db:
-            return {"cancelled": self._cancel_requisitions(db, order.order_id)}
+            return Cancelled(cancelled=self._cancel_requisitions(db, args.order.order_id))
 
     @staticmethod
     def _cancel_requisitions(db: sqlite3.Connection, order_id: str) -> int:
@@ -209,12 +204,14 @@ class StockActivities(StoreActivities):
         ).rowcount
 
     @staticmethod
-    def _reserved(db: sqlite3.Connection, order_id: str, round_no: int, repeated: bool) -> dict:
+    def _reserved(db: sqlite3.Connection, order_id: str, round_no: int, repeated: bool) -> Reserved:
         parts = shipments(active_lines(db, order_id, round_no))
-        return {"status": "reserved", "round": round_no, "shipments": parts, "split": len(parts) > 1, "repeated": repeated}
+        return Reserved.model_validate(
+            {"status": "reserved", "round": round_no, "shipments": parts, "split": len(parts) > 1, "repeated": repeated}
+        )
 
     @staticmethod
-    def _requisition(db: sqlite3.Connection, order_id: str, wanted: dict[str, int], warehouse: str, free) -> dict:
+    def _requisition(db: sqlite3.Connection, order_id: str, wanted: dict[str, int], warehouse: str, free) -> Short:
         """Ask purchasing for what the nearest warehouse lacks; the order waits for `restocked`."""
         short = []
         for sku, quantity in sorted(wanted.items()):
@@ -227,4 +224,4 @@ class StockActivities(StoreActivities):
                 short.append({"sku": sku, "warehouse": warehouse, "missing": missing})
         log.info("stock short; purchase requisition raised", short=short)
         summary = ", ".join(f"{s['sku']} short by {s['missing']} at {warehouse}" for s in short)
-        return {"status": "short", "short": short, "summary": summary}
+        return Short.model_validate({"status": "short", "short": short, "summary": summary})

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from orderops.config import SAMPLES_DIR, home
+
 SCHEMA_VERSION = (
     4  # 2: warehouses, bins, rounds, carrier bookings, tracking, returns; 3: delivered, cancelled, closed states; 4: partial receipts
 )
@@ -335,6 +337,14 @@ class Store:
                     )
         return Receipt(orders, still_open)
 
+    def set_carrier_outage(self, carrier: str, reason: str | None) -> None:
+        """Mark a carrier whose booking system refuses orders (bookings fall back to the next), or clear it with None."""
+        with self.transaction() as db:
+            if reason is None:
+                db.execute("DELETE FROM carrier_outages WHERE carrier = ?", (carrier,))
+            else:
+                db.execute("INSERT OR REPLACE INTO carrier_outages VALUES (?, ?)", (carrier, reason))
+
     def inconsistencies(self, finished_orders: list[str] | None = None) -> list[str]:
         """What would be wrong with the warehouse: reserved counts that disagree with the reservations,
         finished orders still holding stock, a notification written twice. Empty when all is well."""
@@ -379,6 +389,13 @@ class Store:
             return [dict(r) for r in db.execute(sql, params)]
         finally:
             db.close()
+
+
+def open_store() -> Store:
+    """The warehouse store under ORDEROPS_HOME, seeded with the sample catalogue the first time."""
+    store = Store(home() / "warehouse.db", home() / "labels")
+    store.seed(SAMPLES_DIR / "warehouse.yaml")
+    return store
 
 
 def current_round(db: sqlite3.Connection, order_id: str) -> int:

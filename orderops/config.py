@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from activities.store import Store
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROCESS_DIR = PROJECT_ROOT / "process_defs"
 SAMPLES_DIR = PROJECT_ROOT / "samples"
@@ -26,10 +24,3 @@ def default_address() -> str:
 
 def default_namespace() -> str:
     return os.environ.get("TEMPORAL_NAMESPACE") or "default"
-
-
-def open_store() -> Store:
-    """The warehouse store, seeded with the sample catalogue the first time."""
-    store = Store(home() / "warehouse.db", home() / "labels")
-    store.seed(SAMPLES_DIR / "warehouse.yaml")
-    return store

@@ -23,17 +23,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-import worker
-from activities import ACTIVITY_NAMES
 from activities.inputs import ReturnRequest
-from activities.store import Store
+from activities.store import Store, open_store
 from orderops import config, server
+from orderops.activity_names import ACTIVITY_NAMES
+from orderops.cli.decisions import item_specs
+from orderops.cli.report import print_report
+from orderops.client import OrderClient
 from orderops.connect import Unreachable, connect
 from orderops.messages import AddressChange, CancelRequest, ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
 from orderops.order import Address, Order, OrderEdit
 from orderops.process.lint import load_definition
 from orderops.report import build, facts
-from starter import merge_orders, print_report, restock, set_outage, start_order, start_return
+from orderops.worker import serve
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 SERVER_START_TIMEOUT_S = 60
@@ -156,8 +158,8 @@ async def _client_with_server(address: str, namespace: str):
 class Actors:
     """The support agent, picker, purchasing, carrier, customer and returns desk of the demo."""
 
-    def __init__(self, client: Client, store: Store, tracked: list[Tracked]):
-        self.client, self.store, self.tracked = client, store, tracked
+    def __init__(self, orders: OrderClient, store: Store, tracked: list[Tracked]):
+        self.orders, self.store, self.tracked = orders, store, tracked
         self.returns_snapshot = load_definition(config.PROCESS_DIR / "returns.yaml", ACTIVITY_NAMES)
 
     def find(self, order_id: str) -> Tracked:
@@ -182,7 +184,7 @@ class Actors:
             await handle.signal("event", ExternalEvent(name="paid", data={"provider": "demo-pay"}))
         elif "restocked" in waiting and scenario.restock and "restocked" not in tracked.done:
             tracked.done.add("restocked")
-            await restock(self.client, self.store, **scenario.restock)
+            await self.orders.restock(self.store, **scenario.restock)
         elif "scanned" in waiting:
             await self.pick(tracked, view)
         elif "delivered" in waiting:
@@ -202,15 +204,15 @@ class Actors:
             if target_view.pending_user_tasks:
                 tracked.done.add("merged")
                 target.done.add("merged")
-                await merge_orders(self.client, scenario.order.order_id, scenario.merge_into, "demo-agent", "same customer, one parcel")
+                await self.orders.merge(scenario.order.order_id, scenario.merge_into, "demo-agent", "same customer, one parcel")
             return
         if scenario.hold_for_merge and "merged" not in tracked.done:
             return
         if tracked.decided < len(scenario.decisions):
             planned = scenario.decisions[tracked.decided]
             tracked.decided += 1
-            await tracked.handle.execute_update(
-                "review",
+            await self.orders.decide(
+                scenario.order.order_id,
                 ReviewDecision(
                     decision=planned.decision, agent="demo-agent", role=planned.role, reason=planned.reason, changes=planned.changes
                 ),
@@ -220,10 +222,12 @@ class Actors:
         scenario, handle = tracked.scenario, tracked.handle
         if scenario.change_address and "address" not in tracked.done:
             tracked.done.add("address")
-            await handle.execute_update("change_address", AddressChange(address=scenario.change_address, by="customer", reason="moved"))
+            await self.orders.change_address(
+                scenario.order.order_id, AddressChange(address=scenario.change_address, by="customer", reason="moved")
+            )
         if scenario.carrier_outage and "outage" not in tracked.done:
             tracked.done.add("outage")
-            set_outage(self.store, scenario.carrier_outage, "demo: booking system down")
+            self.store.set_carrier_outage(scenario.carrier_outage, "demo: booking system down")
         kind = scenario.scans[tracked.scanned] if tracked.scanned < len(scenario.scans) else "right"
         tracked.scanned += 1
         assert view.order is not None  # the workflow's status query always carries the order
@@ -233,11 +237,11 @@ class Actors:
         scenario, handle = tracked.scenario, tracked.handle
         if scenario.carrier_outage and "outage" in tracked.done and "outage cleared" not in tracked.done:
             tracked.done.add("outage cleared")
-            set_outage(self.store, scenario.carrier_outage, None)
+            self.store.set_carrier_outage(scenario.carrier_outage, None)
         if scenario.cancel_in_transit:
             if "cancel" not in tracked.done:
                 tracked.done.add("cancel")
-                await handle.execute_update("cancel", CancelRequest(reason=scenario.cancel_in_transit, by="demo-agent"))
+                await self.orders.cancel(scenario.order.order_id, CancelRequest(reason=scenario.cancel_in_transit, by="demo-agent"))
             return
         name = scenario.tracking[tracked.tracked] if tracked.tracked < len(scenario.tracking) else "delivered"
         tracked.tracked += 1
@@ -250,7 +254,7 @@ class Actors:
             return
         tracked.done.add("return")
         request = ReturnRequest(original_order_id=tracked.scenario.order.order_id, kind=spec.kind, reason=spec.reason)
-        order, handle = await start_return(self.client, request.original_order_id, request, spec.items, self.returns_snapshot)
+        order, handle = await self.orders.start_return(request.original_order_id, request, item_specs(spec.items), self.returns_snapshot)
         scenario = Scenario(
             scenario=f"return of {request.original_order_id}: {spec.kind}, {spec.reason}",
             expect="completed",
@@ -303,8 +307,8 @@ async def run(address: str, namespace: str, count: int | None) -> int:
     handler.setStream(open(log_file, "a", encoding="utf-8"))  # noqa: SIM115 -- the handler writes to it until the process exits
     console.print(f"Worker log: {log_file}")
     stop = asyncio.Event()
-    store = config.open_store()
-    worker_task = asyncio.create_task(worker.serve(client, store, config.PROCESS_DIR, stop))
+    store = open_store()
+    worker_task = asyncio.create_task(serve(client, store, config.PROCESS_DIR, stop))
     try:
         return await _drive(client, store, count, worker_task)
     finally:
@@ -326,14 +330,15 @@ async def _drive(client: Client, store: Store, count: int | None, worker_task: a
     if client.service_client.config.target_host == config.DEFAULT_ADDRESS:
         console.print(f"Web UI: http://localhost:{config.UI_PORT}/namespaces/{client.namespace}/workflows")
     tracked: list[Tracked] = []
-    actors = Actors(client, store, tracked)
+    orders = OrderClient(client)
+    actors = Actors(orders, store, tracked)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console) as progress:
         intake = progress.add_task("orders started", total=len(scenarios))
         for scenario in scenarios:
             # A scenario's own picking settings (waves) travel in the order's input, so its history shows them.
             variables = {"picking": scenario.picking} if scenario.picking else None
-            handle = await start_order(client, scenario.order, snapshot, variables=variables)
+            handle = await orders.start(scenario.order, snapshot, variables=variables)
             tracked.append(Tracked(scenario, handle))
             await _wait_reviewed(handle, worker_task)
             progress.advance(intake)

@@ -201,3 +201,7 @@ class OrderResult(BaseModel):
     )
     breaches: list[dict[str, Any]] = []
     variables: dict[str, Any] = {}
+    # Results written before these were kept lack them: a finished order's status reads them from here.
+    order: Order | None = Field(None, description="The order as it ended, after edits and address changes")
+    events: list[EventRecord] = []
+    kpi_nodes: dict[str, list[str]] | None = Field(None, description="The definition's nodes marked kpi: review, shipment, delivery")

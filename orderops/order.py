@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,6 +76,16 @@ class OrderEdit(BaseModel):
     def apply(self, order: Order) -> Order:
         changes = self.model_dump(exclude_none=True)
         return Order.model_validate({**order.model_dump(), **changes})
+
+
+def tally(lines: Iterable[Any]) -> dict[str, int]:
+    """SKU -> total quantity over lines, each with a `sku` and a `quantity`, as attributes (an order's items,
+    scanned lines) or as keys (store rows, dicts); SKUs in the order first seen."""
+    totals: dict[str, int] = {}
+    for line in lines:
+        sku, quantity = (line.sku, line.quantity) if hasattr(line, "sku") else (line["sku"], line["quantity"])
+        totals[sku] = totals.get(sku, 0) + quantity
+    return totals
 
 
 def workflow_id(order_id: str) -> str:

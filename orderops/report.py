@@ -14,8 +14,9 @@ from pydantic import BaseModel
 from orderops.messages import OrderResult
 
 # docs/domain.md: figures the documents commit to.
-# The user tasks that are a manual review of the order (the standard process's names).
-REVIEW_NODES = frozenset({"manual_review", "escalated_review"})
+# Results recorded before definitions marked their KPI nodes (`kpi:` in the language) carry no
+# `kpi_nodes`; they all ran under the shipped processes, whose nodes these are.
+LEGACY_KPI_NODES = {"review": ["manual_review", "escalated_review"], "shipment": ["handoff"], "delivery": ["record_delivery"]}
 
 TARGETS = {
     "promise_attainment": 0.98,
@@ -58,7 +59,11 @@ def facts(result: OrderResult, started_at: datetime) -> OrderFacts:
     variables = result.variables
     promise = variables.get("promise") or {}
     delivery = variables.get("delivery_record") or {}
-    shipped = next((s.ended_at for s in result.steps if s.activity == "handoff_to_courier" and s.outcome == "completed"), None)
+    marked = LEGACY_KPI_NODES if result.kpi_nodes is None else result.kpi_nodes
+
+    def completed_at(kind: str) -> datetime | None:
+        return next((s.ended_at for s in result.steps if s.node in marked.get(kind, ()) and s.outcome == "completed"), None)
+
     feedback = variables.get("feedback") or {}
     coupon = variables.get("delay_compensation") or {}
     rating = feedback.get("rating")
@@ -71,11 +76,12 @@ def facts(result: OrderResult, started_at: datetime) -> OrderFacts:
         tier=promise.get("tier"),
         service=promise.get("service_level"),
         accepted_at=_when(promise.get("accepted_at")) or started_at,
-        shipped_at=shipped,
-        delivered_at=_when(delivery.get("delivered_at")),
+        shipped_at=completed_at("shipment"),
+        # The courier's own time of delivery when the process records one, else when the delivery step completed.
+        delivered_at=_when(delivery.get("delivered_at")) or completed_at("delivery"),
         ship_by=_when(promise.get("ship_by")),
         deliver_by=_when(promise.get("deliver_by")),
-        manual_review=any(s.type == "user_task" and s.node in REVIEW_NODES for s in result.steps),
+        manual_review=any(s.type == "user_task" and s.node in marked.get("review", ()) for s in result.steps),
         feedback=rating if isinstance(rating, int) and 1 <= rating <= 5 else None,
         compensation=Decimal(coupon["amount"]) if coupon.get("granted") else None,
         end_node=result.end_node,

@@ -21,15 +21,15 @@ from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
 from activities.store import Store
 from orderops import search_attributes as sa
+from orderops.client import OrderClient
 from orderops.config import SAMPLES_DIR
 from orderops.messages import WORKFLOW_NAME
 from orderops.order import Order
 from orderops.process.load import DefinitionSnapshot
 from orderops.server import PRIORITY_CONFIG, SQLITE_PRAGMAS, temporal_binary
-from starter import start_order
+from orderops.worker import build_worker
 from tests import support
 from tests.helpers import SESSION_HISTORIES, definition, order_data
-from worker import build_worker
 
 
 async def export_histories(client: Client, server: str) -> None:
@@ -107,7 +107,7 @@ def _starter(client: Client, started: list[WorkflowHandle]):
     async def _start(process: str | DefinitionSnapshot = "standard.yaml", variables: dict | None = None, **overrides):
         order = Order.model_validate(order_data(**overrides))
         snapshot = process if isinstance(process, DefinitionSnapshot) else definition(process)
-        handle = await start_order(client, order, snapshot, variables=variables)
+        handle = await OrderClient(client).start(order, snapshot, variables=variables)
         started.append(handle)
         return order, handle
 

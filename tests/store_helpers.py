@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime, timedelta
+from typing import get_type_hints
 
 import yaml
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
 
 from activities.carrier import CarrierActivities
@@ -21,8 +24,21 @@ def payload(**overrides) -> dict:
     return {"order": Order.model_validate(order_data(**overrides)).as_variable()}
 
 
+CONVERTER = pydantic_data_converter.payload_converter
+
+
 def run(fn, args: dict) -> dict:
-    return ActivityEnvironment().run(fn, args)
+    """An activity as the worker runs it, its arguments and its answer through the worker's data converter.
+
+    The arguments are decoded with the type hint Temporal reads from the registered function (the
+    dict, which @activity_defn validates into the method's arguments model, bad input failing as a
+    non-retryable InvalidInput), and the result model comes back as the JSON dict the workflow gets.
+    """
+    [param] = inspect.signature(fn).parameters.values()
+    [decoded] = CONVERTER.from_payloads(CONVERTER.to_payloads([args]), [get_type_hints(fn)[param.name]])
+    result = ActivityEnvironment().run(fn, decoded)
+    [answer] = CONVERTER.from_payloads(CONVERTER.to_payloads([result]), [dict])
+    return answer
 
 
 STANDARD = yaml.safe_load((PROCESS_DIR / "standard.yaml").read_text())["variables"]

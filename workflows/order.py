@@ -9,9 +9,10 @@ the commands it issues needs `workflow.patched` (docs/process-language.md).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, overload
+from typing import Any, get_args, overload
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy, SearchAttributeIndexedValueType
@@ -40,11 +41,11 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
     )
     from orderops.process.expressions import ExpressionError, evaluate
-    from orderops.process.lint import known_variables, lint_text
     from orderops.process.model import (
         Deadlined,
         End,
         ExclusiveGateway,
+        Kpi,
         Node,
         ParallelGateway,
         Receive,
@@ -52,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         UserTask,
         Wait,
     )
+    from orderops.process.runtime import known_variables, parse_for_run
 
 COMPENSATION_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=1))
 
@@ -61,6 +63,9 @@ SETTLE_CANCELLED_ACTIVITIES = "settle-cancelled-activities"
 TASK_PRIORITIES = "task-priorities"
 CLEAR_AT_RISK = "clear-at-risk"
 CANCEL_BETWEEN_STEPS = "cancel-between-steps"
+# The shop rules the interpreter once held, now read from the definition (priority, at_risk_activity,
+# a user task's default status); orders started before keep the rules they ran under.
+DEFINITION_RULES = "definition-rules"
 DEFAULT_AT_RISK_FRACTION = 0.8
 
 # The nodes that may carry a deadline (model.Deadlined).
@@ -119,7 +124,8 @@ class OrderWorkflow:
     def __init__(self, inp: OrderInput) -> None:
         snapshot = inp.definition
         self._process = ProcessRef.of(snapshot)
-        self._definition, problems = lint_text(snapshot.source, known_activities=None)
+        # The fixed runtime checks, not lint: a new lint rule must never change how an order replays.
+        self._definition, problems = parse_for_run(snapshot.source)
         self._problems = [p.format(snapshot.path) for p in problems]
         self._nodes = self._definition.node_map() if self._definition else {}
         self._order = inp.order
@@ -186,6 +192,9 @@ class OrderWorkflow:
             at_risk=self._at_risk_log,
             breaches=self._breaches,
             variables={k: v for k, v in self._vars.items() if k not in ("promise_policy", "now")},
+            order=self._order,
+            events=self._events,
+            kpi_nodes={kind: self._definition.kpi_nodes(kind) for kind in get_args(Kpi)} if self._definition else None,
         )
 
     async def _walk_until_end_or_cancel(self) -> tuple[str, str | None, str | None]:
@@ -265,20 +274,16 @@ class OrderWorkflow:
                 workflow.upsert_search_attributes([sa.AT_RISK.value_set(False)])
 
     async def _dispatch(self, node: Node, deadline: datetime | None) -> str:
-        match node:
-            case TaskNode():
-                return await self._run_task(node, deadline)
-            case ExclusiveGateway():
-                return self._choose_branch(node)
-            case ParallelGateway():
-                return await self._run_parallel(node)
-            case UserTask():
-                return await self._await_decision(node, deadline)
-            case Wait():
-                return await self._wait(node, deadline)
-            case Receive():
-                return await self._receive(node, deadline)
-        raise TypeError(f"unsupported node {node!r}")
+        # One method per construct of the language (orderops/process/constructs.py); an end never gets here.
+        runners: dict[str, Callable[[Any, datetime | None], Awaitable[str]]] = {
+            "task": self._run_task,
+            "exclusive": self._choose_branch,
+            "parallel": self._run_parallel,
+            "user_task": self._await_decision,
+            "wait": self._wait,
+            "receive": self._receive,
+        }
+        return await runners[node.type](node, deadline)
 
     # -- constructs ---------------------------------------------------------
 
@@ -354,7 +359,7 @@ class OrderWorkflow:
                 self._compensations.append(compensation)
         return node.next
 
-    def _choose_branch(self, node: ExclusiveGateway) -> str:
+    async def _choose_branch(self, node: ExclusiveGateway, deadline: datetime | None) -> str:
         step = self._record(node)
         for index, branch in enumerate(node.branches):
             if self._condition(node, branch.when):
@@ -364,7 +369,7 @@ class OrderWorkflow:
         assert node.default is not None  # lint rejects an exclusive gateway without a default
         return node.default
 
-    async def _run_parallel(self, node: ParallelGateway) -> str:
+    async def _run_parallel(self, node: ParallelGateway, deadline: datetime | None) -> str:
         step = self._record(node)
         branches = [asyncio.create_task(self._walk(start, join=node.join)) for start in node.branches]
         try:
@@ -670,13 +675,15 @@ class OrderWorkflow:
             self._at_risk_log.append(self._at_risk)
             workflow.upsert_search_attributes([sa.AT_RISK.value_set(True)])
             message = f"order {self._order.order_id} is at risk at {node.id}: deadline {deadline.isoformat()}"
-            self._notices.append(asyncio.create_task(self._notify_ops("at_risk", message)))
+            activity = self._definition.at_risk_activity if self._definition and workflow.patched(DEFINITION_RULES) else "notify_ops"
+            if activity:
+                self._notices.append(asyncio.create_task(self._notify_ops(activity, "at_risk", message)))
 
-    async def _notify_ops(self, kind: str, message: str) -> None:
+    async def _notify_ops(self, activity: str, kind: str, message: str) -> None:
         self._activity_seq += 1
         try:
             await workflow.execute_activity(
-                "notify_ops",
+                activity,
                 {"order": self._vars["order"], "kind": kind, "message": message},
                 activity_id=f"notice-{kind}-{self._activity_seq}",
                 summary=f"ops notice: {kind}",
@@ -710,9 +717,30 @@ class OrderWorkflow:
         return node.next
 
     def _priority(self) -> Priority:
-        """At-risk orders first, then urgent and express ones, so they jump the queue under backlog."""
+        """The definition's priority key for the order's next task, so urgent orders jump the queue under backlog."""
         if not workflow.patched(TASK_PRIORITIES):
             return Priority()
+        if not workflow.patched(DEFINITION_RULES):
+            return self._priority_before_definition_rules()
+        assert self._definition is not None  # the order runs only once its definition has been read
+        policy = self._definition.priority
+        if policy is None:
+            return Priority()
+        if self._at_risk is not None or self._breaches:
+            return Priority(priority_key=policy.at_risk)
+        for rule in policy.rules:
+            try:
+                matched = evaluate(rule.when, self._vars) is True
+            except ExpressionError as err:
+                # A rule that cannot be read must not stop the order: it just does not move it up.
+                workflow.logger.warning("priority rule %r not applied: %s", rule.when, err)
+                continue
+            if matched:
+                return Priority(priority_key=rule.key)
+        return Priority(priority_key=policy.default) if policy.default is not None else Priority()
+
+    def _priority_before_definition_rules(self) -> Priority:
+        """The rule orders started before DEFINITION_RULES run under: at risk, then urgent and express."""
         order = self._vars["order"]
         if self._at_risk is not None or self._breaches:
             return Priority(priority_key=1)
@@ -745,7 +773,7 @@ class OrderWorkflow:
         elif node.status:
             self._status = node.status
         elif isinstance(node, UserTask):
-            self._status = "awaiting_review"
+            self._status = "awaiting_decision" if workflow.patched(DEFINITION_RULES) else "awaiting_review"
         elif isinstance(node, Receive):
             self._status = f"awaiting_{node.events[0]}"
         else:

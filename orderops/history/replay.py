@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import contextmanager
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
@@ -14,7 +16,6 @@ from temporalio.worker import Replayer
 
 from orderops.history.timeline import HistoryError, build_timeline, workflow_id_of
 from orderops.messages import WORKFLOW_NAME
-from workflows import OrderWorkflow
 
 # The SDK words a divergence several ways; each names the event by id, or by the activity it scheduled.
 _MESSAGE = re.compile(r'message: "(.*?)", source')
@@ -25,6 +26,40 @@ _BY_ACTIVITY_TYPE = re.compile(r"Activity type of scheduled event '([^']+)'")
 # Replaying a diverging history makes the SDK's core log warnings to the terminal; the outcome
 # below already says what went wrong, so only its errors are shown.
 QUIET = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
+
+
+# The SDK logs each failed workflow activation with its traceback; replay reports it in one line instead.
+_ACTIVATIONS = logging.getLogger("temporalio.worker._workflow_instance")
+
+
+class _FailedActivations(logging.Handler):
+    """Why each workflow's activation failed during replay, as one line per workflow id."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.by_workflow: dict[str, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        details = getattr(record, "temporal_workflow", None) or {}
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None or "workflow_id" not in details:
+            return
+        cause = error.__cause__ or error.__context__ or error
+        first = str(cause).strip().splitlines()
+        self.by_workflow.setdefault(details["workflow_id"], f"{error}: {' '.join(line.strip() for line in first[:3])}"[:500])
+
+
+@contextmanager
+def _captured_activation_failures():
+    handler = _FailedActivations()
+    propagate = _ACTIVATIONS.propagate
+    _ACTIVATIONS.addHandler(handler)
+    _ACTIVATIONS.propagate = False
+    try:
+        yield handler
+    finally:
+        _ACTIVATIONS.removeHandler(handler)
+        _ACTIVATIONS.propagate = propagate
 
 
 class ReplayOutcome(BaseModel):
@@ -68,10 +103,10 @@ def problem_with(history: WorkflowHistory) -> str | None:
 
 async def replay(
     histories: AsyncIterator[tuple[str, WorkflowHistory | Exception]],
-    workflows: Sequence[type] = (OrderWorkflow,),
+    workflows: Sequence[type],
     on_each: Callable[[ReplayOutcome], None] = lambda outcome: None,
 ) -> list[ReplayOutcome]:
-    """Replay each history; report where one diverged as an event id and the node the order was at."""
+    """Replay each history on these workflow classes; report where one diverged as an event id and the node the order was at."""
     sources: dict[int, str] = {}
     outcomes: list[ReplayOutcome] = []
 
@@ -94,12 +129,17 @@ async def replay(
             yield history
 
     replayer = Replayer(workflows=list(workflows), data_converter=pydantic_data_converter, runtime=QUIET)
-    async with replayer.workflow_replay_iterator(feed()) as results:
-        async for result in results:
-            history = result.history
-            outcome = _outcome(history, sources[id(history)], result.replay_failure)
-            outcomes.append(outcome)
-            on_each(outcome)
+    with _captured_activation_failures() as failed:
+        async with replayer.workflow_replay_iterator(feed()) as results:
+            async for result in results:
+                history = result.history
+                outcome = _outcome(history, sources[id(history)], result.replay_failure)
+                undecodable = failed.by_workflow.get(history.workflow_id)
+                if outcome.error == "Failed decoding arguments" and undecodable:
+                    # Not a divergence of the code: the history holds a payload today's models cannot read.
+                    outcome.invalid, outcome.error = True, f"a payload no longer decodes ({undecodable})"
+                outcomes.append(outcome)
+                on_each(outcome)
     return outcomes
 
 

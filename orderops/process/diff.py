@@ -68,7 +68,7 @@ def diff(old: ProcessDefinition, new: ProcessDefinition) -> DefinitionDiff:
     old_edges, new_edges = set(graph_edges(old)), set(graph_edges(new))
     other = [
         f"{name}: {getattr(old, name)!r} -> {getattr(new, name)!r}"
-        for name in ("id", "start", "events", "address_changes_until", "cancel_until", "promise_policy")
+        for name in ("id", "start", "events", "address_changes_until", "cancel_until", "promise_policy", "priority", "at_risk_activity")
         if getattr(old, name) != getattr(new, name)
     ]
     other += _setting_changes("variables", old.variables, new.variables)

@@ -1,32 +1,36 @@
-"""`orderops lint`: every check a definition must pass before anything runs."""
+"""`orderops lint`: every check a definition must pass before anything runs.
+
+Lint reports everything in one run. When the models reject part of a definition, each node is
+validated on its own and the reference, reachability, cycle, expression and activity checks run
+over the nodes that did validate; a broken node counts as a node (it may be pointed to), its
+targets are read from its raw fields, and a cycle through it is not judged, so its mistake is
+reported once, without follow-on errors.
+
+The workflow does not run lint: its checks at run time are orderops/process/runtime.py's, fixed
+and versioned, so a new rule here never changes how an old order replays.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import string
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, TypeAdapter, ValidationError
 
+from orderops.process.constructs import expressions, raw_targets
 from orderops.process.expressions import ExpressionError, referenced_variables
-from orderops.process.load import DefinitionSnapshot, Problem, Source, load_text, parse_yaml, problems_of, snapshot
-from orderops.process.model import (
-    End,
-    ExclusiveGateway,
-    ParallelGateway,
-    ProcessDefinition,
-    Receive,
-    TaskNode,
-    UserTask,
-    Wait,
-    edges,
-)
+from orderops.process.load import DefinitionSnapshot, Problem, Source, parse_yaml, problems_of, snapshot
+from orderops.process.model import End, Node, ParallelGateway, PriorityRule, ProcessDefinition, TaskNode, edges
+from orderops.process.runtime import BUILTIN_VARIABLES, known_variables
 from orderops.promise import PromisePolicy
+from orderops.settings import Carrier, DeliveryPolicy, PackingRules, PickingPolicy, ReturnPolicy, ReviewRules, StockPolicy
 
-# Names every expression may use besides declared variables and results (workflows/order.py sets them).
-BUILTIN_VARIABLES = frozenset({"order", "error", "accepted_at", "now", "received_events", "promise_policy"})
+__all__ = ["BUILTIN_VARIABLES", "InvalidDefinition", "known_variables", "lint_text", "load", "load_definition", "load_policy"]
 
 
 class InvalidDefinition(Exception):
@@ -37,85 +41,174 @@ class InvalidDefinition(Exception):
         self.messages = messages
 
 
-def _node_path(definition: ProcessDefinition, node_id: str, *rest: str | int) -> tuple:
-    index = next(i for i, n in enumerate(definition.nodes) if n.id == node_id)
-    return ("nodes", index, *rest)
-
-
 def _field_path(dotted: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
 
 
-def _check_ids(definition: ProcessDefinition, source: Source) -> list[Problem]:
+@dataclass
+class _Parts:
+    """What of a definition the models accepted: all of it, or the parts that validated on their own."""
+
+    definition: ProcessDefinition | None
+    start: str | None = None
+    nodes: dict[int, Node] = field(default_factory=dict)  # index in the file -> node that validated
+    broken: dict[int, Any] = field(default_factory=dict)  # index -> the raw data of a node that did not
+    variables: dict[str, Any] | None = None  # None: not a mapping, so names cannot be checked
+    address_changes_until: str | None = None
+    cancel_until: str | None = None
+    priority_rules: dict[int, PriorityRule] = field(default_factory=dict)  # index -> a rule that validated
+    at_risk_activity: str | None = None
+
+    def ids(self) -> list[tuple[int, str]]:
+        """(index, id) of every node whose id can be read, broken or not, in the file's order."""
+        found = {i: node.id for i, node in self.nodes.items()}
+        found |= {i: raw["id"] for i, raw in self.broken.items() if isinstance(raw, dict) and isinstance(raw.get("id"), str)}
+        return sorted(found.items())
+
+    def unsure(self) -> set[str]:
+        """Nodes whose transitions are not known for sure: broken ones, and every node of a duplicated id."""
+        ids = [node_id for _, node_id in self.ids()]
+        duplicated = {node_id for node_id in ids if ids.count(node_id) > 1}
+        return duplicated | {node_id for i, node_id in self.ids() if i in self.broken} | set(self.anonymous())
+
+    def anonymous(self) -> list[str]:
+        """A name for each broken node whose id cannot be read: `#<index>`, which no id can be."""
+        return [f"#{i}" for i, raw in sorted(self.broken.items()) if not (isinstance(raw, dict) and isinstance(raw.get("id"), str))]
+
+    def results(self) -> set[str]:
+        names = {getattr(node, "result", None) for node in self.nodes.values()}
+        names |= {raw.get("result") for raw in self.broken.values() if isinstance(raw, dict) and isinstance(raw.get("result"), str)}
+        return {name for name in names if isinstance(name, str)}
+
+
+_NODE = TypeAdapter(Node)
+
+
+def _whole(definition: ProcessDefinition) -> _Parts:
+    return _Parts(
+        definition=definition,
+        start=definition.start,
+        nodes=dict(enumerate(definition.nodes)),
+        variables=definition.variables,
+        address_changes_until=definition.address_changes_until,
+        cancel_until=definition.cancel_until,
+        priority_rules=dict(enumerate(definition.priority.rules if definition.priority else [])),
+        at_risk_activity=definition.at_risk_activity,
+    )
+
+
+def _validate(source: Source) -> tuple[_Parts | None, list[Problem]]:
+    if not isinstance(source.data, dict):
+        return None, [Problem(1, 1, "a process definition must be a mapping with id, version, start and nodes")]
+    try:
+        return _whole(ProcessDefinition.model_validate(source.data)), []
+    except ValidationError as err:
+        problems = problems_of(err, source)
+        failed = {e["loc"][0] for e in err.errors() if e["loc"]}
+    data = source.data
+    parts = _Parts(definition=None)
+
+    def plain(key: str) -> str | None:
+        value = data.get(key)
+        return value if key not in failed and isinstance(value, str) else None
+
+    parts.start, parts.at_risk_activity = plain("start"), plain("at_risk_activity")
+    parts.address_changes_until, parts.cancel_until = plain("address_changes_until"), plain("cancel_until")
+    variables = data.get("variables", {})
+    parts.variables = {k: v for k, v in variables.items() if isinstance(k, str)} if isinstance(variables, dict) else None
+    priority = data.get("priority")
+    rules = priority.get("rules") if isinstance(priority, dict) else None
+    for index, raw in enumerate(rules if isinstance(rules, list) else []):
+        with contextlib.suppress(ValidationError):  # a broken rule is among the definition's problems
+            parts.priority_rules[index] = PriorityRule.model_validate(raw)
+    nodes = data.get("nodes")
+    for index, raw in enumerate(nodes if isinstance(nodes, list) else []):
+        try:
+            parts.nodes[index] = _NODE.validate_python(raw)
+        except ValidationError:
+            parts.broken[index] = raw  # its problems are among the definition's
+    return parts, problems
+
+
+def _check_ids(parts: _Parts, source: Source) -> list[Problem]:
     seen: set[str] = set()
     problems = []
-    for index, node in enumerate(definition.nodes):
-        if node.id in seen:
-            problems.append(source.problem(("nodes", index, "id"), f"duplicated node id {node.id!r}"))
-        seen.add(node.id)
+    for index, node_id in parts.ids():
+        if node_id in seen:
+            problems.append(source.problem(("nodes", index, "id"), f"duplicated node id {node_id!r}"))
+        seen.add(node_id)
     return problems
 
 
-def _check_targets(definition: ProcessDefinition, source: Source) -> list[Problem]:
-    ids = {n.id for n in definition.nodes}
+def _check_targets(parts: _Parts, source: Source) -> list[Problem]:
+    ids = {node_id for _, node_id in parts.ids()}
+    if parts.anonymous():
+        # A node without a readable id may be the one an unknown name means: fix its id first.
+        return []
     problems = []
-    if definition.start not in ids:
-        problems.append(source.problem(("start",), f"'start' points to unknown node {definition.start!r}"))
-    for key in ("address_changes_until", "cancel_until"):
-        target = getattr(definition, key)
+    for key in ("start", "address_changes_until", "cancel_until"):
+        target = getattr(parts, key)
         if target is not None and target not in ids:
             problems.append(source.problem((key,), f"{key!r} points to unknown node {target!r}"))
-    for index, node in enumerate(definition.nodes):
+    for index, node in parts.nodes.items():
         for field_name, target in edges(node):
             if target not in ids:
                 path = ("nodes", index, *_field_path(field_name))
                 problems.append(source.problem(path, f"node {node.id!r}: {field_name!r} points to unknown node {target!r}"))
-        if isinstance(node, ExclusiveGateway) and node.default is None:
-            problems.append(source.problem(("nodes", index), f"node {node.id!r}: exclusive gateway has no 'default' branch"))
-        if isinstance(node, UserTask):
-            for outcome, target in node.outcomes.items():
-                if not target:
-                    path = ("nodes", index, "outcomes", outcome)
-                    problems.append(source.problem(path, f"node {node.id!r}: outcome {outcome!r} has no target"))
     return problems
 
 
-def _check_activities(definition: ProcessDefinition, source: Source, known: Collection[str]) -> list[Problem]:
+def _check_activities(parts: _Parts, source: Source, known: Collection[str]) -> list[Problem]:
+    listing = ", ".join(sorted(known))
     problems = []
-    for index, node in enumerate(definition.nodes):
+    if parts.at_risk_activity is not None and parts.at_risk_activity not in known:
+        message = f"'at_risk_activity': unknown activity {parts.at_risk_activity!r} (known: {listing})"
+        problems.append(source.problem(("at_risk_activity",), message))
+    for index, node in parts.nodes.items():
         if not isinstance(node, TaskNode):
             continue
         for field_name in ("activity", "compensation"):
             name = getattr(node, field_name)
             if name and name not in known:
-                problems.append(
-                    source.problem(
-                        ("nodes", index, field_name),
-                        f"node {node.id!r}: unknown activity {name!r} (known: {', '.join(sorted(known))})",
-                    )
-                )
+                message = f"node {node.id!r}: unknown activity {name!r} (known: {listing})"
+                problems.append(source.problem(("nodes", index, field_name), message))
     return problems
 
 
-def _graph(definition: ProcessDefinition) -> dict[str, list[str]]:
-    ids = {n.id for n in definition.nodes}
-    return {n.id: [t for _, t in edges(n) if t in ids] for n in definition.nodes}
+def _graph(parts: _Parts) -> dict[str, list[str]]:
+    """Every node to the nodes it may lead to. A broken node leads to every name in its target fields;
+    a broken node without a readable id (named `#<index>`) may be what any unknown name means."""
+    ids = {node_id for _, node_id in parts.ids()}
+    anonymous = parts.anonymous()
+
+    def resolve(targets: Iterable[str]) -> list[str]:
+        return [name for t in targets for name in ([t] if t in ids else anonymous)]
+
+    # Nodes that share an id share their transitions: which of them a name means is not known.
+    graph: dict[str, list[str]] = {}
+    for node in parts.nodes.values():
+        graph.setdefault(node.id, []).extend(resolve(t for _, t in edges(node)))
+    for index, raw in parts.broken.items():
+        name = raw["id"] if isinstance(raw, dict) and isinstance(raw.get("id"), str) else f"#{index}"
+        graph.setdefault(name, []).extend(resolve(raw_targets(raw)))
+    return graph
 
 
-def _check_reachability(definition: ProcessDefinition, source: Source) -> list[Problem]:
-    graph = _graph(definition)
-    if definition.start not in graph:
+def _check_reachability(parts: _Parts, source: Source) -> list[Problem]:
+    graph = _graph(parts)
+    if parts.start not in graph:
         return []
-    seen, stack = {definition.start}, [definition.start]
+    seen, stack = {parts.start}, [parts.start]
     while stack:
         for target in graph[stack.pop()]:
             if target not in seen:
                 seen.add(target)
                 stack.append(target)
+    first = {node_id: i for i, node_id in reversed(parts.ids())}
     return [
-        source.problem(("nodes", i, "id"), f"node {n.id!r} is unreachable from start {definition.start!r}")
-        for i, n in enumerate(definition.nodes)
-        if n.id not in seen
+        source.problem(("nodes", i, "id"), f"node {node_id!r} is unreachable from start {parts.start!r}")
+        for node_id, i in sorted(first.items(), key=lambda item: item[1])
+        if node_id not in seen
     ]
 
 
@@ -162,36 +255,40 @@ def _strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
     return components
 
 
-def _check_cycles(definition: ProcessDefinition, source: Source) -> list[Problem]:
-    graph = _graph(definition)
+def _check_cycles(parts: _Parts, source: Source) -> list[Problem]:
+    graph = _graph(parts)
+    position = {node_id: i for i, node_id in reversed(parts.ids())}
+    unsure = parts.unsure()
     problems = []
     for component in _strongly_connected(graph):
         members = set(component)
         is_cycle = len(component) > 1 or component[0] in graph[component[0]]
         leaves = any(t not in members for m in component for t in graph[m])
-        if is_cycle and not leaves:
-            first = min(component, key=lambda nid: _node_path(definition, nid)[1])
-            ordered = sorted(component, key=lambda nid: _node_path(definition, nid)[1])
+        # A cycle through a node whose transitions are not known for sure may have a way out.
+        if is_cycle and not leaves and not members & unsure:
+            ordered = sorted(component, key=position.__getitem__)
             problems.append(
                 source.problem(
-                    _node_path(definition, first, "id"),
+                    ("nodes", position[ordered[0]], "id"),
                     f"cycle with no way out: {' -> '.join(ordered)} never reaches an end node",
                 )
             )
     return problems
 
 
-def _check_parallel(definition: ProcessDefinition, source: Source) -> list[Problem]:
+def _check_parallel(parts: _Parts, source: Source) -> list[Problem]:
     """A branch must reach its join without ending the whole process first."""
-    nodes = definition.node_map()
+    unsure = parts.unsure()
+    nodes = {node.id: node for node in parts.nodes.values() if node.id not in unsure}
     problems = []
-    for index, node in enumerate(definition.nodes):
-        if not isinstance(node, ParallelGateway):
+    for index, node in parts.nodes.items():
+        if not isinstance(node, ParallelGateway) or node.id in unsure:
             continue
         for b, start in enumerate(node.branches):
             seen, stack = set(), [start]
             while stack:
                 current = stack.pop()
+                # Past a node whose transitions are not known for sure (broken, duplicated), the way is not followed.
                 if current in seen or current == node.join or current not in nodes:
                     continue
                 seen.add(current)
@@ -207,68 +304,52 @@ def _check_parallel(definition: ProcessDefinition, source: Source) -> list[Probl
     return problems
 
 
-def _expressions(node) -> list[tuple[tuple, str]]:
-    found: list[tuple[tuple, str]] = [(("deadline",), node.deadline)] if getattr(node, "deadline", None) else []
-    if isinstance(node, TaskNode) and node.search_attributes:
-        found += [(("search_attributes", name), expr) for name, expr in node.search_attributes.items()]
-    if isinstance(node, TaskNode) and node.status_from:
-        found.append((("status_from",), node.status_from))
-    return found + _node_expressions(node)
+def _check_expression(path: tuple, expr: str, label: str, known: set[str] | None, source: Source) -> list[Problem]:
+    try:
+        names = referenced_variables(expr)
+    except ExpressionError as err:
+        return [source.problem(path, f"{label}{err}")]
+    unknown = sorted(names - known) if known is not None else []
+    if not unknown:
+        return []
+    assert known is not None
+    message = f"{label}expression {expr!r} names unknown variable {unknown[0]!r} (known: {', '.join(sorted(known))})"
+    return [source.problem(path, message)]
 
 
-def _node_expressions(node) -> list[tuple[tuple, str]]:
-    match node:
-        case TaskNode(input=dict() as mapping):
-            return [(("input", key), expr) for key, expr in mapping.items()]
-        case ExclusiveGateway():
-            return [(("branches", i, "when"), b.when) for i, b in enumerate(node.branches)]
-        case UserTask(details=str() as expr):
-            return [(("details",), expr)]
-        case Wait(until=str() as expr):
-            return [(("until",), expr)]
-    return []
+def _all_expressions(parts: _Parts) -> Iterable[tuple[tuple, str, str]]:
+    """(path, expression, message prefix) of every CEL expression in the parts that validated."""
+    for i, rule in parts.priority_rules.items():
+        yield ("priority", "rules", i, "when"), rule.when, "priority: "
+    for index, node in parts.nodes.items():
+        for rel_path, expr in expressions(node):
+            yield ("nodes", index, *rel_path), expr, f"node {node.id!r}: "
 
 
-def known_variables(definition: ProcessDefinition) -> set[str]:
-    results = {n.result for n in definition.nodes if isinstance(n, (TaskNode, UserTask, Receive)) and n.result}
-    return set(BUILTIN_VARIABLES) | set(definition.variables) | results
-
-
-def _check_expressions(definition: ProcessDefinition, source: Source) -> list[Problem]:
-    known = known_variables(definition)
-    problems = []
-    for index, node in enumerate(definition.nodes):
-        for rel_path, expr in _expressions(node):
-            path = ("nodes", index, *rel_path)
-            try:
-                unknown = sorted(referenced_variables(expr) - known)
-            except ExpressionError as err:
-                problems.append(source.problem(path, f"node {node.id!r}: {err}"))
-                continue
-            if unknown:
-                problems.append(
-                    source.problem(
-                        path,
-                        f"node {node.id!r}: expression {expr!r} names unknown variable {unknown[0]!r} (known: {', '.join(sorted(known))})",
-                    )
-                )
-    return problems
+def _check_expressions(parts: _Parts, source: Source) -> list[Problem]:
+    # Without a readable `variables:` mapping, names cannot be told apart: only the syntax is checked.
+    known = set(BUILTIN_VARIABLES) | set(parts.variables) | parts.results() if parts.variables is not None else None
+    return [problem for path, expr, label in _all_expressions(parts) for problem in _check_expression(path, expr, label, known, source)]
 
 
 def lint_text(text: str, known_activities: Collection[str] | None) -> tuple[ProcessDefinition | None, list[Problem]]:
-    """All checks; `known_activities=None` skips the activity-name check (the workflow
-    cannot see which activities its workers registered)."""
-    definition, source, problems = load_text(text)
-    if definition is None:
+    """All checks; `known_activities=None` skips the checks that depend on the code deployed
+    (activity names, the warehouse settings in `variables:`)."""
+    source, problems = parse_yaml(text)
+    if source.data is None and problems:  # a syntax error: nothing can be read after it
         return None, problems
-    problems = _check_ids(definition, source) + _check_targets(definition, source) + _check_expressions(definition, source)
+    parts, found = _validate(source)
+    problems += found
+    if parts is None:
+        return None, problems
+    problems += _check_ids(parts, source) + _check_targets(parts, source) + _check_expressions(parts, source)
     if known_activities is not None:
-        problems += _check_activities(definition, source, known_activities) + _check_variables(definition, source)
-    # Graph checks assume unique ids; on duplicates they would only add noise.
-    if not any("duplicated node id" in p.message for p in problems):
-        problems += _check_reachability(definition, source) + _check_cycles(definition, source) + _check_parallel(definition, source)
-    problems.sort(key=lambda p: (p.line, p.column))
-    return (definition if not problems else None), problems
+        problems += _check_activities(parts, source, known_activities)
+        if parts.variables is not None:
+            problems += _check_variables(parts.variables, source)
+    problems += _check_reachability(parts, source) + _check_cycles(parts, source) + _check_parallel(parts, source)
+    problems = sorted(dict.fromkeys(problems), key=lambda p: (p.line, p.column))
+    return (parts.definition if not problems else None), problems
 
 
 @functools.cache
@@ -277,9 +358,6 @@ def _variable_models() -> dict[str, TypeAdapter]:
 
     Not inside the workflow's own re-lint: a stricter check there would stop old orders replaying.
     """
-    from activities.inputs import Carrier, DeliveryPolicy, PackingRules, PickingPolicy, ReturnPolicy, StockPolicy
-    from activities.review import ReviewRules
-
     return {
         "review_rules": TypeAdapter(ReviewRules),
         "stock_policy": TypeAdapter(StockPolicy),
@@ -301,10 +379,10 @@ def _template(text: str) -> str:
     return text
 
 
-def _check_variables(definition: ProcessDefinition, source: Source) -> list[Problem]:
+def _check_variables(variables: dict[str, Any], source: Source) -> list[Problem]:
     problems = []
     for name, adapter in _variable_models().items():
-        value = definition.variables.get(name)
+        value = variables.get(name)
         if value is None:
             continue
         try:

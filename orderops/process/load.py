@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from orderops.process.model import NODE_TYPES, ProcessDefinition
+from orderops.process.model import KPI_NODE_TYPES, NODE_TYPES, ProcessDefinition
 from orderops.promise import PromisePolicy
 
 Path_ = tuple[str | int, ...]
@@ -39,6 +39,8 @@ class Source:
     text: str
     data: Any = None
     marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    # Values YAML could not read (reported, then read as null): the models' complaints about them are noise.
+    unreadable: set[Path_] = field(default_factory=set)
 
     def position(self, path: Path_) -> tuple[int, int]:
         """The position of the deepest part of `path` that exists in the file."""
@@ -78,33 +80,95 @@ def _scalar(node: yaml.Node, constructor: yaml.constructor.SafeConstructor) -> A
         raise _Unreadable(node, f"cannot read value {node.value!r}: {getattr(err, 'problem', None) or err}") from None
 
 
-def _build(node: yaml.Node, path: Path_, marks: dict, constructor: yaml.constructor.SafeConstructor) -> Any:
-    marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-    if isinstance(node, yaml.MappingNode):
-        result = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise _Unreadable(key_node, "a mapping key must be a plain name")
-            key = _scalar(key_node, constructor)
-            if key in result:
-                first = marks[(*path, key)][0]
-                raise _Unreadable(key_node, f"duplicate key {key!r} (first given on line {first})")
-            marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = _build(value_node, (*path, key), marks, constructor)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), marks, constructor) for i, item in enumerate(node.value)]
-    return _scalar(node, constructor)
+class _Builder:
+    """Plain data from a composed document, marking every value's position. A value it cannot read,
+    a key that is not a plain name or a duplicated key is a problem, and the rest is read on."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.problems: list[Problem] = []
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        marks = self.source.marks
+        marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                try:
+                    if not isinstance(key_node, yaml.ScalarNode):
+                        raise _Unreadable(key_node, "a mapping key must be a plain name")
+                    key = _scalar(key_node, self.constructor)
+                    if key in result:
+                        first = marks[(*path, key)][0]
+                        raise _Unreadable(key_node, f"duplicate key {key!r} (first given on line {first})")
+                except _Unreadable as err:
+                    self.problems.append(err.problem)  # the entry is left out; a duplicate keeps the first value
+                    continue
+                marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                result[key] = self.build(value_node, (*path, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        try:
+            return _scalar(node, self.constructor)
+        except _Unreadable as err:
+            self.problems.append(err.problem)
+            self.source.unreadable.add(path)
+            return None
+
+
+# libyaml composes ten times faster than PyYAML, which matters to the workflow (it parses its
+# definition at every instantiation). It composes recursively in C, so only a document known to be
+# shallow goes to it; and only one PyYAML would read too (no character PyYAML refuses), so both
+# give the same tree. Anything libyaml cannot read is read again by PyYAML, for its messages.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+MAX_FAST_DEPTH = 100
+_OPENING = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSING = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _shallow(text: str) -> bool:
+    depth = 0
+    for event in yaml.parse(text, Loader=_FAST_LOADER):  # events come one by one, without recursion
+        if isinstance(event, _OPENING):
+            depth += 1
+            if depth > MAX_FAST_DEPTH:
+                return False
+        elif isinstance(event, _CLOSING):
+            depth -= 1
+    return True
+
+
+def _compose(text: str) -> yaml.Node | None:
+    if _FAST_LOADER is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        try:
+            if _shallow(text):
+                return yaml.compose(text, Loader=_FAST_LOADER)
+        except yaml.YAMLError:
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
+def _syntax_error(err: yaml.MarkedYAMLError) -> Problem:
+    """Where the parser noticed, and where the construct it was reading began (an unclosed quote or bracket)."""
+    mark = err.problem_mark or err.context_mark
+    where: tuple[int, int] = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = err.problem or err.context
+    opened = err.context_mark
+    if err.problem and err.context and opened and (opened.line, opened.column) != (mark.line, mark.column):
+        message += f" ({err.context} started at line {opened.line + 1}, column {opened.column + 1})"
+    return Problem(*where, f"YAML syntax error: {message}")
 
 
 def parse_yaml(text: str) -> tuple[Source, list[Problem]]:
+    """The data and positions of a YAML text, or its problems. After a syntax error `data` is None;
+    after a value that cannot be read (or a bad or duplicated key) it holds the rest of the document."""
     source = Source(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where: tuple[int, int] = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        return source, [Problem(*where, f"YAML syntax error: {err.problem or err.context}")]
+        return source, [_syntax_error(err)]
     except yaml.YAMLError as err:  # e.g. a control character: a ReaderError, which has no marks
         position = getattr(err, "position", None)
         line = text.count("\n", 0, position) + 1 if position is not None else 1
@@ -113,13 +177,14 @@ def parse_yaml(text: str) -> tuple[Source, list[Problem]]:
         return source, [Problem(1, 1, "the YAML is nested too deeply")]
     if root is None:
         return source, [Problem(1, 1, "the file is empty: a process definition needs id, version, start and nodes")]
+    builder = _Builder(source)
     try:
-        source.data = _build(root, (), source.marks, yaml.constructor.SafeConstructor())
-    except _Unreadable as err:
-        return source, [err.problem]
+        data = builder.build(root, ())
     except RecursionError:
+        source.marks.clear()
         return source, [Problem(1, 1, "the YAML is nested too deeply")]
-    return source, []
+    source.data = data
+    return source, builder.problems
 
 
 def _node_label(source: Source, loc: Path_) -> str:
@@ -150,8 +215,24 @@ def _data_path(loc: Path_, data: Any) -> Path_:
     return tuple(path)
 
 
+def _kpi_misplaced(path: Path_, data: Any) -> str | None:
+    """A `kpi:` on a construct that cannot carry it, or an unknown one, said as such (not as pydantic's type error)."""
+    if len(path) != 3 or path[0] != "nodes" or path[2] != "kpi" or not isinstance(data, dict):
+        return None
+    nodes = data.get("nodes")
+    node = nodes[path[1]] if isinstance(nodes, list) and isinstance(path[1], int) and path[1] < len(nodes) else None
+    if not isinstance(node, dict) or node.get("type") not in NODE_TYPES:
+        return None
+    value, kind = node.get("kpi"), node["type"]
+    if not isinstance(value, str) or value not in KPI_NODE_TYPES:
+        return f"kpi {value!r} is not one of: {', '.join(f'{k} (on a {t})' for k, t in KPI_NODE_TYPES.items())}"
+    return f"kpi {value!r} goes on a {KPI_NODE_TYPES[value]}, not on {'an' if kind in ('end', 'exclusive') else 'a'} {kind}"
+
+
 def _describe(error: ErrorDetails, field_name: str) -> str:
     kind = error["type"]
+    if kind == "no_target":
+        return f"outcome {field_name!r} has no target"
     if kind == "missing":
         return f"missing required field {field_name!r}"
     if kind == "extra_forbidden":
@@ -187,10 +268,16 @@ def problems_of(err: ValidationError, source: Source) -> list[Problem]:
     for error in errors:
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _UNION_MEMBER.match(p) and p not in NODE_TYPES))
         path = _data_path(loc, source.data)
+        if any(path[: len(bad)] == bad for bad in source.unreadable):
+            continue  # already reported as a value YAML cannot read
         field_name = _field_name(path)
         if error["type"] == "union_tag_invalid":
             path += ("type",)  # point at the offending `type:` line, not the node's first
-        problems.append(source.problem(path, _node_label(source, path) + _describe(error, field_name)))
+        if error["type"] == "missing" and len(path) == 3 and path[0] == "nodes" and path[2] == "default":
+            message = "exclusive gateway has no 'default' branch"  # the one node with a required `default`
+        else:
+            message = _kpi_misplaced(path, source.data) or _describe(error, field_name)
+        problems.append(source.problem(path, _node_label(source, path) + message))
     return problems
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from orderops.durations import Duration
 from orderops.promise import PromisePolicy
@@ -21,6 +22,17 @@ Expression = Annotated[str, Field(min_length=1, description="A CEL expression")]
 
 END_STATUSES = ("completed", "cancelled", "rejected", "failed")
 EndStatus = Literal["completed", "cancelled", "rejected", "failed"]
+
+# Temporal's task priority keys: 1 is served first. The embedded server (orderops/server.py
+# PRIORITY_CONFIG) leaves `matching.priorityLevels` at Temporal's default of 5 levels.
+PRIORITY_LEVELS = 5
+PriorityKey = Annotated[
+    int, Field(ge=1, le=PRIORITY_LEVELS, strict=True, description=f"A Temporal priority key, 1 (first) to {PRIORITY_LEVELS}")
+]
+
+# What a node's `kpi:` marks, and the one construct each may go on (orderops report reads them).
+KPI_NODE_TYPES = {"review": "user_task", "shipment": "task", "delivery": "task"}
+Kpi = Literal["review", "shipment", "delivery"]
 
 
 class Strict(BaseModel):
@@ -83,6 +95,9 @@ class TaskNode(Deadlined, NodeBase):
 
     type: Literal["task"]
     activity: str
+    kpi: Literal["shipment", "delivery"] | None = Field(
+        None, description="shipment: the parcel left when this task completed; delivery: the order was delivered when it completed"
+    )
     input: dict[str, Expression] | None = Field(None, description="Activity arguments: name -> CEL expression. Default: {order: order}")
     result: VarName | None = Field(None, description="Variable that receives the activity's result")
     retry: RetryPolicy = RetryPolicy()
@@ -108,7 +123,7 @@ class ExclusiveGateway(NodeBase):
 
     type: Literal["exclusive"]
     branches: list[Branch] = Field(min_length=1)
-    default: NodeId | None = None
+    default: NodeId = Field(description="Where to go when no branch's condition holds")
 
 
 class ParallelGateway(NodeBase):
@@ -120,12 +135,23 @@ class ParallelGateway(NodeBase):
     on_error: NodeId | None = None
 
 
+def _has_target(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("no_target", "has no target")
+    return value
+
+
+# An outcome's next node; `approve:` with nothing after it is an error of its own, not a type error.
+OutcomeTarget = Annotated[NodeId, BeforeValidator(_has_target)]
+
+
 class UserTask(Deadlined, NodeBase):
     """A human decision among declared outcomes."""
 
     type: Literal["user_task"]
     role: str
-    outcomes: dict[str, NodeId | None] = Field(min_length=1)
+    kpi: Literal["review"] | None = Field(None, description="review: the order counts as manually reviewed when it reaches this task")
+    outcomes: dict[str, OutcomeTarget] = Field(min_length=1)
     timeout: Duration
     on_timeout: NodeId
     details: Expression | None = Field(None, description="CEL expression shown to the person deciding")
@@ -175,6 +201,19 @@ Node = Annotated[
 NODE_TYPES = ("task", "exclusive", "parallel", "user_task", "wait", "receive", "end")
 
 
+class PriorityRule(Strict):
+    when: Expression = Field(description="CEL condition; the first rule that holds gives the key")
+    key: PriorityKey
+
+
+class PriorityPolicy(Strict):
+    """The Temporal task priority of an order's activities: rules in order, first match wins."""
+
+    rules: list[PriorityRule] = Field(default_factory=list)
+    default: PriorityKey | None = Field(None, description="The key when no rule holds; omitted: Temporal's default")
+    at_risk: PriorityKey = Field(1, description="The key of an order at risk of, or past, a deadline")
+
+
 class ProcessDefinition(Strict):
     """An orderops process definition (docs/process-language.md)."""
 
@@ -193,37 +232,23 @@ class ProcessDefinition(Strict):
     cancel_until: NodeId | None = Field(
         None, description="Cancellation is accepted until this node (e.g. the delivery record) has started; after it, a return"
     )
+    priority: PriorityPolicy | None = Field(None, description="Task priority of the order's activities (Temporal priority keys)")
+    at_risk_activity: str | None = Field(
+        None, description='Activity called (input {order, kind: "at_risk", message}) when an order becomes at risk'
+    )
     start: NodeId
     nodes: list[Node] = Field(min_length=1)
 
     def node_map(self) -> dict[str, Node]:
         return {node.id: node for node in self.nodes}
 
+    def kpi_nodes(self, kind: str) -> list[str]:
+        """Ids of the nodes marked `kpi: <kind>` (review, shipment, delivery), in the file's order."""
+        return [node.id for node in self.nodes if getattr(node, "kpi", None) == kind]
+
 
 def edges(node: Node) -> list[tuple[str, str]]:
-    """(field path, target) for every transition a node can take."""
-    breach = [("on_breach", node.on_breach)] if isinstance(node, Deadlined) and node.on_breach else []
-    return _edges(node) + breach
+    """(field path, target) for every transition a node can take (orderops/process/constructs.py)."""
+    from orderops.process.constructs import construct
 
-
-def _edges(node: Node) -> list[tuple[str, str]]:
-    match node:
-        case TaskNode():
-            out = [("next", node.next)]
-            return out + ([("on_error", node.on_error)] if node.on_error else [])
-        case ExclusiveGateway():
-            out = [(f"branches.{i}.next", b.next) for i, b in enumerate(node.branches)]
-            return out + ([("default", node.default)] if node.default else [])
-        case ParallelGateway():
-            out = [(f"branches.{i}", b) for i, b in enumerate(node.branches)] + [("join", node.join)]
-            return out + ([("on_error", node.on_error)] if node.on_error else [])
-        case UserTask():
-            out = [(f"outcomes.{k}", v) for k, v in node.outcomes.items() if v]
-            return [*out, ("on_timeout", node.on_timeout)]
-        case Wait():
-            return [("next", node.next)]
-        case Receive():
-            return [("next", node.next), ("on_timeout", node.on_timeout)]
-        case End():
-            return []
-    raise TypeError(node)
+    return construct(node).edges(node)

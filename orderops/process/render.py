@@ -10,18 +10,8 @@ import shutil
 import subprocess
 from collections.abc import Collection
 
-from orderops.process.model import (
-    End,
-    ExclusiveGateway,
-    Node,
-    ParallelGateway,
-    ProcessDefinition,
-    Receive,
-    TaskNode,
-    UserTask,
-    Wait,
-    edges,
-)
+from orderops.process.constructs import CONSTRUCTS, construct
+from orderops.process.model import ExclusiveGateway, Node, ParallelGateway, ProcessDefinition, edges
 
 FORMATS = ("mermaid", "dot", "svg", "png")
 VISITED = "#c8e6c9"
@@ -33,22 +23,7 @@ class RenderError(Exception):
 
 
 def _label(node: Node) -> str:
-    match node:
-        case TaskNode():
-            return f"{node.id}\ntask: {node.activity}" + (f"\nundo: {node.compensation}" if node.compensation else "")
-        case ExclusiveGateway():
-            return f"{node.id}\nexclusive"
-        case ParallelGateway():
-            return f"{node.id}\nparallel +"
-        case UserTask():
-            return f"{node.id}\nuser task: {node.role}\ntimeout {node.timeout}"
-        case Wait():
-            return f"{node.id}\nwait {node.duration}" if node.duration else f"{node.id}\nwait until {node.until}"
-        case Receive():
-            return f"{node.id}\nreceive {' | '.join(node.events)}\ntimeout {node.timeout}"
-        case End():
-            return f"{node.id}\nend: {node.status}"
-    raise TypeError(node)
+    return construct(node).label(node)
 
 
 def _edge_label(node: Node, field_name: str) -> str:
@@ -71,15 +46,7 @@ def graph_edges(definition: ProcessDefinition) -> list[tuple[str, str, str]]:
 
 # -- Mermaid --------------------------------------------------------------------
 
-_MERMAID_SHAPES = {
-    "task": ('["', '"]'),
-    "exclusive": ('{"', '"}'),
-    "parallel": ('{{"', '"}}'),
-    "user_task": ('[["', '"]]'),
-    "wait": ('(("', '"))'),
-    "receive": ('>"', '"]'),
-    "end": ('(["', '"])'),
-}
+_MERMAID_SHAPES = {t: c.mermaid_shape for t, c in CONSTRUCTS.items()}
 
 
 def _mermaid_text(text: str) -> str:
@@ -107,15 +74,7 @@ def mermaid(definition: ProcessDefinition, visited: Collection[str] = (), curren
 
 # -- Graphviz ---------------------------------------------------------------------
 
-_DOT_SHAPES = {
-    "task": 'shape=box, style="rounded,filled"',
-    "exclusive": "shape=diamond, style=filled",
-    "parallel": "shape=hexagon, style=filled",
-    "user_task": "shape=box, peripheries=2, style=filled",
-    "wait": "shape=circle, style=filled",
-    "receive": "shape=cds, style=filled",
-    "end": "shape=doublecircle, style=filled",
-}
+_DOT_SHAPES = {t: c.dot_shape for t, c in CONSTRUCTS.items()}
 
 
 def _dot_text(text: str) -> str:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
 
 import pytest
 
 from activities.store import Store
-from orderops.messages import OrderResult
+from orderops.messages import OrderResult, OrderStatusView
 from orderops.order import Order, workflow_id
-from tests.helpers import KNOWN_ACTIVITIES, ROOT, cli, exists, order_data, run_cli, settled
+from tests.helpers import KNOWN_ACTIVITIES, ROOT, awaiting_decision, cli, definition, exists, order_data, run_cli, settled, wait_until
 
 
 def write(tmp_path: Path, content) -> Path:
@@ -230,12 +231,12 @@ def test_new_commands_check_their_input_before_any_server():
 
 
 async def test_an_event_is_sent_even_when_no_worker_answers(client, address):
+    from orderops.client import OrderClient
     from orderops.process.lint import load_definition
-    from starter import start_order
 
     order = Order.model_validate(order_data())
     snapshot = load_definition(ROOT / "process_defs" / "standard.yaml", KNOWN_ACTIVITIES)
-    handle = await start_order(client, order, snapshot, task_queue="nobody-polls-this")
+    handle = await OrderClient(client, task_queue="nobody-polls-this").start(order, snapshot)
     status = await cli("status", order.order_id, address=address)
     assert (
         status.returncode == 1 and "no worker answered the status query" in status.stderr and len(status.stderr.strip().splitlines()) == 1
@@ -258,3 +259,24 @@ def test_documented_event_payloads_are_checked_before_sending():
     assert scan.returncode == 1 and scan.stderr.strip().startswith("orderops: invalid 'scanned' event: field 'items.0.quantity'")
     edit = run_cli("--address", "127.0.0.1:1", "review", "A1", "--decision", "edit", "--agent", "amy")
     assert (edit.returncode, edit.stderr.strip()) == (2, "orderops: --decision edit needs --changes: the corrected fields as JSON")
+
+
+async def test_a_finished_orders_status_is_read_from_its_result_without_a_worker(client, address, store):
+    from orderops.client import OrderClient
+    from orderops.messages import ReviewDecision
+    from orderops.worker import build_worker
+
+    queue = f"finished-{uuid.uuid4().hex[:8]}"
+    order = Order.model_validate(order_data())
+    orders = OrderClient(client, task_queue=queue)
+    async with build_worker(client, store, task_queue=queue):
+        handle = await orders.start(order, definition("decide_or_timeout.yaml"))
+        await wait_until(handle, awaiting_decision)
+        await orders.decide(order.order_id, ReviewDecision(decision="approve", agent="amy", reason="fine", node="decide"))
+        await handle.result()
+    # No worker polls this queue now: a query would go unanswered, the result answers at once.
+    shown = await cli("status", order.order_id, "--json", address=address)
+    assert shown.returncode == 0, shown.stderr
+    view = OrderStatusView.model_validate_json(shown.stdout)
+    assert (view.status, view.current_nodes, view.pending_user_tasks) == ("completed", [], [])
+    assert [d.decision for d in view.decisions] == ["approve"] and view.order == order

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from orderops.cli.common import field_errors
 from orderops.csv_orders import COLUMNS, CsvFileError, parse_csv_orders
 from orderops.order import workflow_id
-from starter import _field_errors
 from tests.helpers import ROOT, cli, exists, run_cli
 
 HEADER = ",".join(COLUMNS)
@@ -42,7 +42,7 @@ def row(order_id: str, sku: str = "TEA-001", quantity: str = "1", unit_price: st
 
 
 def parse(*lines: str, header: str = HEADER, path: str = "orders.csv"):
-    return parse_csv_orders("\n".join([header, *lines]) + "\n", path, _field_errors)
+    return parse_csv_orders("\n".join([header, *lines]) + "\n", path, field_errors)
 
 
 def messages(result) -> list[str]:
@@ -118,7 +118,7 @@ def test_optional_columns_may_be_absent_or_empty_and_take_the_model_defaults():
 
 def test_a_utf8_bom_and_crlf_from_excel_are_accepted():
     data = ("\r\n".join([HEADER, row("A1", customer_name="李伟"), row("A1", "MUG-002", customer_name="李伟")]) + "\r\n").encode("utf-8-sig")
-    result = parse_csv_orders(data, "excel.csv", _field_errors)
+    result = parse_csv_orders(data, "excel.csv", field_errors)
     assert result.problems == []
     assert result.orders[0].customer_name == "李伟" and len(result.orders[0].items) == 2
 
@@ -157,7 +157,7 @@ def test_header_names_ignore_case_and_spaces():
 )
 def test_file_level_problems_are_one_line(data, message):
     with pytest.raises(CsvFileError) as raised:
-        parse_csv_orders(data, "orders.csv", _field_errors)
+        parse_csv_orders(data, "orders.csv", field_errors)
     assert str(raised.value).startswith(message)
     assert "\n" not in str(raised.value)
 
@@ -182,7 +182,7 @@ def test_a_row_without_order_id_is_invalid_on_its_own():
 
 def test_the_marketplace_sample_has_four_good_orders_and_two_bad_rows():
     path = "samples/marketplace_orders.csv"
-    result = parse_csv_orders((ROOT / path).read_bytes(), path, _field_errors)
+    result = parse_csv_orders((ROOT / path).read_bytes(), path, field_errors)
     assert [order.order_id for order in result.orders] == ["TB4001", "JD5002", "AP6003", "MP7004"]
     assert {order.channel for order in result.orders} == {"taobao", "jd", "app", "mini_program"}
     assert {order.order_type for order in result.orders} == {"normal", "promotion", "urgent"}

@@ -192,3 +192,15 @@ def test_diff_names_each_changed_setting_by_its_path():
     new, problems = lint_text(text, KNOWN_ACTIVITIES)
     assert problems == []
     assert diff(old, new).other_changes == ["variables.carriers.0.daily_capacity: 200 -> 150", "variables.delivery.max_attempts: 3 -> 4"]
+
+
+def test_diff_names_changed_priority_at_risk_activity_and_kpi():
+    old = parsed(ROOT / "process_defs" / "standard.yaml")
+    text = (ROOT / "process_defs" / "standard.yaml").read_text()
+    text = text.replace("  default: 3\n  at_risk: 1\n", "  default: 4\n  at_risk: 1\n").replace("at_risk_activity: notify_ops\n", "")
+    text = text.replace("    kpi: review\n", "", 1)
+    new, problems = lint_text(text, KNOWN_ACTIVITIES)
+    assert problems == []
+    changes = diff(old, new)
+    assert [c.split(":")[0] for c in changes.other_changes] == ["priority", "at_risk_activity"]
+    assert ("escalated_review", ["kpi"]) in [(c.node, c.fields) for c in changes.changed_nodes]

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from activities.store import Store
 from orderops import server
+from orderops.client import OrderClient
 from orderops.config import SAMPLES_DIR
 from orderops.connect import Unreachable, connect
 from orderops.messages import ExternalEvent, OrderResult, ReviewDecision
 from orderops.order import Order
 from orderops.process.lint import load_definition
-from starter import start_order
+from orderops.worker import build_worker
 from tests.helpers import KNOWN_ACTIVITIES, ROOT, awaiting_decision, order_data, settled, shipped, status, wait_until, waiting_for
-from worker import build_worker
 
 
 def free_port() -> int:
@@ -51,7 +51,7 @@ async def test_order_survives_server_and_worker_restart(tmp_path: Path):
     process, client = await start_server(port, ui_port, db)
     try:
         async with build_worker(client, store):
-            handle = await start_order(client, order, snapshot)
+            handle = await OrderClient(client).start(order, snapshot)
             await wait_until(handle, awaiting_decision)
     finally:
         stop_server(process)

@@ -6,6 +6,7 @@ would break an order already running fails here, before it reaches a worker.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -59,7 +60,7 @@ def test_golden_histories_cover_every_construct():
 
 
 async def test_golden_histories_replay_on_the_current_code():
-    outcomes = await replay(each(FILES))
+    outcomes = await replay(each(FILES), [OrderWorkflow])
     assert len(outcomes) == len(FILES) >= 20
     assert [o.source for o in outcomes if not o.ok] == []
 
@@ -134,7 +135,7 @@ def _pick_scheduled(events: list[dict]) -> dict:
 async def test_changed_activity_commands_are_located_at_their_event_and_node(tmp_path: Path, change, fragment):
     path = mutated(tmp_path, change)
     expected = int(_pick_scheduled(json.loads(path.read_text())["events"])["eventId"])
-    [outcome] = await replay(each([path]))
+    [outcome] = await replay(each([path]), [OrderWorkflow])
     assert (outcome.ok, outcome.event_id, outcome.node) == (False, expected, "pick")
     assert fragment in outcome.error and outcome.error.startswith("[TMPRL1100] Nondeterminism error")
 
@@ -164,3 +165,19 @@ async def test_a_history_missing_an_event_is_one_line_for_audit_and_a_divergence
     assert "malformed history: event" in audited.stderr and len(audited.stderr.strip().splitlines()) == 1
     replayed = await cli("replay", str(path))
     assert replayed.returncode == 1 and "DIVERGED" in replayed.stdout
+
+
+async def test_a_payload_that_no_longer_decodes_is_reported_in_one_line(tmp_path: Path):
+    good = FILES[0]
+    history = json.loads(good.read_text(encoding="utf-8"))
+    started = history["events"][0]
+    attributes = next(key for key in started if key.endswith("Attributes"))
+    started[attributes]["input"]["payloads"][0]["data"] = base64.b64encode(b'{"order": 1}').decode()
+    bad = tmp_path / "order-undecodable.json"
+    bad.write_text(json.dumps(history), encoding="utf-8")
+    replayed = await cli("replay", str(bad), str(good))
+    assert replayed.returncode == 1
+    assert "Traceback" not in replayed.stderr, replayed.stderr
+    lines = replayed.stdout.strip().splitlines()
+    assert lines[0].startswith("INVALID   ") and "a payload no longer decodes" in lines[0] and "OrderInput" in lines[0]
+    assert lines[1].startswith("ok") and lines[-1] == "1 ok, 0 diverged, 1 invalid"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from temporalio.testing import ActivityEnvironment
 
 from activities.review import ReviewActivities
 from activities.store import Store
 from orderops.config import SAMPLES_DIR
 from orderops.order import Order
 from tests.helpers import order_data
+from tests.store_helpers import run as run_activity
 
 
 @pytest.fixture
@@ -32,6 +32,6 @@ def review(store: Store):
         args = {"order": Order.model_validate(data).as_variable()}
         if rules is not None:
             args["rules"] = rules
-        return ActivityEnvironment().run(activities.review_order, args)
+        return run_activity(activities.review_order, args)
 
     return run

@@ -15,12 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
-from temporalio.testing import ActivityEnvironment
 
 from activities.carrier import _cannot_carry, _too_slow
-from activities.inputs import Carrier
 from activities.promise import PromiseActivities
-from activities.review import ReviewRules
 from activities.store import Store
 from orderops.messages import OrderResult, ProcessRef
 from orderops.order import Order
@@ -29,9 +26,11 @@ from orderops.process.lint import load
 from orderops.process.model import End, ExclusiveGateway, ProcessDefinition, Receive, TaskNode
 from orderops.promise import PromisePolicy
 from orderops.report import OrderFacts, _histogram, build, facts, kpis
+from orderops.settings import Carrier, ReviewRules
 from tests.helpers import KNOWN_ACTIVITIES, ROOT, order_data
 from tests.promise_helpers import POLICY, SHANGHAI, promise
 from tests.store_helpers import codes
+from tests.store_helpers import run as run_activity
 
 # --- review rules ---------------------------------------------------------------------------------------
 
@@ -848,7 +847,7 @@ def grant(store: Store):
             "policy": policy.model_dump(mode="json"),
             "delivered_at": delivered_at.isoformat(),
         }
-        return ActivityEnvironment().run(activities.grant_delay_compensation, payload), p
+        return run_activity(activities.grant_delay_compensation, payload), p
 
     return run
 

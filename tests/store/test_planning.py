@@ -14,9 +14,9 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.carrier import CarrierActivities, _cannot_carry, _too_slow
-from activities.inputs import Carrier
 from activities.stock import StockActivities, _available, _free, _from_bins, _nearest_first, _plan, shipments
 from activities.store import Store
+from orderops.settings import Carrier
 from tests.store_helpers import items, packed, payload, promise, run
 
 # -- warehouses and bins -------------------------------------------------------------------------

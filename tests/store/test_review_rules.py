@@ -9,8 +9,8 @@ import pytest
 import yaml
 from temporalio.exceptions import ApplicationError
 
-from activities.review import ReviewRules
 from activities.store import Store
+from orderops.settings import ReviewRules
 from tests.helpers import ROOT
 from tests.store_helpers import codes
 

@@ -89,7 +89,14 @@ def test_the_base_definition_is_valid():
     "text, problem",
     [
         ("id: x\nversion: 1: 2\n", (2, 11, "YAML syntax error: mapping values are not allowed here")),
-        ("id: x\nnodes: [a, b\n", (3, 1, "YAML syntax error: expected ',' or ']', but got '<stream end>'")),
+        (
+            "id: x\nnodes: [a, b\n",
+            (
+                3,
+                1,
+                "YAML syntax error: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence started at line 2, column 8)",
+            ),
+        ),
         ("\nid: x\nname: a\x07b\n", (3, 1, "YAML syntax error: unacceptable character #x0007: special characters are not allowed")),
         ("", (1, 1, "the file is empty: a process definition needs id, version, start and nodes")),
         ("# only a comment\n", (1, 1, "the file is empty: a process definition needs id, version, start and nodes")),
@@ -327,8 +334,9 @@ def test_every_transition_to_an_unknown_node_is_reported_at_its_field(text: str,
     assert found(text) == problems
 
 
-def test_duplicated_ids_are_reported_and_the_graph_checks_skipped():
-    # The second `done` is also unreachable, and `rejected` is gone: only the duplicate and the dangling targets are reported.
+def test_duplicated_ids_are_reported_without_follow_on_errors():
+    # `rejected` is gone: the duplicates and the dangling targets are reported; the nodes named `done` share
+    # their transitions, so neither looks unreachable, and the graph checks still run (see test_language_checks.py).
     text = change(
         ("  - id: rejected", "  - id: done"),
         append="""\
@@ -718,7 +726,9 @@ def test_a_policy_file_that_is_not_yaml_is_reported_at_its_line(tmp_path: Path):
     policy.write_text("tiers: {tier1: 2\n", encoding="utf-8")
     with pytest.raises(InvalidDefinition) as raised:
         load_policy(policy)
-    assert raised.value.messages == [f"{policy}:2:1: YAML syntax error: expected ',' or '}}', but got '<stream end>'"]
+    assert raised.value.messages == [
+        f"{policy}:2:1: YAML syntax error: expected ',' or '}}', but got '<stream end>' (while parsing a flow mapping started at line 1, column 8)"
+    ]
 
 
 def test_a_missing_or_undecodable_file_is_one_line(tmp_path: Path):

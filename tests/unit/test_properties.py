@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from activities import ACTIVITY_NAMES
+from orderops.cli.common import field_errors
 from orderops.csv_orders import COLUMNS, OPTIONAL_COLUMNS, PAID_VALUES, CsvFileError, parse_csv_orders
 from orderops.order import Order
 from orderops.process.lint import lint_text, load_policy
 from orderops.process.model import NODE_TYPES
 from orderops.promise import WEEKDAYS, PromisePolicy, compute
 from orderops.report import OrderFacts, build, kpis
-from starter import _field_errors
 from tests.helpers import ROOT
 
 
@@ -463,7 +463,7 @@ def test_any_valid_orders_written_as_csv_parse_back_to_the_same_orders(data):
     text = out.getvalue()
     payload = draw(st.sampled_from([text, text.encode(), text.encode("utf-8-sig")]))
 
-    result = parse_csv_orders(payload, "orders.csv", _field_errors)
+    result = parse_csv_orders(payload, "orders.csv", field_errors)
 
     assert result.problems == [] and result.rejected == []
     assert result.lines == lines  # the physical line of each row, quoted line breaks included
@@ -483,7 +483,7 @@ def _check_parse(data: bytes | str) -> None:
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
     last = _physical_lines(text)
     try:
-        result = parse_csv_orders(data, "orders.csv", _field_errors)
+        result = parse_csv_orders(data, "orders.csv", field_errors)
     except CsvFileError as err:
         message = str(err)
         assert "\n" not in message

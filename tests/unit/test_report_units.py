@@ -134,6 +134,23 @@ def test_only_a_completed_handoff_ships_the_order():
     assert order.shipped_at is None
 
 
+def test_the_definitions_kpi_marks_decide_reviews_shipment_and_delivery():
+    marked = result({}, [step("fraud_check", "user_task", ended=1), step("send", "task", ended=3), step("signed", "task", ended=9)])
+    marked = marked.model_copy(update={"kpi_nodes": {"review": ["fraud_check"], "shipment": ["send"], "delivery": ["signed"]}})
+    order = facts(marked, STARTED)
+    assert (order.manual_review, order.shipped_at, order.delivered_at) == (True, hours(3), hours(9))
+    # The same steps under a definition that marks nothing count for nothing.
+    unmarked = facts(marked.model_copy(update={"kpi_nodes": {"review": [], "shipment": [], "delivery": []}}), STARTED)
+    assert (unmarked.manual_review, unmarked.shipped_at, unmarked.delivered_at) == (False, None, None)
+
+
+def test_a_result_from_before_kpi_marks_reads_the_shipped_processes_nodes():
+    legacy = facts(result({}, [step("manual_review", "user_task", ended=1), step("handoff", "task", ended=2)]), STARTED)
+    assert legacy.manual_review and legacy.shipped_at == hours(2)
+    other = facts(result({}, [step("fraud_check", "user_task", ended=1)]), STARTED)
+    assert not other.manual_review
+
+
 # -- the grouped report -------------------------------------------------------------------------
 
 

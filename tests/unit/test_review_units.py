@@ -12,8 +12,9 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from activities.review import ReviewRules, _fingerprint
+from activities.review import _fingerprint
 from orderops.order import Order
+from orderops.settings import ReviewRules
 from tests.helpers import order_data
 
 

@@ -10,8 +10,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.worker import Worker
 
 from activities.envelope import AttemptEnvelope
+from orderops.client import OrderClient
 from orderops.order import Order
-from starter import start_order
 from tests import support
 from tests.helpers import definition, finished, order_data
 from workflows import OrderWorkflow
@@ -32,7 +32,7 @@ async def test_urgent_and_express_orders_jump_a_backlog(client):
         for index, kind in enumerate(kinds):
             overrides = {"order_type": "urgent"} if kind == "urgent" else {"service_level": "express"} if kind == "express" else {}
             order = Order.model_validate(order_data(order_id=f"bk-{queue}-{index:02d}-{kind}", **overrides))
-            handles.append(await start_order(client, order, snapshot, task_queue=queue))
+            handles.append(await OrderClient(client, task_queue=queue).start(order, snapshot))
         async with asyncio.timeout(30):
             while not all([await activity_scheduled(h) for h in handles]):
                 await asyncio.sleep(0.1)

@@ -19,11 +19,11 @@ from temporalio.service import RPCError
 
 from activities.inputs import ReturnRequest
 from activities.store import Store
+from orderops.client import OrderClient
 from orderops.messages import CancelRequest, ExternalEvent, ReviewDecision
 from orderops.order import OrderEdit
 from orderops.process.lint import load
 from orderops.process.model import End, UserTask
-from starter import start_return
 from tests.helpers import KNOWN_ACTIVITIES, ROOT, fast_forward, scan_of, settled, shipped, status, wait_until, waiting_for
 
 PROCESSES = {name: load(ROOT / "process_defs" / f"{name}.yaml", KNOWN_ACTIVITIES) for name in ("standard", "returns")}
@@ -127,7 +127,9 @@ async def returned(ctx: Ctx, kind: str, **overrides) -> WorkflowHandle:
     assert (await settled(handle, ctx.store)).status == "completed"
     request = ReturnRequest(original_order_id=order.order_id, kind=kind, reason="damaged")
     _, snapshot = PROCESSES["returns"]
-    _, return_handle = await start_return(ctx.env.client, order.order_id, request, ["MUG-002"] if not overrides else None, snapshot)
+    _, return_handle = await OrderClient(ctx.env.client).start_return(
+        order.order_id, request, {"MUG-002": 1} if not overrides else None, snapshot
+    )
     return return_handle
 
 

@@ -1,0 +1,89 @@
+"""What every command shares: one-line errors, reading files, the client connection, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from orderops.client import ClientError, OrderClient
+
+# Piped output (CI logs, less) gets a wide table instead of rich's 80-column default.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+class CliError(ClientError):
+    """A user-facing failure of the command line itself (a file, an option): one line, exit status 1."""
+
+
+class UsageError(Exception):
+    """Arguments that do not fit together: exit status 2, like argparse's own errors."""
+
+
+async def order_client(args) -> OrderClient:
+    """Connect only after the command's own input is checked, so input errors never wait on a server."""
+    return await OrderClient.connect(args.address, args.namespace)
+
+
+def read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CliError(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}") from None
+
+
+def field_errors(err: ValidationError) -> list[str]:
+    messages = []
+    for error in err.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "order"
+        message = "missing" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
+        messages.append(f"field {where!r}: {message}")
+    return messages
+
+
+def json_option(name: str, text: str | None) -> dict:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CliError(f"{name}: malformed JSON: {err.msg} at column {err.colno}") from None
+    if not isinstance(value, dict):
+        raise CliError(f"{name}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as err:
+        raise CliError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def time_option(flag: str, value: str, naive_is_utc: bool = True) -> datetime:
+    """An ISO-8601 time from the command line, as UTC."""
+    try:
+        when = datetime.fromisoformat(value)
+        if when.tzinfo is None:
+            if not naive_is_utc:
+                raise UsageError(f"{flag} {value!r}: give a UTC offset (e.g. +08:00 or Z)")
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise UsageError(f"{flag} {value!r}: not a usable ISO-8601 date or time (e.g. 2026-11-01 or 2026-11-01T00:00:00+08:00)") from None
+
+
+def when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def clock(value) -> str:
+    return value.strftime("%H:%M:%S") if value else ""

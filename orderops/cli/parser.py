@@ -1,0 +1,285 @@
+"""The command line's grammar: every command, its options and their help, and where it is implemented.
+
+Nothing here imports Temporal, pydantic or the commands themselves: each command names its
+function as "module:function", imported only when that command runs, so `orderops --help`
+and `orderops lint` start fast (docs/performance.md#start-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+from importlib.metadata import version
+
+from orderops import config
+
+RENDER_FORMATS = ("mermaid", "dot", "svg", "png")  # orderops/process/render.py draws these
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows an option's default when it has a real one (not None, not a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if "%(default)" not in help_text and action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+            help_text += " (default: %(default)s)"
+        return help_text
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1-65535)")
+    return value
+
+
+def _connection(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--address", default=default(config.default_address()), help="Temporal frontend HOST:PORT (env TEMPORAL_ADDRESS)")
+    parser.add_argument("--namespace", default=default(config.default_namespace()), help="Temporal namespace (env TEMPORAL_NAMESPACE)")
+
+
+def _logging(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--log-format", choices=["console", "json"], default=default("console"), help="log lines for people or for a collector"
+    )
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=default("info"), help="least severe log lines shown"
+    )
+
+
+class _Commands:
+    """Subcommands, each with the shared options it uses (accepted before or after the command)."""
+
+    def __init__(self, subparsers):
+        self.subparsers = subparsers
+        self.connected, self.offline = Parser(add_help=False), Parser(add_help=False)
+        _connection(self.connected, defaults=False)
+        _logging(self.connected, defaults=False)
+        _logging(self.offline, defaults=False)
+
+    def add(self, name: str, run: str, summary: str, description: str | None = None, connects: bool = True, logs: bool = True):
+        parents = [self.connected] if connects else [self.offline] if logs else []
+        parser = self.subparsers.add_parser(
+            name, parents=parents, help=summary, description=description or summary[0].upper() + summary[1:] + "."
+        )
+        parser.set_defaults(run=run, logs=logs)
+        return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="orderops", description="Durable order fulfilment on Temporal, driven by YAML process definitions.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('orderops')}")
+    _connection(parser, defaults=True)
+    _logging(parser, defaults=True)
+    commands = _Commands(parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND"))
+    _runtime(commands)
+    _orders(commands)
+    _decisions(commands)
+    _warehouse(commands)
+    _definitions(commands)
+    _history(commands)
+    return parser
+
+
+def _runtime(commands: _Commands) -> None:
+    p = commands.add("server", "orderops.cli.runtime:run_server", f"run the embedded Temporal dev server (data in {config.home()})")
+    p.add_argument("--port", type=_port, default=7233, help="the frontend's port (gRPC), where workers and this CLI connect")
+    p.add_argument("--ui-port", type=_port, default=config.UI_PORT, help="the Web UI's port")
+
+    p = commands.add("worker", "orderops.cli.runtime:run_worker", "run a worker for order workflows and activities")
+    p.add_argument("--process-dir", default=str(config.PROCESS_DIR), help="the definitions checked before serving")
+
+    p = commands.add("demo", "orderops.cli.runtime:run_demo", "server + worker + sample orders, decided and delivered, then a summary")
+    p.add_argument("--orders", type=_positive, help="how many orders (default: each sample scenario once)")
+
+
+def _orders(commands: _Commands) -> None:
+    p = commands.add(
+        "start",
+        "orderops.cli.orders:start",
+        "start orders from JSON (object, list or JSON Lines) or a CSV of order lines ('-' for stdin)",
+        "Start orders. A custom process runs with --process FILE; JSON files start all or nothing, CSV rows order by order.",
+    )
+    p.add_argument("orders", help="the orders file, or - for stdin")
+    p.add_argument("--process", default=str(config.DEFAULT_PROCESS), help="the process definition the orders run under")
+    p.add_argument("--format", choices=["json", "csv"], help="input format (default: csv for a *.csv file, else json)")
+
+    p = commands.add("status", "orderops.cli.orders:status", "an order's current step, its steps so far and its pending decision")
+    p.add_argument("order_id", help="the order's id (without the order- prefix)")
+    p.add_argument("--json", action="store_true", help="the whole status as JSON")
+
+    p = commands.add("list", "orderops.cli.orders:list_orders", "orders by status, from Temporal visibility")
+    p.add_argument("--status", help="e.g. awaiting_review, in_transit, completed, rejected, cancelled, failed")
+    p.add_argument("--at-risk", action="store_true", help="orders marked at risk of missing a deadline")
+    p.add_argument("--breached", action="store_true", help="orders that missed a deadline")
+    p.add_argument("--region", help="region tier of the promise, e.g. tier1, remote")
+    p.add_argument("--service", help="service level, e.g. standard, express, same_day")
+    p.add_argument("--promise-before", metavar="TIME", help="delivery promised before this ISO-8601 time")
+    p.add_argument("--limit", type=_positive, default=100, help="at most this many orders")
+    p.add_argument("--json", action="store_true", help="rows as JSON")
+
+
+def _decisions(commands: _Commands) -> None:
+    p = commands.add("review", "orderops.cli.decisions:review", "decide an order waiting at a user task (e.g. manual review)")
+    p.add_argument("order_id", help="the order's id")
+    p.add_argument("--decision", required=True, help="an outcome of the pending user task, e.g. approve, edit, reject")
+    p.add_argument("--agent", required=True, help="who decides")
+    p.add_argument("--reason", default="", help="why, for the audit trail")
+    p.add_argument("--role", default="support_agent", help="the role the user task requires")
+    p.add_argument("--node", help="the user task, when several are open")
+    p.add_argument("--changes", help='with --decision edit: JSON of corrected fields, e.g. \'{"phone": "13800138000"}\'')
+
+    p = commands.add("event", "orderops.cli.decisions:event", "deliver an external event (courier scan, sign-off, feedback)")
+    p.add_argument("order_id", help="the order's id")
+    p.add_argument("name", help="event name, e.g. delivered, feedback")
+    p.add_argument("--data", help="JSON object payload")
+
+    p = commands.add("cancel", "orderops.cli.decisions:cancel", "cancel an order; completed steps are undone in reverse")
+    p.add_argument("order_id", help="the order's id")
+    p.add_argument("--reason", required=True, help="why, for the audit trail and the customer")
+    p.add_argument("--by", default="support", help="who asked for the cancellation")
+
+    p = commands.add(
+        "change-address", "orderops.cli.decisions:change_address", "change the delivery address; accepted until the courier handoff"
+    )
+    p.add_argument("order_id", help="the order's id")
+    p.add_argument("--province", required=True, help="province of the new address")
+    p.add_argument("--city", required=True, help="city")
+    p.add_argument("--district", default="", help="district")
+    p.add_argument("--street", required=True, help="street and number")
+    p.add_argument("--postcode", default="", help="six-digit postcode")
+    p.add_argument("--by", required=True, help="who asked: the customer, or the agent for them")
+    p.add_argument("--reason", default="", help="why, for the audit trail")
+
+    p = commands.add(
+        "merge", "orderops.cli.decisions:merge", "at manual review: move an order's items into another order of the same customer"
+    )
+    p.add_argument("order_id", help="the order that ends, merged")
+    p.add_argument("--into", required=True, help="the order that takes its items and is reviewed again")
+    p.add_argument("--agent", required=True, help="who decides")
+    p.add_argument("--reason", default="", help="why, for the audit trail")
+
+    p = commands.add(
+        "return", "orderops.cli.decisions:start_return", "start a return or exchange of a delivered order (process_defs/returns.yaml)"
+    )
+    p.add_argument("order_id", help="the delivered order's id")
+    p.add_argument("--kind", required=True, choices=["refund", "exchange"], help="money back, or the same goods again")
+    p.add_argument(
+        "--reason",
+        required=True,
+        choices=["damaged", "wrong_item", "not_as_described", "quality", "changed_mind"],
+        help="why it comes back",
+    )
+    p.add_argument("--item", action="append", metavar="SKU[:QTY]", help="what comes back (repeatable; default: everything)")
+    p.add_argument("--note", default="", help="free text for the warehouse")
+    p.add_argument("--process", default=str(config.PROCESS_DIR / "returns.yaml"), help="the returns process definition")
+
+
+def _warehouse(commands: _Commands) -> None:
+    p = commands.add(
+        "restock", "orderops.cli.warehouse:restock", "goods received: add stock, close requisitions, wake the orders waiting for it"
+    )
+    p.add_argument("sku", help="the SKU received")
+    p.add_argument("warehouse", help="the warehouse that received it, e.g. SH")
+    p.add_argument("quantity", type=_positive, help="how many units arrived")
+    p.add_argument("--bin", help="default: the SKU's first bin in that warehouse")
+
+    p = commands.add(
+        "carrier-outage",
+        "orderops.cli.warehouse:carrier_outage",
+        "mark a carrier's booking system down (bookings fall back), or --clear it",
+        connects=False,
+    )
+    p.add_argument("carrier", help="a carrier of the standard process, e.g. SF")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--reason", help="why its bookings are refused")
+    group.add_argument("--clear", action="store_true", help="accept its bookings again")
+
+
+def _definitions(commands: _Commands) -> None:
+    p = commands.add(
+        "lint", "orderops.cli.lint:lint", "check process definitions; file:line:col: message on error", connects=False, logs=False
+    )
+    p.add_argument("files", nargs="+", help="definition files")
+
+    p = commands.add(
+        "schema", "orderops.cli.definitions:schema", "JSON Schema of the process-definition language", connects=False, logs=False
+    )
+    p.add_argument("--out", help="write here instead of stdout")
+    p.add_argument("--promise-policy", action="store_true", help="the schema of promise policy files instead")
+
+    p = commands.add(
+        "activities",
+        "orderops.cli.definitions:activities",
+        "the activities a definition may call, with their input and result fields",
+        connects=False,
+        logs=False,
+    )
+    p.add_argument("--markdown", action="store_true", help="as Markdown (docs/activities.md is this)")
+
+    p = commands.add(
+        "diff",
+        "orderops.cli.definitions:diff",
+        "what changes between two definitions, and which orders wait where it changes (--address to check them)",
+    )
+    p.add_argument("old", help="the definition orders run under now")
+    p.add_argument("new", help="the definition that replaces it")
+
+    p = commands.add(
+        "render",
+        "orderops.cli.definitions:render",
+        "draw a definition (mermaid, dot, svg, png); --order colours an order's path (needs --address)",
+    )
+    p.add_argument("file", nargs="?", help="the definition file")
+    p.add_argument("--format", choices=RENDER_FORMATS, default="mermaid", help="the drawing's format")
+    p.add_argument("--out", help="write here instead of stdout")
+    p.add_argument("--order", help="colour the nodes this order went through (from its history)")
+
+
+def _history(commands: _Commands) -> None:
+    p = commands.add("audit", "orderops.cli.history:audit", "an order's timeline from its event history (live, or from an exported file)")
+    p.add_argument("order_id", nargs="?", help="the order's id (or --file)")
+    p.add_argument("--file", help="a history JSON file from `orderops export` or `temporal workflow show --output json`")
+    p.add_argument("--json", action="store_true", help="the timeline as JSON")
+
+    p = commands.add("export", "orderops.cli.history:export", "write order histories as JSON files (one per order)")
+    p.add_argument("order_ids", nargs="*", metavar="ORDER_ID", help="the orders to export")
+    p.add_argument("--query", help="visibility query, e.g. \"ProcessVersion = 1 AND OrderStatus = 'completed'\"")
+    p.add_argument("--out", required=True, help="directory to write into")
+
+    p = commands.add("replay", "orderops.cli.history:replay", "replay histories with the current worker code; non-zero if any diverged")
+    p.add_argument("paths", nargs="*", metavar="FILE_OR_DIR", help="history files, or directories of them")
+    p.add_argument("--query", help="replay the orders this visibility query finds on the cluster")
+
+    p = commands.add(
+        "report", "orderops.cli.report:report", "KPIs over finished orders: promise kept, on time, order-to-ship, reviews, errors, feedback"
+    )
+    p.add_argument("--since", help="ISO date or time (default: 30 days before --until)")
+    p.add_argument("--until", help="ISO date or time (default: now)")
+    p.add_argument("--json", action="store_true", help="the figures as JSON")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained page with charts")
+    p.add_argument("--query", help='narrow with a visibility query, e.g. "ProcessVersion = 3"')

@@ -1,0 +1,37 @@
+"""orderops server, worker, demo: the processes that run everything else."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from activities.store import open_store
+from orderops import config, demo, server
+from orderops.cli.common import CliError, order_client
+from orderops.process.lint import InvalidDefinition
+from orderops.worker import check_definitions, serve
+
+
+def run_server(args) -> int:
+    command = server.command(port=args.port, ui_port=args.ui_port, namespace=args.namespace)
+    print(f"Temporal dev server on 127.0.0.1:{args.port}, Web UI http://localhost:{args.ui_port}, data in {config.home()}")
+    sys.stdout.flush()
+    os.execv(command[0], command)
+
+
+async def run_worker(args) -> int:
+    process_dir = Path(args.process_dir)
+    if not process_dir.is_dir() or not any(process_dir.glob("*.yaml")):
+        raise CliError(f"--process-dir {process_dir}: no process definitions (*.yaml) there")
+    # Definitions first: a broken one is reported even when no server is up yet.
+    _, problems = check_definitions(process_dir)
+    if problems:
+        raise InvalidDefinition(problems)
+    client = await order_client(args)
+    await serve(client.temporal, open_store(), process_dir)
+    return 0
+
+
+async def run_demo(args) -> int:
+    return await demo.run(args.address, args.namespace, args.orders)
