@@ -6,11 +6,11 @@ one line on stderr and a non-zero exit status.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import os
 import sys
+import types
 from collections.abc import Sequence
 
 from orderops.cli.parser import build_parser
@@ -21,9 +21,14 @@ def _command(target: str):
     return getattr(importlib.import_module(module), name)
 
 
-async def _dispatch(command, args) -> int:
+def _dispatch(command, args) -> int:
     result = command(args)
-    return await result if asyncio.iscoroutine(result) else result
+    if isinstance(result, types.CoroutineType):
+        # Only the commands that talk to Temporal are coroutines; the others start without asyncio.
+        import asyncio
+
+        return asyncio.run(result)
+    return result
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +40,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         logs.configure(args.log_format, args.log_level)
     try:
         command = _command(args.run)
-        return asyncio.run(_dispatch(command, args))
+        return _dispatch(command, args)
     except KeyboardInterrupt:
         return 130
     except Exception as err:

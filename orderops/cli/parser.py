@@ -8,7 +8,6 @@ and `orderops lint` start fast (docs/performance.md#start-up).
 from __future__ import annotations
 
 import argparse
-from importlib.metadata import version
 
 from orderops import config
 
@@ -90,9 +89,21 @@ class _Commands:
         return parser
 
 
+class _Version(argparse.Action):
+    """`--version`, read from the installed package only when asked (importlib.metadata costs 20 ms)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import version
+
+        parser.exit(message=f"{parser.prog} {version('orderops')}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="orderops", description="Durable order fulfilment on Temporal, driven by YAML process definitions.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('orderops')}")
+    parser.add_argument("--version", action=_Version)
     _connection(parser, defaults=True)
     _logging(parser, defaults=True)
     commands = _Commands(parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND"))

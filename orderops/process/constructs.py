@@ -1,7 +1,7 @@
 """The constructs of the language, one entry each: model, transitions, expressions, diagram.
 
 Every module that treats node types differently reads this table instead of matching on
-the node classes itself: `model.edges` (and so lint's graph checks, render, diff and the
+the node classes itself: `edges` (and so lint's graph checks, render, diff and the
 workflow), lint's expression checks, and render's labels and shapes. A new construct is a
 model in model.py and one entry here. Importing this module imports only the models, so
 the workflow may use it (it must not import lint).
@@ -195,6 +195,11 @@ EDGE_FIELDS = tuple(dict.fromkeys(f for c in CONSTRUCTS.values() for f in c.edge
 
 def construct(node: Node) -> Construct:
     return CONSTRUCTS[node.type]
+
+
+def edges(node: Node) -> list[tuple[str, str]]:
+    """(field path, target) for every transition a node can take."""
+    return construct(node).edges(node)
 
 
 def expressions(node: Node) -> list[ExpressionAt]:

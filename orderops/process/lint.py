@@ -22,10 +22,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, TypeAdapter, ValidationError
 
-from orderops.process.constructs import expressions, raw_targets
+from orderops.process.constructs import edges, expressions, raw_targets
 from orderops.process.expressions import ExpressionError, referenced_variables
 from orderops.process.load import DefinitionSnapshot, Problem, Source, parse_yaml, problems_of, snapshot
-from orderops.process.model import End, Node, ParallelGateway, PriorityRule, ProcessDefinition, TaskNode, edges
+from orderops.process.model import End, Node, ParallelGateway, PriorityRule, ProcessDefinition, TaskNode
 from orderops.process.runtime import BUILTIN_VARIABLES, known_variables
 from orderops.promise import PromisePolicy
 from orderops.settings import Carrier, DeliveryPolicy, PackingRules, PickingPolicy, ReturnPolicy, ReviewRules, StockPolicy

@@ -245,10 +245,3 @@ class ProcessDefinition(Strict):
     def kpi_nodes(self, kind: str) -> list[str]:
         """Ids of the nodes marked `kpi: <kind>` (review, shipment, delivery), in the file's order."""
         return [node.id for node in self.nodes if getattr(node, "kpi", None) == kind]
-
-
-def edges(node: Node) -> list[tuple[str, str]]:
-    """(field path, target) for every transition a node can take (orderops/process/constructs.py)."""
-    from orderops.process.constructs import construct
-
-    return construct(node).edges(node)

@@ -10,8 +10,8 @@ import shutil
 import subprocess
 from collections.abc import Collection
 
-from orderops.process.constructs import CONSTRUCTS, construct
-from orderops.process.model import ExclusiveGateway, Node, ParallelGateway, ProcessDefinition, edges
+from orderops.process.constructs import CONSTRUCTS, construct, edges
+from orderops.process.model import ExclusiveGateway, Node, ParallelGateway, ProcessDefinition
 
 FORMATS = ("mermaid", "dot", "svg", "png")
 VISITED = "#c8e6c9"

@@ -14,11 +14,9 @@ so the workflow sandbox can pass it through, and it is fast (no CEL is compiled)
 
 from __future__ import annotations
 
-# model.edges imports the construct table lazily (they import each other); importing it here loads it
-# with the workflow, before the sandbox would see a late import.
-import orderops.process.constructs  # noqa: F401
+from orderops.process.constructs import edges
 from orderops.process.load import Problem, Source, load_text
-from orderops.process.model import ProcessDefinition, Receive, TaskNode, UserTask, edges
+from orderops.process.model import ProcessDefinition, Receive, TaskNode, UserTask
 
 RUNTIME_CHECKS_VERSION = 1
 VERSIONS = (1,)

@@ -21,11 +21,11 @@ from pydantic import ValidationError
 from activities import ACTIVITY_NAMES
 from orderops import server
 from orderops.process import load as load_module
-from orderops.process.constructs import CONSTRUCTS, EDGE_FIELDS, construct, expressions, raw_targets
+from orderops.process.constructs import CONSTRUCTS, EDGE_FIELDS, construct, edges, expressions, raw_targets
 from orderops.process.expressions import evaluate
 from orderops.process.lint import lint_text
 from orderops.process.load import Problem, parse_yaml
-from orderops.process.model import NODE_TYPES, PRIORITY_LEVELS, PriorityPolicy, ProcessDefinition, edges
+from orderops.process.model import NODE_TYPES, PRIORITY_LEVELS, PriorityPolicy, ProcessDefinition
 from orderops.process.render import dot, mermaid
 from orderops.process.runtime import BUILTIN_VARIABLES, RUNTIME_CHECKS_VERSION, known_variables, parse_for_run
 

@@ -17,10 +17,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from activities import ACTIVITY_NAMES
 from orderops.durations import MAX_DURATION, Duration
+from orderops.process.constructs import edges
 from orderops.process.expressions import ExpressionError, evaluate, referenced_variables
 from orderops.process.lint import InvalidDefinition, lint_text, load, load_definition, load_policy
 from orderops.process.load import Problem, Source, load_text, parse_yaml, snapshot
-from orderops.process.model import ProcessDefinition, edges
+from orderops.process.model import ProcessDefinition
 
 # Every field on its own line, so a problem's line and column tell which field it is about;
 # the gateway lists `type` before `id`, so the node's first line is not its id's.
