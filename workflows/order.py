@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewReceipt,
         StepRecord,
     )
+    from orderops.process.constructs import construct
     from orderops.process.expressions import ExpressionError, evaluate
     from orderops.process.model import (
         Deadlined,
@@ -705,16 +706,10 @@ class OrderWorkflow:
         )
         workflow.upsert_search_attributes([sa.BREACHED.value_set(True)])
         self._vars["error"] = {"node": node.id, "type": "DeadlineBreached", "message": f"deadline {node.deadline} passed"}
-        if node.on_breach:
-            return node.on_breach
-        match node:
-            case TaskNode(on_error=str() as target):
-                return target
-            case TaskNode():
-                raise ProcessFailure(node.id, f"step {node.id!r} missed its deadline {deadline.isoformat()}")
-            case UserTask() | Receive():
-                return node.on_timeout
-        return node.next
+        target = node.on_breach or construct(node).breach_path(node)
+        if target is None:
+            raise ProcessFailure(node.id, f"step {node.id!r} missed its deadline {deadline.isoformat()}")
+        return target
 
     def _priority(self) -> Priority:
         """The definition's priority key for the order's next task, so urgent orders jump the queue under backlog."""
@@ -772,12 +767,10 @@ class OrderWorkflow:
             pass
         elif node.status:
             self._status = node.status
-        elif isinstance(node, UserTask):
-            self._status = "awaiting_decision" if workflow.patched(DEFINITION_RULES) else "awaiting_review"
-        elif isinstance(node, Receive):
-            self._status = f"awaiting_{node.events[0]}"
+        elif isinstance(node, UserTask) and not workflow.patched(DEFINITION_RULES):
+            self._status = "awaiting_review"
         else:
-            self._status = "in_progress"
+            self._status = construct(node).waiting_status(node)
         self._publish()
 
     def _leave(self, node: Node) -> None:

@@ -98,7 +98,8 @@ class _Version(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         from importlib.metadata import version
 
-        parser.exit(message=f"{parser.prog} {version('orderops')}\n")
+        print(f"{parser.prog} {version('orderops')}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,6 +44,10 @@ class Construct:
     dot_shape: str
     edge_fields: tuple[str, ...]
     """The fields that hold targets, for reading the transitions of a node that did not validate."""
+    waiting_status: Callable[[Any], str] = lambda node: "in_progress"
+    """The order's status while it is at the node, when the node names none (`status`, `keep_status`)."""
+    breach_path: Callable[[Any], str | None] = lambda node: None
+    """Where a missed deadline leads when the node names no `on_breach`; None: the order fails."""
 
 
 def _optional(name: str, target: str | None) -> list[tuple[str, str]]:
@@ -126,6 +130,7 @@ CONSTRUCTS: dict[str, Construct] = {
             mermaid_shape=('["', '"]'),
             dot_shape='shape=box, style="rounded,filled"',
             edge_fields=("next", "on_error", "on_breach"),
+            breach_path=lambda node: node.on_error,
         ),
         Construct(
             name="exclusive",
@@ -156,6 +161,8 @@ CONSTRUCTS: dict[str, Construct] = {
             mermaid_shape=('[["', '"]]'),
             dot_shape="shape=box, peripheries=2, style=filled",
             edge_fields=("outcomes", "on_timeout", "on_breach"),
+            waiting_status=lambda node: "awaiting_decision",
+            breach_path=lambda node: node.on_timeout,
         ),
         Construct(
             name="wait",
@@ -166,6 +173,7 @@ CONSTRUCTS: dict[str, Construct] = {
             mermaid_shape=('(("', '"))'),
             dot_shape="shape=circle, style=filled",
             edge_fields=("next", "on_breach"),
+            breach_path=lambda node: node.next,
         ),
         Construct(
             name="receive",
@@ -176,6 +184,8 @@ CONSTRUCTS: dict[str, Construct] = {
             mermaid_shape=('>"', '"]'),
             dot_shape="shape=cds, style=filled",
             edge_fields=("next", "on_timeout", "on_breach"),
+            waiting_status=lambda node: f"awaiting_{node.events[0]}",
+            breach_path=lambda node: node.on_timeout,
         ),
         Construct(
             name="end",

@@ -198,15 +198,18 @@ async def test_edit_changes_the_order_and_reviews_it_again(start, store: Store):
 # -- cancellation at every stage undoes, in reverse, what was done ----------------------------
 
 
-async def test_cancel_at_review_releases_the_stock(start, store: Store):
+async def test_cancel_at_review_releases_the_stock(start, store: Store, address):
     before = store.stock_levels()
-    _order, handle = await start(**NEEDS_REVIEW)
+    order, handle = await start(**NEEDS_REVIEW)
     await wait_until(handle, awaiting_decision)
     await handle.execute_update("cancel", CancelRequest(reason="customer changed their mind"))
     result = await settled(handle, store)
     assert result.status == "cancelled"
     assert next(s for s in result.steps if s.node == "manual_review").outcome == "cancelled"  # not left "running"
     assert store.stock_levels() == before
+    # What support reads: the stock went back, none of it is listed as held.
+    shown = await cli("status", order.order_id, address=address)
+    assert "stock: released" in shown.stdout and "stock: from" not in shown.stdout, shown.stdout
     with pytest.raises(RPCError, match="completed"):
         await handle.execute_update("cancel", CancelRequest(reason="again"))
 
