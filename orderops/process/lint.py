@@ -405,13 +405,23 @@ def _read(path: Path) -> str:
 
 def load_policy(path: Path) -> PromisePolicy:
     """A promise policy in a file of its own, checked with the same line-numbered messages."""
-    source, problems = parse_yaml(_read(path))
+    policy, problems = _policy_of(_read(path))
+    if policy is None:
+        raise InvalidDefinition([p.format(str(path)) for p in problems])
+    return policy
+
+
+# Definitions share a policy file: linting a hundred of them reads it once (keyed by its text, so
+# an edited file is read again).
+@functools.lru_cache(maxsize=16)
+def _policy_of(text: str) -> tuple[PromisePolicy | None, tuple[Problem, ...]]:
+    source, problems = parse_yaml(text)
     if not problems:
         try:
-            return PromisePolicy.model_validate(source.data)
+            return PromisePolicy.model_validate(source.data), ()
         except ValidationError as err:
             problems = problems_of(err, source)
-    raise InvalidDefinition([p.format(str(path)) for p in problems])
+    return None, tuple(problems)
 
 
 def load(path: Path, known_activities: Collection[str] | None) -> tuple[ProcessDefinition, DefinitionSnapshot]:

@@ -73,7 +73,12 @@ class _Unreadable(Exception):
         self.problem = Problem(node.start_mark.line + 1, node.start_mark.column + 1, message)
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 def _scalar(node: yaml.Node, constructor: yaml.constructor.SafeConstructor) -> Any:
+    if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+        return node.value  # most of a definition; the constructor would return the same string, slower
     try:
         return constructor.construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError, TypeError) as err:
@@ -123,12 +128,24 @@ class _Builder:
 # shallow goes to it; and only one PyYAML would read too (no character PyYAML refuses), so both
 # give the same tree. Anything libyaml cannot read is read again by PyYAML, for its messages.
 _FAST_LOADER = getattr(yaml, "CSafeLoader", None)
-MAX_FAST_DEPTH = 100
+# Far below what libyaml composes safely (10,000 levels, in a thread, on this machine), and deeper than
+# the builder below reads anyway (Python's recursion limit).
+MAX_FAST_DEPTH = 500
 _OPENING = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _CLOSING = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
+def _depth_bound(text: str) -> int:
+    """An upper bound of the nesting depth, without parsing: a flow level opens a bracket, and a
+    block level either indents further (at least one column per two levels) or follows an
+    indicator (`-`, `?`, `:`) on its line. Overcounting only sends a file the slower way."""
+    block = max(((len(line) - len(line.lstrip(" "))) + sum(line.count(c) for c in "-?:") for line in text.splitlines()), default=0)
+    return text.count("[") + text.count("{") + 2 * block + 2
+
+
 def _shallow(text: str) -> bool:
+    if _depth_bound(text) <= MAX_FAST_DEPTH:
+        return True  # what nearly every definition gets: no second pass over the text
     depth = 0
     for event in yaml.parse(text, Loader=_FAST_LOADER):  # events come one by one, without recursion
         if isinstance(event, _OPENING):

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from activities import ACTIVITY_NAMES
@@ -216,6 +218,25 @@ def test_the_fast_yaml_reader_gives_the_same_values_and_positions(path: Path, mo
 def test_deep_yaml_is_not_given_to_the_fast_reader():
     """libyaml composes recursively in C and would crash on it; PyYAML reports it instead."""
     assert parse_yaml("a: " + "[" * 50000 + "]" * 50000)[1] == [Problem(1, 1, "the YAML is nested too deeply")]
+
+
+def _depth(node: yaml.Node) -> int:
+    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
+    return 1 + max(map(_depth, children), default=0) if isinstance(node, yaml.CollectionNode) else 0
+
+
+_nested = st.recursive(
+    st.one_of(st.integers(), st.text(alphabet="ab-?:[]{} ", max_size=6)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet="ab-:?", min_size=1, max_size=3), inner, max_size=3),
+    max_leaves=40,
+)
+
+
+@given(_nested, st.sampled_from([None, True, False]))
+def test_the_cheap_depth_bound_never_undercounts(data, flow):
+    """The fast reader is skipped only on this bound, so it must hold for block, flow and mixed styles."""
+    text = yaml.safe_dump({"root": data}, default_flow_style=flow)
+    assert load_module._depth_bound(text) >= _depth(yaml.compose(text))
 
 
 # -- YAML errors -------------------------------------------------------------------------------
