@@ -28,9 +28,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/orderops lint process_defs/*.yaml
 
-# Benchmarks (bench/, docs/performance.md): figures, not pass/fail.
+# Benchmarks (bench/, docs/performance.md): figures, not pass/fail. The baseline is the tree before
+# the start-up work of issue 10; override with `make bench BENCH_BASELINE=<rev>`.
+BENCH_BASELINE ?= d3a638f
 bench: $(STAMP)
-	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/startup.py --baseline $(BENCH_BASELINE)
 
 # Pages generated from the code; a test fails when they are stale.
 docs: $(STAMP)
