@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from orderops.order import Address, Order, OrderEdit
+from orderops.payloads import MAX_INPUT_BYTES, Refused, read_payload
 from orderops.process.load import DefinitionSnapshot
 
 TASK_QUEUE = "orderops"
@@ -140,6 +142,14 @@ class EventRecord(BaseModel):
     consumed_by: str | None = None
 
 
+class RefusedSignal(BaseModel):
+    """A signal the order did not take, and why; a signal cannot be refused to its sender, so it is kept here."""
+
+    name: str
+    reason: str
+    received_at: datetime
+
+
 class PendingUserTask(BaseModel):
     node: str
     role: str
@@ -185,6 +195,8 @@ class OrderStatusView(BaseModel):
     breaches: list[dict[str, Any]] = []
     order: Order | None = Field(None, description="The order as it stands now, after edits and address changes")
     variables: dict[str, Any] = Field(default_factory=dict, description="The process variables now: step results such as the booking")
+    refused_signals: list[RefusedSignal] = Field(default=[], description="The latest signals the order did not take")
+    refused_signal_count: int = 0
 
 
 class OrderResult(BaseModel):
@@ -205,3 +217,24 @@ class OrderResult(BaseModel):
     order: Order | None = Field(None, description="The order as it ended, after edits and address changes")
     events: list[EventRecord] = []
     kpi_nodes: dict[str, list[str]] | None = Field(None, description="The definition's nodes marked kpi: review, shipment, delivery")
+    refused_signals: list[RefusedSignal] = []
+    refused_signal_count: int = 0
+
+
+# What an order takes from outside, by name: the workflow and the audit timeline read each message
+# against this table, so they agree on what was refused and why.
+SIGNALS: dict[str, type[BaseModel]] = {"event": ExternalEvent, "review": ReviewDecision}
+UPDATES: dict[str, type[BaseModel]] = {"review": ReviewDecision, "change_address": AddressChange, "cancel": CancelRequest}
+
+
+def read_message(kind: Literal["signal", "update"], name: str, payloads: Sequence[Any]) -> BaseModel:
+    """The payload of a signal or update named `name`; `Refused`, in one line, if the order does not take it."""
+    table = SIGNALS if kind == "signal" else UPDATES
+    model = table.get(name)
+    if model is None:
+        raise Refused(f"unknown {kind} {name[:60]!r}; an order takes {', '.join(table)}")
+    return read_payload(payloads, model, f"the {name} {kind}")
+
+
+def read_input(payloads: Sequence[Any]) -> OrderInput:
+    return read_payload(payloads, OrderInput, "the workflow input", limit=MAX_INPUT_BYTES)

@@ -135,7 +135,9 @@ def kpis(facts: list[OrderFacts]) -> Kpis:
         delivered=len(delivered),
         promise_attainment=_rate(len(kept), len(delivered)),
         on_time_delivery=_rate(len(on_time), len(delivered)),
-        order_to_ship_hours_avg=round(sum(ship_hours) / len(ship_hours), 2) if ship_hours else None,
+        order_to_ship_hours_avg=round(math.fsum(ship_hours) / len(ship_hours), 2)
+        if ship_hours
+        else None,  # fsum: the same whatever order the orders come in
         order_to_ship_hours_p90=_p90(ship_hours),
         manual_review_rate=_rate(sum(o.manual_review for o in orders), len(orders)),
         # Errors: orders cancelled or failed after acceptance (not merged, not unpaid), or returned because of our mistake;

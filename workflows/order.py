@@ -9,18 +9,20 @@ the commands it issues needs `workflow.patched` (docs/process-language.md).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, get_args, overload
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy, SearchAttributeIndexedValueType
+from temporalio.common import Priority, RawValue, RetryPolicy, SearchAttributeIndexedValueType
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
     from orderops import search_attributes as sa
     from orderops.messages import (
         WORKFLOW_NAME,
@@ -36,10 +38,14 @@ with workflow.unsafe.imports_passed_through():
         OrderStatusView,
         PendingUserTask,
         ProcessRef,
+        RefusedSignal,
         ReviewDecision,
         ReviewReceipt,
         StepRecord,
+        read_input,
+        read_message,
     )
+    from orderops.payloads import Refused
     from orderops.process.constructs import construct
     from orderops.process.expressions import ExpressionError, evaluate
     from orderops.process.model import (
@@ -119,10 +125,30 @@ class Compensation:
     args: dict
 
 
-@workflow.defn(name=WORKFLOW_NAME)
+# Signals refused beyond these are counted, not kept: a flood of bad signals must not grow the order's state.
+KEPT_REFUSED_SIGNALS = 20
+
+
+# Dynamic: the workflow, its signals and its updates take raw payloads and read them themselves
+# (orderops.messages), because the SDK's own decoding errors fail the workflow task, over and over,
+# instead of refusing the one bad input. The workflow type is still OrderWorkflow (checked below).
+@workflow.defn(dynamic=True)
 class OrderWorkflow:
     @workflow.init
-    def __init__(self, inp: OrderInput) -> None:
+    def __init__(self, args: Sequence[RawValue]) -> None:
+        self._refused_input: str | None = None
+        self._refused_signals: list[RefusedSignal] = []
+        self._refused_signal_count = 0
+        try:
+            if workflow.info().workflow_type != WORKFLOW_NAME:
+                raise Refused(f"this worker runs {WORKFLOW_NAME} workflows, not {workflow.info().workflow_type[:60]!r}")
+            inp = read_input([arg.payload for arg in args])
+        except Refused as err:
+            self._refused_input = str(err)
+            return
+        self._setup(inp)
+
+    def _setup(self, inp: OrderInput) -> None:
         snapshot = inp.definition
         self._process = ProcessRef.of(snapshot)
         # The fixed runtime checks, not lint: a new lint rule must never change how an order replays.
@@ -168,7 +194,9 @@ class OrderWorkflow:
     # -- the story: set up, walk the definition, settle the outcome --------
 
     @workflow.run
-    async def run(self, inp: OrderInput) -> OrderResult:
+    async def run(self, args: Sequence[RawValue]) -> OrderResult:
+        if self._refused_input is not None:
+            raise ApplicationError(self._refused_input, type="InvalidInput", non_retryable=True)
         if self._definition is None:
             raise ApplicationError("invalid process definition: " + "; ".join(self._problems), type="InvalidDefinition", non_retryable=True)
         self._publish()
@@ -196,6 +224,8 @@ class OrderWorkflow:
             order=self._order,
             events=self._events,
             kpi_nodes={kind: self._definition.kpi_nodes(kind) for kind in get_args(Kpi)} if self._definition else None,
+            refused_signals=self._refused_signals,
+            refused_signal_count=self._refused_signal_count,
         )
 
     async def _walk_until_end_or_cancel(self) -> tuple[str, str | None, str | None]:
@@ -521,38 +551,69 @@ class OrderWorkflow:
 
     # -- handlers: support agents and external systems ------------------------
 
-    @workflow.update(name="review")
-    def review(self, decision: ReviewDecision) -> ReviewReceipt:
-        return self._accept_decision(decision, via="update")
+    # One dynamic handler for signals and one for updates, each over a table of names: every message
+    # is read by orderops.messages.read_message first, so no payload can fail a workflow task.
 
-    @review.validator
-    def _validate_review(self, decision: ReviewDecision) -> None:
-        self._check_decision(decision)
-
-    @workflow.signal(name="review")
-    def review_signal(self, decision: ReviewDecision) -> None:
+    @workflow.signal(dynamic=True)
+    def _on_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        if self._refused_input is not None:
+            return  # the order fails in this very task; there is nothing to take a signal into
+        takers: dict[str, Callable[[Any], None]] = {"event": self._take_event, "review": self._take_signalled_decision}
         try:
-            self._check_decision(decision)
-        except ValueError as err:
-            workflow.logger.warning("review signal ignored: %s", err)
-            return
-        self._accept_decision(decision, via="signal")
+            message = read_message("signal", name, [arg.payload for arg in args])
+            takers[name](message)
+        except Refused as err:
+            self._refuse_signal(name, str(err))
 
-    @workflow.signal(name="event")
-    def event(self, event: ExternalEvent) -> None:
+    @workflow.update(dynamic=True)
+    def _on_update(self, name: str, args: Sequence[RawValue]) -> BaseModel:
+        _, take = self._update_handlers()[name]
+        return take(self._read_update(name, args))
+
+    @_on_update.validator
+    def _validate_update(self, name: str, args: Sequence[RawValue]) -> None:
+        request = self._read_update(name, args)
+        check, _ = self._update_handlers()[name]
+        check(request)
+
+    def _update_handlers(self) -> dict[str, tuple[Callable[[Any], None], Callable[[Any], BaseModel]]]:
+        """Each update's check (its validator: a ValueError refuses it, in one line) and what it does."""
+        return {
+            "review": (self._check_decision, lambda decision: self._accept_decision(decision, via="update")),
+            "change_address": (self._check_address_change, self._change_address),
+            "cancel": (self._check_cancel, self._take_cancel),
+        }
+
+    def _read_update(self, name: str, args: Sequence[RawValue]) -> Any:
+        if self._refused_input is not None:
+            raise Refused(f"this order did not start: {self._refused_input}")
+        return read_message("update", name, [arg.payload for arg in args])
+
+    def _refuse_signal(self, name: str, reason: str) -> None:
+        workflow.logger.warning("signal refused", extra={"signal": name[:60], "reason": reason})
+        self._refused_signal_count += 1
+        refused = RefusedSignal(name=name[:60], reason=reason, received_at=workflow.now())
+        self._refused_signals = [*self._refused_signals, refused][-KEPT_REFUSED_SIGNALS:]
+
+    def _take_event(self, event: ExternalEvent) -> None:
         self._events.append(EventRecord(name=event.name, data=event.data, received_at=workflow.now()))
         self._vars["received_events"] = [*self._vars["received_events"], event.name]
 
-    @workflow.update(name="change_address")
-    def change_address(self, change: AddressChange) -> AddressChangeReceipt:
+    def _take_signalled_decision(self, decision: ReviewDecision) -> None:
+        try:
+            self._check_decision(decision)
+        except ValueError as err:
+            raise Refused(str(err)) from None
+        self._accept_decision(decision, via="signal")
+
+    def _change_address(self, change: AddressChange) -> AddressChangeReceipt:
         self._order = self._order.model_copy(update={"address": change.address})
         self._vars["order"] = self._order.as_variable()
         data = {"address": change.address.model_dump(), "by": change.by, "reason": change.reason}
-        self.event(ExternalEvent(name="address_changed", data=data))
+        self._take_event(ExternalEvent(name="address_changed", data=data))
         return AddressChangeReceipt(order_id=self._order.order_id, address=change.address, at=workflow.now())
 
-    @change_address.validator
-    def _validate_address_change(self, change: AddressChange) -> None:
+    def _check_address_change(self, change: AddressChange) -> None:
         order_id, until = self._order.order_id, self._definition.address_changes_until if self._definition else None
         if self._finished or self._cancel is not None:
             raise ValueError(f"order {order_id} has ended or is being cancelled ({self._status}); the address cannot change")
@@ -565,13 +626,11 @@ class OrderWorkflow:
                 "carrier, so the address can no longer change; ask the carrier to redirect it"
             )
 
-    @workflow.update(name="cancel")
-    def cancel(self, request: CancelRequest) -> CancelReceipt:
+    def _take_cancel(self, request: CancelRequest) -> CancelReceipt:
         self._cancel = request
         return CancelReceipt(order_id=self._order.order_id, cancelled_at_nodes=list(self._current), at=workflow.now())
 
-    @cancel.validator
-    def _validate_cancel(self, request: CancelRequest) -> None:
+    def _check_cancel(self, request: CancelRequest) -> None:
         if self._finished:
             raise ValueError(f"order {self._order.order_id} already ended ({self._status}); nothing to cancel")
         if self._cancel is not None:
@@ -607,6 +666,8 @@ class OrderWorkflow:
             breaches=self._breaches,
             order=self._order,
             variables={k: v for k, v in self._vars.items() if k not in ("promise_policy", "now")},
+            refused_signals=self._refused_signals,
+            refused_signal_count=self._refused_signal_count,
         )
 
     def _check_decision(self, decision: ReviewDecision) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.table import Table
 
 from orderops.activity_names import ACTIVITY_NAMES
@@ -127,9 +128,9 @@ def print_status(view: OrderStatusView) -> None:
         out.print(f"current: {', '.join(view.current_nodes)}")
     if view.order:
         o = view.order
-        out.print(f"customer: {o.customer_name} ({o.customer_id}, {o.phone}); {o.channel}, {o.order_type}")
-        out.print(f"ships to: {o.address.one_line()}")
-        out.print(f"items: {', '.join(f'{i.sku} x{i.quantity}' for i in o.items)} ({o.amount:.2f})")
+        out.print(escape(f"customer: {o.customer_name} ({o.customer_id}, {o.phone}); {o.channel}, {o.order_type}"))
+        out.print(escape(f"ships to: {o.address.one_line()}"))
+        out.print(escape(f"items: {', '.join(f'{i.sku} x{i.quantity}' for i in o.items)} ({o.amount:.2f})"))
     if view.promise:
         p = view.promise
         out.print(
@@ -141,11 +142,11 @@ def print_status(view: OrderStatusView) -> None:
     for breach in view.breaches:
         out.print(f"[red]breached[/] {breach['expression']} ({breach['deadline']}) at {breach['node']}, {breach['at']}")
     if view.end_reason:
-        out.print(f"reason: {view.end_reason}")
+        out.print(escape(f"reason: {view.end_reason}"))
     steps = Table("node", "type", "started", "ended", "try", "outcome", "detail", title="Steps")
     for s in view.steps:
         kind = f"{s.type}: {s.activity}" if s.activity else s.type
-        steps.add_row(s.node, kind, clock(s.started_at), clock(s.ended_at), str(s.attempt or ""), s.outcome, s.detail or "")
+        steps.add_row(s.node, kind, clock(s.started_at), clock(s.ended_at), str(s.attempt or ""), s.outcome, escape(s.detail or ""))
     out.print(steps)
     for task in view.pending_user_tasks:
         out.print(
@@ -163,7 +164,11 @@ def print_status(view: OrderStatusView) -> None:
     if view.waiting_for_events:
         out.print(f"waiting for event: {', '.join(view.waiting_for_events)}")
     for d in view.decisions:
-        out.print(f"decision: {d.node} -> {d.decision} by {d.agent} ({d.role}) at {when(d.at)} via {d.via}: {d.reason}")
+        out.print(escape(f"decision: {d.node} -> {d.decision} by {d.agent} ({d.role}) at {when(d.at)} via {d.via}: {d.reason}"))
+    for refused in view.refused_signals:
+        out.print(f"[red]refused signal[/] {escape(refused.name)} at {when(refused.received_at)}: {escape(refused.reason)}")
+    if view.refused_signal_count > len(view.refused_signals):
+        out.print(f"({view.refused_signal_count - len(view.refused_signals)} earlier refused signals not kept)")
 
 
 def _print_fulfilment(view: OrderStatusView) -> None:

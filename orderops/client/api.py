@@ -130,6 +130,8 @@ def _view_of_result(result: OrderResult) -> OrderStatusView:
         breaches=result.breaches,
         order=result.order,
         variables=result.variables,
+        refused_signals=result.refused_signals,
+        refused_signal_count=result.refused_signal_count,
     )
 
 

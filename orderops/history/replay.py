@@ -15,7 +15,8 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.worker import Replayer
 
 from orderops.history.timeline import HistoryError, build_timeline, workflow_id_of
-from orderops.messages import WORKFLOW_NAME
+from orderops.messages import WORKFLOW_NAME, read_input
+from orderops.payloads import Refused
 
 # The SDK words a divergence several ways; each names the event by id, or by the activity it scheduled.
 _MESSAGE = re.compile(r'message: "(.*?)", source')
@@ -98,6 +99,11 @@ def problem_with(history: WorkflowHistory) -> str | None:
     kind = first.workflow_execution_started_event_attributes.workflow_type.name
     if kind != WORKFLOW_NAME:
         return f"a {kind!r} workflow, not an order ({WORKFLOW_NAME})"
+    try:
+        read_input(first.workflow_execution_started_event_attributes.input.payloads)
+    except Refused as err:
+        # Not a divergence of the code: today's workflow would refuse this input before its first step.
+        return f"a payload no longer decodes ({err})"
     return None
 
 

@@ -21,8 +21,18 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import decode_typed_search_attributes
 
 from orderops import search_attributes as sa
-from orderops.messages import CancelRequest, DecisionRecord, ExternalEvent, OrderInput, OrderResult, ProcessRef, ReviewDecision
+from orderops.messages import (
+    CancelRequest,
+    DecisionRecord,
+    ExternalEvent,
+    OrderInput,
+    OrderResult,
+    ProcessRef,
+    ReviewDecision,
+    read_message,
+)
 from orderops.order import workflow_id
+from orderops.payloads import Refused
 from orderops.process.load import load_text
 
 CONVERTER = pydantic_data_converter.payload_converter
@@ -384,17 +394,18 @@ class _Builder:
 
     def _on_signal(self, event: HistoryEvent, at: datetime) -> None:
         attrs = event.workflow_execution_signaled_event_attributes
-        if attrs.signal_name == "review":
-            decision = _decode(attrs.input.payloads, ReviewDecision)
-            if isinstance(decision, ReviewDecision):
-                self.decisions.append(self._decision(decision, at, "signal", event.event_id, node=decision.node or self._open_user_task()))
-        elif attrs.signal_name == "event":
-            payload = _decode(attrs.input.payloads, ExternalEvent)
-            if isinstance(payload, ExternalEvent):
-                self.events.append(EventEntry(name=payload.name, at=at, summary=_summary(payload.data), event_id=event.event_id))
-        else:
-            data = _decode(attrs.input.payloads, Any)
-            self.events.append(EventEntry(name=f"signal {attrs.signal_name}", at=at, summary=_summary(data), event_id=event.event_id))
+        try:
+            # Read as the workflow reads it, so what it refused shows here as refused, with the same reason.
+            message = read_message("signal", attrs.signal_name, attrs.input.payloads)
+        except Refused as err:
+            self.events.append(
+                EventEntry(name=f"refused signal {attrs.signal_name[:60]!r}", at=at, summary=str(err), event_id=event.event_id)
+            )
+            return
+        if isinstance(message, ReviewDecision):
+            self.decisions.append(self._decision(message, at, "signal", event.event_id, node=message.node or self._open_user_task()))
+        elif isinstance(message, ExternalEvent):
+            self.events.append(EventEntry(name=message.name, at=at, summary=_summary(message.data), event_id=event.event_id))
 
     def _on_update(self, event: HistoryEvent, at: datetime) -> None:
         attrs = event.workflow_execution_update_accepted_event_attributes

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
+from temporalio.common import RawValue
 
 from orderops.history.replay import ReplayOutcome, replay
 from orderops.history.timeline import build_timeline, load_history_file
-from orderops.messages import WORKFLOW_NAME, OrderInput, OrderResult
+from orderops.messages import OrderResult
 from orderops.process.load import load_text
 from tests.helpers import cli
 from workflows import OrderWorkflow
@@ -65,13 +66,13 @@ async def test_golden_histories_replay_on_the_current_code():
     assert [o.source for o in outcomes if not o.ok] == []
 
 
-@workflow.defn(name=WORKFLOW_NAME, sandboxed=False)
+@workflow.defn(dynamic=True, sandboxed=False)
 class TimerBeforePick(OrderWorkflow):
     """A deliberately non-deterministic interpreter: a timer slipped in before picking."""
 
     @workflow.run
-    async def run(self, inp: OrderInput) -> OrderResult:
-        return await super().run(inp)
+    async def run(self, args: Sequence[RawValue]) -> OrderResult:
+        return await super().run(args)
 
     async def _run_task(self, node, deadline):
         if node.id == "pick":
@@ -179,5 +180,5 @@ async def test_a_payload_that_no_longer_decodes_is_reported_in_one_line(tmp_path
     assert replayed.returncode == 1
     assert "Traceback" not in replayed.stderr, replayed.stderr
     lines = replayed.stdout.strip().splitlines()
-    assert lines[0].startswith("INVALID   ") and "a payload no longer decodes" in lines[0] and "OrderInput" in lines[0]
+    assert lines[0].startswith("INVALID   ") and "a payload no longer decodes (the workflow input: field" in lines[0]
     assert lines[1].startswith("ok") and lines[-1] == "1 ok, 0 diverged, 1 invalid"

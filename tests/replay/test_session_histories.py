@@ -8,17 +8,19 @@ branches, user tasks, timeouts, compensation, deadlines on virtual clocks.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
+from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from orderops.history.timeline import load_history_file
-from orderops.messages import WORKFLOW_NAME, OrderInput, OrderResult
+from orderops.messages import OrderResult
 from tests.helpers import SESSION_HISTORIES
 from workflows import OrderWorkflow
 
@@ -50,14 +52,14 @@ async def test_all_session_histories_replay():
     assert failures == {}
 
 
-@workflow.defn(name=WORKFLOW_NAME, sandboxed=False)
+@workflow.defn(dynamic=True, sandboxed=False)
 class TimerFirstOrderWorkflow(OrderWorkflow):
     """A deliberately non-deterministic change: a timer before the first step."""
 
     @workflow.run
-    async def run(self, inp: OrderInput) -> OrderResult:
+    async def run(self, args: Sequence[RawValue]) -> OrderResult:
         await workflow.sleep(1)
-        return await super().run(inp)
+        return await super().run(args)
 
 
 async def test_a_nondeterministic_change_is_detected():
