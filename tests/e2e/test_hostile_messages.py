@@ -3,7 +3,7 @@
 None may fail a workflow task. A signal cannot be refused to its sender, so the order records it as
 refused, with the reason, in its status and its audit timeline; an update is refused by its validator
 in one line; a start whose input does not decode fails the workflow at once, naming the problem.
-After all of it the order still completes, or is cancelled with its stock back (docs/limits.md).
+After all of it the order still completes, or is cancelled with its stock back.
 """
 
 from __future__ import annotations
