@@ -45,11 +45,12 @@ def loads(text: str | bytes, what: str) -> Any:
         raise Refused(f"{what}: not UTF-8 JSON of a reasonable depth") from None
 
 
-def field_errors(err: ValidationError) -> list[str]:
-    """Each of pydantic's errors as "field 'x': message"; the input's own text is never repeated."""
+def field_errors(err: ValidationError, whole: str | None = None) -> list[str]:
+    """Each of pydantic's errors as "field 'x': message"; the input's own text is never repeated.
+    An error of the whole input names `whole` as its field, or no field without one."""
     messages = []
     for error in err.errors():
-        where = ".".join(str(p) for p in error["loc"])
+        where = ".".join(str(p) for p in error["loc"]) or whole
         message = "missing" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
         messages.append(f"field {where!r}: {message}" if where else message)
     return messages

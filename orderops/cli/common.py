@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
+from orderops import payloads
 from orderops.client import ClientError, OrderClient
 
 # Piped output (CI logs, less) gets a wide table instead of rich's 80-column default.
@@ -41,12 +42,8 @@ def read_text(path: str) -> str:
 
 
 def field_errors(err: ValidationError) -> list[str]:
-    messages = []
-    for error in err.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "order"
-        message = "missing" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
-        messages.append(f"field {where!r}: {message}")
-    return messages
+    """The command line reads orders: an error of the whole input is the order's."""
+    return payloads.field_errors(err, whole="order")
 
 
 def json_option(name: str, text: str | None) -> dict:
