@@ -32,6 +32,26 @@ class Problem:
         return f"{filename}:{self.line}:{self.column}: {self.message}"
 
 
+# YAML also ends a line at NEL, LS, PS and a lone CR; an editor, like the people reading the message,
+# only at LF. Positions are given as an editor shows them.
+_YAML_ONLY_BREAK = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
+_YAML_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def _editor_lines(text: str) -> list[tuple[int, int]] | None:
+    """For each line YAML counts: the editor's line it begins on and its column offset there; None when
+    the two count alike (nearly always)."""
+    if not _YAML_ONLY_BREAK.search(text):
+        return None
+    starts, line, offset, begin = [], 1, 0, 0
+    for found in _YAML_BREAK.finditer(text):
+        starts.append((line, offset))
+        line, offset = (line + 1, 0) if found.group().endswith("\n") else (line, offset + found.end() - begin)
+        begin = found.end()
+    starts.append((line, offset))
+    return starts
+
+
 @dataclass
 class Source:
     """A definition's text, its plain data, and the position of every value in it."""
@@ -41,6 +61,17 @@ class Source:
     marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     # Values YAML could not read (reported, then read as null): the models' complaints about them are noise.
     unreadable: set[Path_] = field(default_factory=set)
+    _lines: list[tuple[int, int]] | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._lines = _editor_lines(self.text)
+
+    def at(self, mark: yaml.Mark) -> tuple[int, int]:
+        """A YAML mark as line and column, both from 1, as an editor counts them."""
+        if self._lines is None:
+            return mark.line + 1, mark.column + 1
+        line, offset = self._lines[mark.line]
+        return line, offset + mark.column + 1
 
     def position(self, path: Path_) -> tuple[int, int]:
         """The position of the deepest part of `path` that exists in the file."""
@@ -70,7 +101,7 @@ class DefinitionSnapshot(BaseModel):
 class _Unreadable(Exception):
     def __init__(self, node: yaml.Node, message: str):
         super().__init__(message)
-        self.problem = Problem(node.start_mark.line + 1, node.start_mark.column + 1, message)
+        self.node, self.message = node, message
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -96,7 +127,7 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         marks = self.source.marks
-        marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        marks.setdefault(path, self.source.at(node.start_mark))
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -108,9 +139,9 @@ class _Builder:
                         first = marks[(*path, key)][0]
                         raise _Unreadable(key_node, f"duplicate key {key!r} (first given on line {first})")
                 except _Unreadable as err:
-                    self.problems.append(err.problem)  # the entry is left out; a duplicate keeps the first value
+                    self._unreadable(err)  # the entry is left out; a duplicate keeps the first value
                     continue
-                marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                marks[(*path, key)] = self.source.at(key_node.start_mark)
                 result[key] = self.build(value_node, (*path, key))
             return result
         if isinstance(node, yaml.SequenceNode):
@@ -118,9 +149,12 @@ class _Builder:
         try:
             return _scalar(node, self.constructor)
         except _Unreadable as err:
-            self.problems.append(err.problem)
+            self._unreadable(err)
             self.source.unreadable.add(path)
             return None
+
+    def _unreadable(self, err: _Unreadable) -> None:
+        self.problems.append(Problem(*self.source.at(err.node.start_mark), err.message))
 
 
 # libyaml composes ten times faster than PyYAML, which matters to the workflow (it parses its
@@ -167,14 +201,15 @@ def _compose(text: str) -> yaml.Node | None:
     return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
-def _syntax_error(err: yaml.MarkedYAMLError) -> Problem:
+def _syntax_error(err: yaml.MarkedYAMLError, source: Source) -> Problem:
     """Where the parser noticed, and where the construct it was reading began (an unclosed quote or bracket)."""
     mark = err.problem_mark or err.context_mark
-    where: tuple[int, int] = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    where = source.at(mark) if mark else (1, 1)
     message = err.problem or err.context
     opened = err.context_mark
     if err.problem and err.context and opened and (opened.line, opened.column) != (mark.line, mark.column):
-        message += f" ({err.context} started at line {opened.line + 1}, column {opened.column + 1})"
+        line, column = source.at(opened)
+        message += f" ({err.context} started at line {line}, column {column})"
     return Problem(*where, f"YAML syntax error: {message}")
 
 
@@ -185,7 +220,7 @@ def parse_yaml(text: str) -> tuple[Source, list[Problem]]:
     try:
         root = _compose(text)
     except yaml.MarkedYAMLError as err:
-        return source, [_syntax_error(err)]
+        return source, [_syntax_error(err, source)]
     except yaml.YAMLError as err:  # e.g. a control character: a ReaderError, which has no marks
         position = getattr(err, "position", None)
         line = text.count("\n", 0, position) + 1 if position is not None else 1

@@ -138,6 +138,15 @@ def test_every_key_and_list_item_is_marked_with_its_line_and_column():
     }
 
 
+@pytest.mark.parametrize("other_break", ["\x85", "\u2028", "\u2029", "\r"], ids=["NEL", "LS", "PS", "CR"])
+def test_positions_count_lines_as_an_editor_does_not_at_the_breaks_only_yaml_knows(other_break: str):
+    # YAML also ends a line there; the editor the message is read beside does not.
+    assert parse_yaml(f"a: 'x{other_break}y'\nb: 1\nb: 2\n")[1] == [Problem(3, 1, "duplicate key 'b' (first given on line 2)")]
+    _, problems = parse_yaml(f"a: 1\n{other_break}b: [\nc: 2\n")
+    assert [(p.line, p.column) for p in problems] == [(4, 1)]
+    assert "started at line 2, column 5" in problems[0].message
+
+
 def test_a_position_is_that_of_the_deepest_part_of_the_path_in_the_file():
     source, _ = parse_yaml("# header\nid: x\nnodes:\n  - id: a\n    next: b\n")
     assert source.position(("nodes", 0, "next")) == (5, 5)
