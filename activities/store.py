@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from orderops.config import SAMPLES_DIR, home
+from orderops.order import MAX_STOCK
 
 SCHEMA_VERSION = (
     4  # 2: warehouses, bins, rounds, carrier bookings, tracking, returns; 3: delivered, cancelled, closed states; 4: partial receipts
@@ -314,6 +315,10 @@ class Store:
             if bin is not None and bins and bin not in bins:
                 raise KeyError(f"{sku} is kept in {', '.join(bins)} at {warehouse}, not {bin}")
             bin = bin or bins[0]
+            row = db.execute("SELECT on_hand FROM stock WHERE sku = ? AND warehouse = ? AND bin = ?", (sku, warehouse, bin)).fetchone()
+            on_hand = row["on_hand"] if row else 0
+            if not 0 < quantity <= MAX_STOCK - on_hand:
+                raise KeyError(f"{sku} at {warehouse} {bin} holds {on_hand:,}; it can take 1 to {MAX_STOCK - on_hand:,} more")
             db.execute(
                 "INSERT INTO stock (sku, warehouse, bin, on_hand) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (sku, warehouse, bin) DO UPDATE SET on_hand = on_hand + excluded.on_hand",
@@ -349,6 +354,15 @@ class Store:
         """What would be wrong with the warehouse: reserved counts that disagree with the reservations,
         finished orders still holding stock, a notification written twice. Empty when all is well."""
         problems = [
+            f"stock {r['sku']} at {r['warehouse']} {r['bin']}: on_hand {r['on_hand']!r} and reserved {r['reserved']!r}"
+            f" are not whole numbers with 0 <= reserved <= on_hand <= {MAX_STOCK:,}"
+            for r in self.rows(
+                "SELECT sku, warehouse, bin, on_hand, reserved FROM stock WHERE typeof(on_hand) != 'integer'"
+                " OR typeof(reserved) != 'integer' OR reserved < 0 OR reserved > on_hand OR on_hand > ?",
+                MAX_STOCK,
+            )
+        ]
+        problems += [
             f"stock {r['sku']} at {r['warehouse']} {r['bin']}: reserved {r['reserved']} but reservations hold {r['held']}"
             for r in self.rows(
                 "SELECT s.sku, s.warehouse, s.bin, s.reserved, COALESCE(SUM(r.quantity), 0) AS held FROM stock s"

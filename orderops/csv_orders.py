@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from orderops.order import Order
+from orderops.order import Order, whole_number
 
 ADDRESS_COLUMNS = ("province", "city", "district", "street", "postcode")
 # One value per order, repeated on each of its rows; the rows must agree.
@@ -48,7 +47,6 @@ OPTIONAL_COLUMNS = frozenset({"district", "postcode", "channel", "order_type", "
 REQUIRED_COLUMNS = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
 
 PAID_VALUES = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-_INTEGER = re.compile(r"[+-]?\d+")
 
 FieldErrors = Callable[[ValidationError], list[str]]
 """Formats a ValidationError as "field 'x': message" strings: the command line's `_field_errors`."""
@@ -272,8 +270,9 @@ def _build_order(order_id: str, rows: list[_Row], path: str, field_errors: Field
 def _item(row: _Row) -> dict:
     item: dict[str, Any] = {c: row.values[c] for c in ITEM_COLUMNS if c in row.values}
     # The model's quantity is a strict integer: convert whole numbers, leave anything else for it to refuse.
-    if _INTEGER.fullmatch(item.get("quantity", "")):
-        item["quantity"] = int(item["quantity"])
+    quantity = whole_number(item.get("quantity", ""))
+    if quantity is not None:
+        item["quantity"] = quantity
     return item
 
 

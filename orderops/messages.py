@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from orderops.order import Address, Order, OrderEdit
+from orderops.order import Address, Order, OrderEdit, plain_line, plain_text
 from orderops.payloads import MAX_INPUT_BYTES, Refused, read_payload
 from orderops.process.load import DefinitionSnapshot
 
@@ -23,7 +23,9 @@ def _not_blank(value: str) -> str:
     return value.strip()
 
 
-Name = Annotated[str, Field(max_length=200), AfterValidator(_not_blank)]
+Name = Annotated[str, Field(max_length=200), AfterValidator(plain_line), AfterValidator(_not_blank)]
+Reason = Annotated[str, Field(max_length=2000), AfterValidator(plain_text)]
+Label = Annotated[str, Field(max_length=200), AfterValidator(plain_line)]
 
 
 class OrderInput(BaseModel):
@@ -39,9 +41,9 @@ class ReviewDecision(BaseModel):
 
     decision: Name = Field(description="One of the user task's outcomes, e.g. approve, edit, reject")
     agent: Name = Field(description="Who decided")
-    role: str = Field("support_agent", description="Must match the user task's role")
-    reason: str = ""
-    node: str | None = Field(None, description="The user task to decide; needed only when several are open")
+    role: Label = Field("support_agent", description="Must match the user task's role")
+    reason: Reason = ""
+    node: Label | None = Field(None, description="The user task to decide; needed only when several are open")
     changes: OrderEdit | None = Field(None, description="With the edit outcome: the corrected order fields")
 
 
@@ -67,7 +69,7 @@ class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Name
-    by: str = "support"
+    by: Label = "support"
 
 
 class AddressChange(BaseModel):
@@ -77,7 +79,7 @@ class AddressChange(BaseModel):
 
     address: Address
     by: Name = Field(description="Who asked: the customer, or the agent on their behalf")
-    reason: str = ""
+    reason: Reason = ""
 
     @field_validator("address")
     @classmethod
@@ -85,7 +87,7 @@ class AddressChange(BaseModel):
         blank = [name for name in ("province", "city", "street") if not getattr(address, name).strip()]
         if blank:
             raise ValueError(f"{', '.join(blank)} must not be blank")
-        if address.postcode and not re.fullmatch(r"\d{6}", address.postcode):
+        if address.postcode and not re.fullmatch(r"[0-9]{6}", address.postcode):
             raise ValueError(f"postcode {address.postcode!r} is not 6 digits")
         return address
 

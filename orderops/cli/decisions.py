@@ -11,7 +11,7 @@ from orderops.activity_names import ACTIVITY_NAMES
 from orderops.cli.common import CliError, UsageError, field_errors, json_option, order_client
 from orderops.client import InvalidRequest
 from orderops.messages import AddressChange, CancelRequest, ExternalEvent, ReviewDecision
-from orderops.order import Address, OrderEdit
+from orderops.order import Address, OrderEdit, whole_number
 from orderops.process.lint import load_definition
 
 # Payloads the standard processes read, checked before they are sent: a bad one would be dropped by its step.
@@ -103,10 +103,9 @@ def item_specs(specs: list[str] | None) -> dict[str, int] | None:
     wanted: dict[str, int] = {}
     for spec in specs:
         sku, _, quantity = spec.partition(":")
-        try:
-            count = int(quantity or "1")
-        except ValueError:
-            raise UsageError(f"--item {spec}: quantity {quantity!r} is not a whole number") from None
+        count = whole_number(quantity or "1")
+        if count is None:
+            raise UsageError(f"--item {spec}: quantity {quantity!r} is not a whole number")
         if count < 1:
             raise UsageError(f"--item {spec}: quantity must be at least 1")
         wanted[sku] = wanted.get(sku, 0) + count

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from orderops import config
+from orderops.order import MAX_STOCK, whole_number
 
 RENDER_FORMATS = ("mermaid", "dot", "svg", "png")  # orderops/process/render.py draws these
 
@@ -34,12 +35,18 @@ class Parser(argparse.ArgumentParser):
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = whole_number(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (ASCII digits, at most 18)")
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _units(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_STOCK:
+        raise argparse.ArgumentTypeError(f"{value} is more than a bin holds ({MAX_STOCK:,})")
     return value
 
 
@@ -217,7 +224,7 @@ def _warehouse(commands: _Commands) -> None:
     )
     p.add_argument("sku", help="the SKU received")
     p.add_argument("warehouse", help="the warehouse that received it, e.g. SH")
-    p.add_argument("quantity", type=_positive, help="how many units arrived")
+    p.add_argument("quantity", type=_units, help="how many units arrived")
     p.add_argument("--bin", help="default: the SKU's first bin in that warehouse")
 
     p = commands.add(

@@ -159,7 +159,10 @@ def test_unreachable_server_is_one_line():
 def test_bad_arguments_are_one_line():
     result = run_cli("list", "--limit", "zero")
     assert result.returncode == 2
-    assert result.stderr.strip() == "orderops list: error: argument --limit: 'zero' is not a whole number (see orderops list --help)"
+    assert (
+        result.stderr.strip()
+        == "orderops list: error: argument --limit: 'zero' is not a whole number (ASCII digits, at most 18) (see orderops list --help)"
+    )
 
 
 async def test_list_by_status_from_visibility(tmp_path, client, worker, address):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from activities.store import SCHEMA_VERSION, StaleStore, Store, current_round, event_key, next_number, now_iso, outbox
+from orderops.order import MAX_STOCK
 
 SEED = """\
 warehouses:
@@ -197,6 +198,29 @@ def test_goods_in_are_refused_with_the_reason(store: Store, sku: str, warehouse:
         store.receive_stock(sku, warehouse, 5, bin=bin_)
     assert refused.value.args == (message,)
     assert store.stock_levels() == before
+
+
+@pytest.mark.parametrize("quantity", [0, -1, MAX_STOCK - 9, 2**63 - 1], ids=["zero", "negative", "past-the-bin", "int64-max"])
+def test_goods_in_beyond_what_a_bin_holds_are_refused_and_change_nothing(store: Store, quantity: int):
+    before = store.stock_levels()  # TEA-001 at SH A-01 holds 10
+    with pytest.raises(KeyError) as refused:
+        store.receive_stock("TEA-001", "SH", quantity)
+    assert refused.value.args == (f"TEA-001 at SH A-01 holds 10; it can take 1 to {MAX_STOCK - 10:,} more",)
+    assert store.stock_levels() == before
+    store.receive_stock("TEA-001", "SH", MAX_STOCK - 10)  # exactly full is allowed
+    assert store.inconsistencies() == []
+
+
+@pytest.mark.parametrize(
+    "on_hand, reserved",
+    [("9.223372036854776e+18", 0), (9.5, 0), (MAX_STOCK + 1, 0), ("'ten'", 0)],
+    ids=["float", "fraction", "past-the-bin", "text"],
+)
+def test_the_consistency_check_finds_stock_that_is_not_a_whole_number_in_range(store: Store, on_hand, reserved):
+    with store.transaction() as db:
+        db.execute(f"UPDATE stock SET on_hand = {on_hand}, reserved = {reserved} WHERE sku = 'TEA-001' AND bin = 'A-01'")
+    [problem] = store.inconsistencies()
+    assert problem.startswith("stock TEA-001 at SH A-01: on_hand ") and "are not whole numbers" in problem
 
 
 def test_goods_in_complete_the_oldest_requisitions_first_and_report_the_rest(store: Store):
