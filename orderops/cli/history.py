@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from temporalio.service import RPCError
 
 from orderops.cli.common import CliError, UsageError, order_client, out, write
-from orderops.client import OrderQuery
+from orderops.client import ClientError, OrderQuery
 from orderops.history.replay import replay as replay_histories
 from orderops.history.show import print_timeline
 from orderops.history.timeline import HistoryError, build_timeline, load_history_file
@@ -31,24 +34,86 @@ async def audit(args) -> int:
     return 0
 
 
+# A file name keeps these characters of a workflow id; every other byte of its UTF-8 becomes %XX.
+_KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+# Longer names are cut, with a hash of the whole id (names stay under the usual 255-byte limit).
+MAX_NAME = 200
+
+
+def history_file_name(wf_id: str) -> str:
+    """`<workflow id>.json`, safe as one file name in --out, and distinct for distinct ids.
+
+    Letters, digits, `_`, `.` and `-` stay as they are (`order-1001.json`); every other byte
+    of the id's UTF-8, `%` and `/` included, is written `%XX`, as is a leading `.`, so a name
+    can neither leave the directory nor be `.` or `..`, and `urllib.parse.unquote` gives the
+    id back. An id whose name would exceed MAX_NAME characters keeps its first part and ends
+    in `~` and 16 hex digits of its sha256 (`~` is otherwise always encoded, so no other id's
+    name looks like that).
+    """
+    encoded = "".join(
+        char
+        if char in _KEPT and not (index == 0 and char == ".")
+        else "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+        for index, char in enumerate(wf_id)
+    )
+    if len(encoded) + len(".json") > MAX_NAME:
+        digest = hashlib.sha256(wf_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        head = encoded[: MAX_NAME - len(".json") - 17]
+        head = head[: head.rfind("%")] if "%" in head[-2:] else head  # never cut an %XX in two
+        encoded = f"{head}~{digest}"
+    return f"{encoded}.json"
+
+
+def _shown(wf_id: str) -> str:
+    """An id for a one-line message: control characters escaped, long ones cut."""
+    text = wf_id if wf_id.isprintable() else repr(wf_id)[1:-1]
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 async def export(args) -> int:
+    """Each history to --out/<history_file_name>; an id that fails is one line on stderr and the rest still export."""
     if not args.order_ids and not args.query:
         raise UsageError("export takes ORDER_ID... or --query 'VISIBILITY QUERY'")
     target = Path(args.out)
+    query = OrderQuery().raw(args.query) if args.query else None  # a bad filter is refused before connecting
     client = await order_client(args)
-    workflow_ids = [workflow_id(o) for o in args.order_ids] + (
-        await client.workflow_ids(OrderQuery().raw(args.query)) if args.query else []
-    )
+    # Order ids given by hand are read as orders (a missing one says so); the query's workflow ids as they are.
+    wanted = {workflow_id(o): o for o in args.order_ids}
+    found = await client.workflow_ids(query) if query is not None else []
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise CliError(f"cannot create {target}: {err.strerror or err}") from None
-    for wf_id in dict.fromkeys(workflow_ids):
-        history = await client.history(wf_id.removeprefix("order-"))
-        path = target / f"{wf_id}.json"
-        write(path, history.to_json().encode())
+    written: list[Path] = []
+    failed = 0
+    for wf_id in dict.fromkeys([*wanted, *found]):
+        try:
+            if wf_id in wanted:
+                history = await client.history(wanted[wf_id])
+            else:
+                history = await client.temporal.get_workflow_handle(wf_id).fetch_history()
+            path = target / history_file_name(wf_id)
+            if path.exists() and any(_same_file(path, other) for other in written):
+                # Only on a case-insensitive file system: order-A and order-a are one file there.
+                raise CliError(f"{path.name} is the file just written for another workflow id (a case-insensitive file system?)")
+            write(path, history.to_json().encode())
+        except (ClientError, RPCError, OSError) as err:
+            failed += 1
+            message = err.message if isinstance(err, RPCError) else str(err)
+            print(f"orderops: export {_shown(wf_id)}: {message}", file=sys.stderr)
+            continue
+        written.append(path)
         print(path)
-    return 0
+    if failed:
+        print(f"orderops: {failed} of {failed + len(written)} histories not exported", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:
+        return False
 
 
 def _history_files(paths: list[str]) -> list[Path]:
@@ -56,7 +121,7 @@ def _history_files(paths: list[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            files += sorted(path.glob("*.json"))
+            files += sorted(p for p in path.glob("*.json") if p.is_file())
         elif path.exists():
             files.append(path)
         else:
@@ -68,8 +133,9 @@ async def replay(args) -> int:
     if not args.paths and not args.query:
         raise UsageError("replay takes history FILES, a DIR of them, or --query 'VISIBILITY QUERY'")
     files = _history_files(args.paths)
-    client = await order_client(args) if args.query else None
-    workflow_ids = await client.workflow_ids(OrderQuery().raw(args.query)) if client else []
+    query = OrderQuery().raw(args.query) if args.query else None  # a bad filter is refused before connecting
+    client = await order_client(args) if query is not None else None
+    workflow_ids = await client.workflow_ids(query) if client and query is not None else []
     total = len(files) + len(workflow_ids)
     if total == 0:
         raise CliError("no histories to replay")

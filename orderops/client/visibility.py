@@ -9,7 +9,60 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from orderops.client.errors import InvalidRequest
 from orderops.messages import WORKFLOW_NAME
+
+
+class UnsafeQuery(InvalidRequest, ValueError):
+    """An operator's filter that would not stay inside its own parentheses (CLI: one line, exit status 2)."""
+
+
+_CLOSING = {"'": "'", '"': '"', "`": "`"}
+_NAMES = {"'": "single-quoted string", '"': "double-quoted string", "`": "backquoted name"}
+
+
+def check_raw(query: str) -> None:
+    """Refuse a filter that could end the clause it is put in and add clauses of its own.
+
+    Read as Temporal's visibility parser reads it: 'strings' and "strings" end at their
+    quote, which a backslash escapes or a doubled quote repeats; `names` end at a backquote,
+    which only doubling repeats. Outside them, every ')' must close a '(' of the filter's own
+    and all must be closed by its end; comments (--, #, /* */) could hide either, so they are
+    refused too, as are control characters other than tab and line breaks.
+    """
+    depth = 0
+    quote = ""  # the open quote, or ""
+    opened = 0
+    i = 0
+    while i < len(query):
+        char = query[i]
+        column = i + 1
+        if ord(char) < 32 and char not in "\t\n\r":
+            raise UnsafeQuery(f"--query: control character {char!r} at column {column}")
+        if quote:
+            if quote != "`" and char == "\\":
+                i += 2  # the escaped character, whatever it is
+                continue
+            if char == _CLOSING[quote]:
+                if query[i + 1 : i + 2] == char:
+                    i += 2  # a doubled quote stands for itself
+                    continue
+                quote = ""
+        elif char in _CLOSING:
+            quote, opened = char, column
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise UnsafeQuery(f"--query: ')' at column {column} closes a parenthesis the filter did not open")
+        elif char == "#" or query.startswith(("--", "/*"), i):
+            raise UnsafeQuery(f"--query: comment at column {column} (comments are not allowed in a filter)")
+        i += 1
+    if quote:
+        raise UnsafeQuery(f"--query: {_NAMES[quote]} opened at column {opened} is not closed")
+    if depth:
+        raise UnsafeQuery(f"--query: {depth} '(' not closed by the end of the filter")
 
 
 def literal(value: str | int | bool | datetime) -> str:
@@ -41,8 +94,11 @@ class OrderQuery:
         return self.where("ExecutionStatus", "Running", "=" if running else "!=")
 
     def raw(self, query: str | None) -> OrderQuery:
-        """An operator's own filter (e.g. `ProcessVersion = 3`), kept inside parentheses of its own."""
+        """An operator's own filter (e.g. `ProcessVersion = 3`), kept inside parentheses of its own.
+
+        UnsafeQuery if the filter would not stay inside them (see check_raw)."""
         if query:
+            check_raw(query)
             self._clauses.append(f"({query})")
         return self
 
