@@ -38,6 +38,7 @@ lint: $(STAMP)
 BENCH_BASELINE ?= d3a638f
 bench: $(STAMP)
 	$(BIN)/python bench/startup.py --baseline $(BENCH_BASELINE)
+	$(BIN)/python bench/cel_cost.py
 
 # Pages generated from the code; a test fails when they are stale.
 docs: $(STAMP)

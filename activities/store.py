@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from orderops.config import SAMPLES_DIR, home
-from orderops.order import MAX_STOCK
+from orderops.limits import MAX_STOCK
 
 SCHEMA_VERSION = (
     4  # 2: warehouses, bins, rounds, carrier bookings, tracking, returns; 3: delivered, cancelled, closed states; 4: partial receipts

@@ -24,7 +24,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from orderops.order import Order, whole_number
+from orderops.limits import whole_number
+from orderops.order import Order
 
 ADDRESS_COLUMNS = ("province", "city", "district", "street", "postcode")
 # One value per order, repeated on each of its rows; the rows must agree.

@@ -32,7 +32,7 @@ from orderops.cli.report import print_report
 from orderops.client import OrderClient
 from orderops.connect import Unreachable, connect
 from orderops.messages import AddressChange, CancelRequest, ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
-from orderops.order import Address, Order, OrderEdit
+from orderops.order import Address, Order, OrderEdit, tally
 from orderops.process.lint import load_definition
 from orderops.report import build, facts
 from orderops.worker import serve
@@ -124,10 +124,7 @@ def load_scenarios(count: int | None, run_tag: str) -> list[Scenario]:
 
 def _scan(order: Order, kind: str) -> dict:
     """The picker's scanner: right, or one item short."""
-    totals: dict[str, int] = {}
-    for item in order.items:
-        totals[item.sku] = totals.get(item.sku, 0) + item.quantity
-    lines: list[dict[str, Any]] = [{"sku": sku, "quantity": quantity} for sku, quantity in totals.items()]
+    lines: list[dict[str, Any]] = [{"sku": sku, "quantity": quantity} for sku, quantity in tally(order.items).items()]
     if kind == "short":
         lines[0]["quantity"] -= 1
         lines = [line for line in lines if line["quantity"]] or [{"sku": lines[0]["sku"], "quantity": 2}]

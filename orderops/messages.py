@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from orderops.order import Address, Order, OrderEdit, plain_line, plain_text
+from orderops.limits import plain_line, plain_text
+from orderops.order import Address, Order, OrderEdit
 from orderops.payloads import MAX_INPUT_BYTES, Refused, read_payload
 from orderops.process.load import DefinitionSnapshot
 

@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from orderops.payloads import Refused
     from orderops.process.constructs import construct
+    from orderops.process.cost import MAX_COST_NS
     from orderops.process.expressions import ExpressionError, evaluate
     from orderops.process.model import (
         Deadlined,
@@ -73,6 +74,10 @@ CANCEL_BETWEEN_STEPS = "cancel-between-steps"
 # The shop rules the interpreter once held, now read from the definition (priority, at_risk_activity,
 # a user task's default status); orders started before keep the rules they ran under.
 DEFINITION_RULES = "definition-rules"
+# Expressions whose estimated cost over the order's data passes MAX_COST_NS fail their step instead
+# of running for seconds inside a workflow task (orderops/process/cost.py), and a task whose input
+# cannot be evaluated takes its on_error like a failed activity.
+BOUNDED_EXPRESSIONS = "bounded-expressions"
 DEFAULT_AT_RISK_FRACTION = 0.8
 
 # The nodes that may carry a deadline (model.Deadlined).
@@ -319,7 +324,14 @@ class OrderWorkflow:
     # -- constructs ---------------------------------------------------------
 
     async def _run_task(self, node: TaskNode, deadline: datetime | None) -> str:
-        args = self._evaluate_mapping(node, node.input or {"order": "order"})
+        try:
+            args = self._evaluate_mapping(node, node.input or {"order": "order"})
+        except ProcessFailure as failure:
+            if not (node.on_error and workflow.patched(BOUNDED_EXPRESSIONS)):
+                raise
+            self._finish(self._record(node, activity=node.activity), "failed", str(failure))
+            self._vars["error"] = {"node": node.id, "type": "ExpressionError", "message": str(failure)}
+            return node.on_error
         schedule_to_close, deadline_binds = _limit(node.timeouts.schedule_to_close, deadline)
         step = self._record(node, activity=node.activity)
         self._activity_seq += 1
@@ -393,7 +405,12 @@ class OrderWorkflow:
     async def _choose_branch(self, node: ExclusiveGateway, deadline: datetime | None) -> str:
         step = self._record(node)
         for index, branch in enumerate(node.branches):
-            if self._condition(node, branch.when):
+            try:
+                taken = self._condition(node, branch.when)
+            except ProcessFailure as failure:
+                self._finish(step, "failed", str(failure))
+                raise
+            if taken:
                 self._finish(step, "completed", f"branch {index + 1}: {branch.when}")
                 return branch.next
         self._finish(step, "completed", "default")
@@ -786,7 +803,7 @@ class OrderWorkflow:
             return Priority(priority_key=policy.at_risk)
         for rule in policy.rules:
             try:
-                matched = evaluate(rule.when, self._vars) is True
+                matched = evaluate(rule.when, self._vars, self._cost_budget()) is True
             except ExpressionError as err:
                 # A rule that cannot be read must not stop the order: it just does not move it up.
                 workflow.logger.warning("priority rule %r not applied: %s", rule.when, err)
@@ -859,9 +876,13 @@ class OrderWorkflow:
     def _evaluate(self, node: Node, expression: str) -> Any:
         self._vars["now"] = workflow.now().isoformat()
         try:
-            return evaluate(expression, self._vars)
+            return evaluate(expression, self._vars, self._cost_budget())
         except ExpressionError as err:
             raise ProcessFailure(node.id, f"step {node.id!r}: {err}") from None
+
+    @staticmethod
+    def _cost_budget() -> int | None:
+        return MAX_COST_NS if workflow.patched(BOUNDED_EXPRESSIONS) else None
 
     def _condition(self, node: Node, expression: str) -> bool:
         value = self._evaluate(node, expression)

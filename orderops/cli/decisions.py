@@ -10,8 +10,9 @@ from activities.inputs import Feedback, Inspection, ReturnRequest, ScanReport
 from orderops.activity_names import ACTIVITY_NAMES
 from orderops.cli.common import CliError, UsageError, field_errors, json_option, order_client
 from orderops.client import InvalidRequest
+from orderops.limits import whole_number
 from orderops.messages import AddressChange, CancelRequest, ExternalEvent, ReviewDecision
-from orderops.order import Address, OrderEdit, whole_number
+from orderops.order import Address, OrderEdit
 from orderops.process.lint import load_definition
 
 # Payloads the standard processes read, checked before they are sent: a bad one would be dropped by its step.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from orderops import config
-from orderops.order import MAX_STOCK, whole_number
+from orderops.limits import MAX_STOCK, whole_number
 
 RENDER_FORMATS = ("mermaid", "dot", "svg", "png")  # orderops/process/render.py draws these
 

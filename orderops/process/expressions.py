@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import types
 from functools import lru_cache
@@ -14,9 +13,7 @@ from typing import Any
 sys.modules.setdefault("cel.cli", types.ModuleType("cel.cli"))
 import cel  # noqa: E402
 
-# Comprehension macros bind their own variable (`items.all(i, i.quantity > 0)`);
-# CEL's static analysis lists it among the referenced names, so lint must skip it.
-_MACRO_VAR = re.compile(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
+from orderops.process.cost import comprehensions, cost  # noqa: E402
 
 
 class ExpressionError(ValueError):
@@ -41,11 +38,20 @@ def compile_expression(source: str) -> Any:
 
 
 def referenced_variables(source: str) -> set[str]:
-    bound = set(_MACRO_VAR.findall(source))
+    # A comprehension binds its own variable (`items.all(i, i.quantity > 0)`); CEL's static
+    # analysis lists it among the referenced names, so lint must not ask for it.
+    bound = {c.variable for c in comprehensions(source) if c.variable}
     return set(compile_expression(source).variables()) - bound
 
 
-def evaluate(source: str, variables: dict[str, Any]) -> Any:
+def evaluate(source: str, variables: dict[str, Any], budget_ns: int | None = None) -> Any:
+    """Run `source` over `variables`; with a budget, refuse first when its estimated cost exceeds it."""
+    if budget_ns is not None:
+        estimate = cost(source, variables)
+        if estimate > budget_ns:
+            raise ExpressionError(
+                f"expression would take about {estimate // 1_000_000} ms over this order's data; at most {budget_ns // 1_000_000} ms are allowed"
+            )
     try:
         return compile_expression(source).execute(variables)
     except ExpressionError:

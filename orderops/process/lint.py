@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, TypeAdapter, ValidationError
 
 from orderops.process.constructs import edges, expressions, raw_targets
+from orderops.process.cost import MAX_COMPREHENSION_DEPTH, nesting_depth
 from orderops.process.expressions import ExpressionError, referenced_variables
 from orderops.process.load import DefinitionSnapshot, Problem, Source, parse_yaml, problems_of, snapshot
 from orderops.process.model import End, Node, ParallelGateway, PriorityRule, ProcessDefinition, TaskNode
@@ -309,6 +310,10 @@ def _check_expression(path: tuple, expr: str, label: str, known: set[str] | None
         names = referenced_variables(expr)
     except ExpressionError as err:
         return [source.problem(path, f"{label}{err}")]
+    depth = nesting_depth(expr)
+    if depth > MAX_COMPREHENSION_DEPTH:
+        message = f"{label}expression nests {depth} comprehensions (all, exists, map, filter) inside each other; at most {MAX_COMPREHENSION_DEPTH} are allowed"
+        return [source.problem(path, message)]
     unknown = sorted(names - known) if known is not None else []
     if not unknown:
         return []

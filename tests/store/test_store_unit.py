@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from activities.store import SCHEMA_VERSION, StaleStore, Store, current_round, event_key, next_number, now_iso, outbox
-from orderops.order import MAX_STOCK
+from orderops.limits import MAX_STOCK
 
 SEED = """\
 warehouses:

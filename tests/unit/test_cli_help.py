@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from importlib.metadata import version
 
 import pytest
 
 from orderops.cli.parser import build_parser
+from tests.helpers import ROOT
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -38,3 +41,10 @@ def test_offline_commands_offer_no_server_address(name):
 
 def test_defaults_are_shown_in_help():
     assert "(default: 7233)" in subcommands()["server"].format_help()
+
+
+def test_help_loads_neither_temporal_nor_pydantic():
+    # What keeps `orderops --help` fast (docs/performance.md#start-up): the grammar is plain argparse.
+    probe = "import sys, starter\ntry:\n    starter.main(['--help'])\nexcept SystemExit:\n    pass\nprint(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'temporalio', 'cel'}))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

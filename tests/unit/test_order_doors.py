@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from orderops.cli.parser import build_parser
 from orderops.csv_orders import COLUMNS, parse_csv_orders
+from orderops.limits import MAX_STOCK, whole_number
 from orderops.messages import AddressChange, CancelRequest, ReviewDecision
-from orderops.order import MAX_STOCK, Order, whole_number
+from orderops.order import Order
 from orderops.payloads import field_errors
 from tests.helpers import order_data
 
