@@ -25,7 +25,7 @@ from pydantic import AfterValidator, TypeAdapter, ValidationError
 from orderops.process.constructs import edges, expressions, raw_targets
 from orderops.process.cost import MAX_COMPREHENSION_DEPTH, nesting_depth
 from orderops.process.expressions import ExpressionError, referenced_variables
-from orderops.process.load import DefinitionSnapshot, Problem, Source, parse_yaml, problems_of, snapshot
+from orderops.process.load import MAX_DEFINITION_CHARACTERS, DefinitionSnapshot, Problem, Source, parse_yaml, problems_of, snapshot
 from orderops.process.model import End, Node, ParallelGateway, PriorityRule, ProcessDefinition, TaskNode
 from orderops.process.runtime import BUILTIN_VARIABLES, known_variables
 from orderops.promise import PromisePolicy
@@ -403,7 +403,8 @@ def _check_variables(variables: dict[str, Any], source: Source) -> list[Problem]
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as file:
+            return file.read(MAX_DEFINITION_CHARACTERS + 1)  # enough for parse_yaml to refuse a longer one
     except (OSError, UnicodeDecodeError) as err:
         raise InvalidDefinition([f"{path}: cannot read: {getattr(err, 'strerror', None) or err}"]) from None
 

@@ -124,9 +124,20 @@ class _Builder:
         self.source = source
         self.constructor = yaml.constructor.SafeConstructor()
         self.problems: list[Problem] = []
+        self.values = 0
+        self.built: set[int] = set()
 
-    def build(self, node: yaml.Node, path: Path_) -> Any:
+    def build(self, node: yaml.Node, path: Path_, alias: Path_ | None = None) -> Any:
+        """`alias`: the path of the outermost alias being expanded, if any."""
         marks = self.source.marks
+        if alias is None and id(node) in self.built:
+            alias = path
+        self.built.add(id(node))
+        if isinstance(node, yaml.CollectionNode) and len(path) >= MAX_DEPTH:
+            raise _TooLarge(self.source.at(node.start_mark), _TOO_DEEP)
+        self.values += 1
+        if self.values > MAX_VALUES:  # only aliases get here: the text itself was counted before
+            raise _TooLarge(marks[alias[:-1]] if alias else self.source.at(node.start_mark), _TOO_MANY_VALUES)
         marks.setdefault(path, self.source.at(node.start_mark))
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
@@ -142,10 +153,10 @@ class _Builder:
                     self._unreadable(err)  # the entry is left out; a duplicate keeps the first value
                     continue
                 marks[(*path, key)] = self.source.at(key_node.start_mark)
-                result[key] = self.build(value_node, (*path, key))
+                result[key] = self.build(value_node, (*path, key), alias)
             return result
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            return [self.build(item, (*path, i), alias) for i, item in enumerate(node.value)]
         try:
             return _scalar(node, self.constructor)
         except _Unreadable as err:
@@ -157,45 +168,83 @@ class _Builder:
         self.problems.append(Problem(*self.source.at(err.node.start_mark), err.message))
 
 
+# Caps that keep a hostile definition from taking the worker or the machine: a billion-laughs file
+# (aliases of aliases) expands to gigabytes, a deep one overflows the parser's recursion, a huge one
+# takes seconds. Each is a one-line problem at the place it is passed, found by a streaming pass
+# over the text before anything is composed. The largest shipped definition holds 21 KB, 1,500
+# values and 9 levels (docs/limits.md).
+MAX_DEFINITION_CHARACTERS = 1_048_576
+MAX_VALUES = 20_000  # every scalar, mapping and sequence, an alias counting as everything it repeats
+MAX_DEPTH = 64
+# How deep each reader composes without overflowing its stack: libyaml recurses in C (safe to
+# 10,000 levels, in a thread, on this machine), PyYAML in Python (three frames a level).
+_SAFE_COMPOSE_DEPTH = {True: 500, False: MAX_DEPTH}
+
 # libyaml composes ten times faster than PyYAML, which matters to the workflow (it parses its
-# definition at every instantiation). It composes recursively in C, so only a document known to be
-# shallow goes to it; and only one PyYAML would read too (no character PyYAML refuses), so both
-# give the same tree. Anything libyaml cannot read is read again by PyYAML, for its messages.
+# definition at every instantiation); only text PyYAML would read too (no character PyYAML refuses)
+# goes to it, so both give the same tree. Anything libyaml cannot read is read again by PyYAML,
+# for its messages.
 _FAST_LOADER = getattr(yaml, "CSafeLoader", None)
-# Far below what libyaml composes safely (10,000 levels, in a thread, on this machine), and deeper than
-# the builder below reads anyway (Python's recursion limit).
-MAX_FAST_DEPTH = 500
 _OPENING = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _CLOSING = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_VALUE = (yaml.ScalarEvent, yaml.AliasEvent, *_OPENING)
+
+
+class _TooLarge(Exception):
+    def __init__(self, position: tuple[int, int], message: str):
+        super().__init__(message)
+        self.position, self.message = position, message
+
+
+_TOO_DEEP = f"the YAML is nested more than {MAX_DEPTH} levels deep"
+_TOO_MANY_VALUES = f"the definition holds more than {MAX_VALUES:,} values (an alias counts as all it repeats)"
 
 
 def _depth_bound(text: str) -> int:
     """An upper bound of the nesting depth, without parsing: a flow level opens a bracket, and a
     block level either indents further (at least one column per two levels) or follows an
-    indicator (`-`, `?`, `:`) on its line. Overcounting only sends a file the slower way."""
+    indicator (`-`, `?`, `:`) on its line. Overcounting only costs a streaming pass."""
     block = max(((len(line) - len(line.lstrip(" "))) + sum(line.count(c) for c in "-?:") for line in text.splitlines()), default=0)
     return text.count("[") + text.count("{") + 2 * block + 2
 
 
-def _shallow(text: str) -> bool:
-    if _depth_bound(text) <= MAX_FAST_DEPTH:
-        return True  # what nearly every definition gets: no second pass over the text
-    depth = 0
-    for event in yaml.parse(text, Loader=_FAST_LOADER):  # events come one by one, without recursion
-        if isinstance(event, _OPENING):
-            depth += 1
-            if depth > MAX_FAST_DEPTH:
-                return False
-        elif isinstance(event, _CLOSING):
-            depth -= 1
-    return True
+def _value_bound(text: str) -> int:
+    """An upper bound of the values (aliases not expanded), without parsing: each value after the
+    first is set apart by a line break or an indicator, and may open a collection."""
+    return 2 * sum(text.count(c) for c in "\n:-,?[{") + 2
 
 
-def _compose(text: str) -> yaml.Node | None:
-    if _FAST_LOADER is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+def _check_size(source: Source, loader: Any) -> None:
+    """Raise _TooLarge where the text passes MAX_DEPTH or MAX_VALUES (aliases not expanded yet)."""
+    text = source.text
+    # Deeper documents than MAX_DEPTH but shallower than _SAFE_COMPOSE_DEPTH are composed, and the
+    # builder stops at the same place.
+    if _value_bound(text) <= MAX_VALUES and _depth_bound(text) <= _SAFE_COMPOSE_DEPTH[loader is _FAST_LOADER]:
+        return  # what nearly every definition gets: no second pass over the text
+    depth = values = 0
+    try:
+        for event in yaml.parse(text, Loader=loader):  # events come one by one, without recursion
+            if isinstance(event, _VALUE):
+                values += 1
+                if values > MAX_VALUES:
+                    raise _TooLarge(source.at(event.start_mark), _TOO_MANY_VALUES)
+            if isinstance(event, _OPENING):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _TooLarge(source.at(event.start_mark), _TOO_DEEP)
+            elif isinstance(event, _CLOSING):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # composing stops at the same place, after fewer values than the caps, with its message
+
+
+def _compose(source: Source) -> yaml.Node | None:
+    text = source.text
+    fast = _FAST_LOADER is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text)
+    _check_size(source, _FAST_LOADER if fast else yaml.SafeLoader)
+    if fast:
         try:
-            if _shallow(text):
-                return yaml.compose(text, Loader=_FAST_LOADER)
+            return yaml.compose(text, Loader=_FAST_LOADER)
         except yaml.YAMLError:
             pass
     return yaml.compose(text, Loader=yaml.SafeLoader)
@@ -217,24 +266,23 @@ def parse_yaml(text: str) -> tuple[Source, list[Problem]]:
     """The data and positions of a YAML text, or its problems. After a syntax error `data` is None;
     after a value that cannot be read (or a bad or duplicated key) it holds the rest of the document."""
     source = Source(text)
+    if len(text) > MAX_DEFINITION_CHARACTERS:
+        return source, [Problem(1, 1, f"the definition is longer than {MAX_DEFINITION_CHARACTERS:,} characters, the most that is read")]
     try:
-        root = _compose(text)
+        root = _compose(source)
+        if root is None:
+            return source, [Problem(1, 1, "the file is empty: a process definition needs id, version, start and nodes")]
+        builder = _Builder(source)
+        data = builder.build(root, ())
+    except _TooLarge as err:
+        source.marks.clear()
+        return source, [Problem(*err.position, err.message)]
     except yaml.MarkedYAMLError as err:
         return source, [_syntax_error(err, source)]
     except yaml.YAMLError as err:  # e.g. a control character: a ReaderError, which has no marks
         position = getattr(err, "position", None)
         line = text.count("\n", 0, position) + 1 if position is not None else 1
         return source, [Problem(line, 1, f"YAML syntax error: {str(err).splitlines()[0]}")]
-    except RecursionError:  # the composer recurses once per nesting level
-        return source, [Problem(1, 1, "the YAML is nested too deeply")]
-    if root is None:
-        return source, [Problem(1, 1, "the file is empty: a process definition needs id, version, start and nodes")]
-    builder = _Builder(source)
-    try:
-        data = builder.build(root, ())
-    except RecursionError:
-        source.marks.clear()
-        return source, [Problem(1, 1, "the YAML is nested too deeply")]
     source.data = data
     return source, builder.problems
 

@@ -215,11 +215,6 @@ def test_the_fast_yaml_reader_gives_the_same_values_and_positions(path: Path, mo
     assert (fast.data, fast.marks) == (slow.data, slow.marks)
 
 
-def test_deep_yaml_is_not_given_to_the_fast_reader():
-    """libyaml composes recursively in C and would crash on it; PyYAML reports it instead."""
-    assert parse_yaml("a: " + "[" * 50000 + "]" * 50000)[1] == [Problem(1, 1, "the YAML is nested too deeply")]
-
-
 def _depth(node: yaml.Node) -> int:
     children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
     return 1 + max(map(_depth, children), default=0) if isinstance(node, yaml.CollectionNode) else 0
@@ -234,9 +229,21 @@ _nested = st.recursive(
 
 @given(_nested, st.sampled_from([None, True, False]))
 def test_the_cheap_depth_bound_never_undercounts(data, flow):
-    """The fast reader is skipped only on this bound, so it must hold for block, flow and mixed styles."""
+    """The streaming depth check is skipped only on this bound, so it must hold for block, flow and mixed styles."""
     text = yaml.safe_dump({"root": data}, default_flow_style=flow)
     assert load_module._depth_bound(text) >= _depth(yaml.compose(text))
+
+
+def _values(node: yaml.Node) -> int:
+    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
+    return 1 + sum(map(_values, children)) if isinstance(node, yaml.CollectionNode) else 1
+
+
+@given(_nested, st.sampled_from([None, True, False]))
+def test_the_cheap_value_bound_never_undercounts(data, flow):
+    """The streaming count is skipped only on this bound."""
+    text = yaml.safe_dump({"root": data}, default_flow_style=flow)
+    assert load_module._value_bound(text) >= _values(yaml.compose(text))
 
 
 # -- YAML errors -------------------------------------------------------------------------------

@@ -117,9 +117,33 @@ def test_unreadable_yaml_is_one_problem_at_its_line_and_column(text: str, proble
     assert source.text == text
 
 
-@pytest.mark.parametrize("text", ["[" * 2000 + "]" * 2000, "a: " + "{b: " * 2000 + "1" + "}" * 2000], ids=["lists", "mappings"])
-def test_yaml_nested_deeper_than_the_reader_can_follow_is_one_problem(text: str):
-    assert parse_yaml(text)[1] == [Problem(1, 1, "the YAML is nested too deeply")]
+_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
+_BLOCK_DEEP = "".join(" " * (2 * i) + f"k{i}:\n" for i in range(70)) + " " * 140 + "k: 1\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[" * 2000 + "]" * 2000, (1, 65, "the YAML is nested more than 64 levels deep")),
+        ("a: " + "{b: " * 2000 + "1" + "}" * 2000, (1, 256, "the YAML is nested more than 64 levels deep")),
+        ("a: " + "[" * 50000 + "]" * 50000, (1, 67, "the YAML is nested more than 64 levels deep")),
+        (_BLOCK_DEEP, (65, 129, "the YAML is nested more than 64 levels deep")),
+        # a billion laughs: nine aliases of nine aliases of ... 387 million values from 500 bytes
+        (_LAUGHS, (5, 1, "the definition holds more than 20,000 values (an alias counts as all it repeats)")),
+        ("nodes: [" + "1, " * 30_000 + "]", (1, 60000, "the definition holds more than 20,000 values (an alias counts as all it repeats)")),
+        ("# " + "x" * 1_048_576, (1, 1, "the definition is longer than 1,048,576 characters, the most that is read")),
+    ],
+    ids=["deep-lists", "deep-mappings", "deeper-lists", "deep-blocks", "billion-laughs", "too-many-values", "too-long"],
+)
+def test_yaml_past_a_cap_is_one_problem_at_the_place_it_is_passed(text: str, problem: tuple[int, int, str]):
+    assert [(p.line, p.column, p.message) for p in parse_yaml(text)[1]] == [problem]
+
+
+def test_aliases_below_the_cap_are_read_as_what_they_repeat():
+    source, problems = parse_yaml("retry: &r {maximum_attempts: 3}\nagain: *r\n")
+    assert problems == [] and source.data == {"retry": {"maximum_attempts": 3}, "again": {"maximum_attempts": 3}}
 
 
 def test_every_key_and_list_item_is_marked_with_its_line_and_column():
