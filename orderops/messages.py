@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -138,11 +139,29 @@ class DecisionRecord(BaseModel):
         }
 
 
+# A status or result carries the latest events, each with its data up to this size; the rest are
+# counted. Each event may be 64 KiB, and a query's answer must stay well under gRPC's 4 MB (and a
+# result under the server's 2 MB blob limit) however many are sent (docs/limits.md).
+SHOWN_EVENTS = 50
+SHOWN_EVENT_DATA_BYTES = 1024
+
+
 class EventRecord(BaseModel):
     name: str
     data: dict[str, Any]
     received_at: datetime
     consumed_by: str | None = None
+
+    def shown(self) -> EventRecord:
+        """This event as a status or result shows it: data larger than SHOWN_EVENT_DATA_BYTES is summarised."""
+        size = len(json.dumps(self.data, ensure_ascii=False, default=str).encode())
+        if size <= SHOWN_EVENT_DATA_BYTES:
+            return self
+        return self.model_copy(update={"data": {"not_shown": f"{size:,} bytes of data; the order's history holds them"}})
+
+    @staticmethod
+    def latest(events: Sequence[EventRecord]) -> list[EventRecord]:
+        return [event.shown() for event in events[-SHOWN_EVENTS:]]
 
 
 class RefusedSignal(BaseModel):
@@ -190,7 +209,8 @@ class OrderStatusView(BaseModel):
     waiting_for_events: list[str]
     accepted_events: list[str]
     decisions: list[DecisionRecord]
-    events: list[EventRecord]
+    events: list[EventRecord] = Field(description="The latest events (SHOWN_EVENTS), large data summarised")
+    event_count: int = Field(0, description="Every event the order took, shown or not")
     end_reason: str | None = None
     promise: dict[str, Any] | None = None
     at_risk: dict[str, Any] | None = None
@@ -218,7 +238,9 @@ class OrderResult(BaseModel):
     variables: dict[str, Any] = {}
     # Results written before these were kept lack them: a finished order's status reads them from here.
     order: Order | None = Field(None, description="The order as it ended, after edits and address changes")
-    events: list[EventRecord] = []
+    events: list[EventRecord] = Field(default=[], description="The latest events (SHOWN_EVENTS), large data summarised")
+    # Results written before events were bounded lack it: every event they took is in `events`.
+    event_count: int | None = None
     kpi_nodes: dict[str, list[str]] | None = Field(None, description="The definition's nodes marked kpi: review, shipment, delivery")
     refused_signals: list[RefusedSignal] = []
     refused_signal_count: int = 0

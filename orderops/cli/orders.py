@@ -163,6 +163,11 @@ def print_status(view: OrderStatusView) -> None:
     _print_fulfilment(view)
     if view.waiting_for_events:
         out.print(f"waiting for event: {', '.join(view.waiting_for_events)}")
+    if view.events:
+        earlier = view.event_count - len(view.events)
+        names = ", ".join(e.name for e in view.events[-10:])
+        shown = f"{names} and {view.event_count - min(10, len(view.events))} earlier" if view.event_count > 10 else names
+        out.print(escape(f"events received: {view.event_count} ({shown})") + (f" ({earlier} not kept in the status)" if earlier else ""))
     for d in view.decisions:
         out.print(escape(f"decision: {d.node} -> {d.decision} by {d.agent} ({d.role}) at {when(d.at)} via {d.via}: {d.reason}"))
     for refused in view.refused_signals:

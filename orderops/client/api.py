@@ -123,6 +123,7 @@ def _view_of_result(result: OrderResult) -> OrderStatusView:
         accepted_events=[],
         decisions=result.decisions,
         events=result.events,
+        event_count=len(result.events) if result.event_count is None else result.event_count,
         end_reason=result.reason,
         promise=result.variables.get("promise"),
         at_risk=None,

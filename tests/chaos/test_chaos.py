@@ -245,7 +245,7 @@ async def advance(orders: OrderClient, s: Scenario) -> None:
             s.failure = f"workflow {description.status.name if description.status else '?'}: {err.cause or err}"
         return
     view = s.view = await orders.status(s.order_id, description)
-    s.recorded = len(view.events)
+    s.recorded = view.event_count
     if view.pending_user_tasks:
         task = view.pending_user_tasks[0]
         if s.kind != "review" or task.node != "manual_review":

@@ -17,7 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 
 from activities.store import Store
-from orderops.messages import TASK_QUEUE, WORKFLOW_NAME, CancelRequest, ReviewDecision
+from orderops.messages import SHOWN_EVENTS, TASK_QUEUE, WORKFLOW_NAME, CancelRequest, ExternalEvent, ReviewDecision
 from orderops.payloads import MAX_MESSAGE_BYTES
 from orderops.server import temporal_binary
 from tests.helpers import awaiting_decision, cli, deliver, order_data, settled, status, wait_until
@@ -175,3 +175,25 @@ async def test_an_order_id_that_breaks_the_pattern_fails_the_start_and_status_sa
     assert "field 'order.order_id': String should match pattern" in str(failure.value.cause)
     shown = await cli("status", "w03", address=address)
     assert shown.returncode == 1 and "field 'order.order_id'" in shown.stderr and len(shown.stderr.strip().splitlines()) == 1, shown.stderr
+
+
+async def test_status_stays_small_however_many_large_events_arrive(start, client: Client, store: Store, address: str):
+    order, handle = await start(**NEEDS_REVIEW)
+    await wait_until(handle, awaiting_decision)
+    blob = {"blob": "x" * (MAX_MESSAGE_BYTES - 200)}  # just under the cap: each one is taken
+    sent = 80  # 5 MB of event data: more than a gRPC message may carry
+    for i in range(sent):
+        await handle.signal("event", ExternalEvent(name=f"noise-{i}", data=blob))
+    view = await wait_until(handle, lambda v: v.event_count == sent)
+    assert len(view.events) == SHOWN_EVENTS and view.events[-1].name == f"noise-{sent - 1}"
+    assert all(set(e.data) == {"not_shown"} and "bytes of data" in e.data["not_shown"] for e in view.events)
+    answer = await client.get_workflow_handle(handle.id).query("status")
+    assert len(json.dumps(answer)) < 200_000
+
+    shown = await cli("status", order.order_id, address=address)
+    assert shown.returncode == 0 and f"events received: {sent} (" in shown.stdout, shown.stderr
+    await handle.execute_update("review", ReviewDecision(decision="approve", agent="amy", reason="called the customer"))
+    await deliver(handle)
+    result = await settled(handle, store)
+    assert result.status == "completed" and result.event_count is not None and result.event_count > sent
+    assert len(result.events) == SHOWN_EVENTS and await failed_tasks(client, handle.id) == 0
