@@ -13,6 +13,8 @@ class Unreachable(Exception):
 async def connect(address: str, namespace: str) -> Client:
     try:
         return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+    except ValueError as err:  # the SDK's own check of the address, before any connection
+        raise Unreachable(f"--address {address!r} is not HOST:PORT ({err})") from None
     except RuntimeError as err:
         raise Unreachable(
             f"cannot reach Temporal at {address} (namespace {namespace}): start one with `orderops server`, "

@@ -44,3 +44,8 @@ def whole_number(text: str) -> int | None:
     """The integer `text` spells in ASCII digits, or None. int() also reads Arabic-Indic and full-width
     digits ('١٢' is 12) and spends quadratic time on thousands of digits; 18 digits bound both."""
     return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
+
+
+# An order id names its workflow (order-<id>), files and log lines: nothing that can climb a path or
+# break a query. The order model, the command line and the client read it through this one pattern.
+ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from orderops.limits import MAX_QUANTITY, plain_line, plain_text
+from orderops.limits import MAX_QUANTITY, ORDER_ID_PATTERN, plain_line, plain_text
 
 Text = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(plain_line)]
 OptionalText = Annotated[str, Field(max_length=500), AfterValidator(plain_line)]
@@ -41,7 +41,7 @@ class OrderItem(BaseModel):
 class Order(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    order_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")]
+    order_id: Annotated[str, Field(pattern=ORDER_ID_PATTERN)]
     customer_id: Text
     customer_name: Text
     phone: Text

@@ -33,10 +33,28 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
+# Python reads an integer of more than 4,300 digits with a ValueError that names nothing; no count or
+# amount here comes near 100 digits, so a longer number is refused as such (the field's own limit
+# refuses the shorter ones).
+MAX_NUMBER_DIGITS = 100
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_DIGITS + 1:
+        raise Refused(f"a number of {len(text.lstrip('-')):,} digits; at most {MAX_NUMBER_DIGITS} are read")
+    return int(text)
+
+
+def parse(text: str | bytes) -> Any:
+    """JSON from outside, strictly: `Refused` for a duplicate key or an overlong number; a malformed text
+    raises json's own JSONDecodeError (with its position) and an absurdly deep one RecursionError."""
+    return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_bounded_int)
+
+
 def loads(text: str | bytes, what: str) -> Any:
-    """JSON from outside; a duplicate key or malformed text is refused in one line."""
+    """JSON from outside; a duplicate key, an overlong number or malformed text is refused in one line."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        return parse(text)
     except Refused as err:
         raise Refused(f"{what}: {err}") from None
     except json.JSONDecodeError as err:

@@ -43,6 +43,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _dispatch(command, args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader stopped reading (`| head`): stop quietly, as other Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as err:
         from orderops.cli.errors import report
 

@@ -41,6 +41,11 @@ def read_text(path: str) -> str:
         raise CliError(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}") from None
 
 
+def report(problems: list[str], outcome: str) -> str:
+    """One problem and what came of it on one line; several, one line each, then the outcome."""
+    return f"{problems[0]}; {outcome}" if len(problems) == 1 else "\n".join([*problems, outcome])
+
+
 def field_errors(err: ValidationError) -> list[str]:
     """The command line reads orders: an error of the whole input is the order's."""
     return payloads.field_errors(err, whole="order")
@@ -50,9 +55,13 @@ def json_option(name: str, text: str | None) -> dict:
     if text is None:
         return {}
     try:
-        value = json.loads(text)
+        value = payloads.parse(text)
+    except payloads.Refused as err:
+        raise CliError(f"{name}: {err}") from None
     except json.JSONDecodeError as err:
         raise CliError(f"{name}: malformed JSON: {err.msg} at column {err.colno}") from None
+    except RecursionError:
+        raise CliError(f"{name}: the JSON is nested too deeply") from None
     if not isinstance(value, dict):
         raise CliError(f"{name}: expected a JSON object, got {type(value).__name__}")
     return value

@@ -11,12 +11,14 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
+from orderops import payloads
 from orderops.activity_names import ACTIVITY_NAMES
-from orderops.cli.common import CliError, UsageError, clock, field_errors, order_client, out, read_text, time_option, when
+from orderops.cli.common import CliError, UsageError, clock, field_errors, order_client, out, read_text, report, time_option, when
 from orderops.client import ClientError, OrderQuery
 from orderops.csv_orders import CsvFileError, read_csv_orders
 from orderops.messages import OrderStatusView
 from orderops.order import Order
+from orderops.payloads import Refused
 from orderops.process.lint import load_definition
 
 
@@ -25,8 +27,10 @@ def _parse_json_documents(path: str, text: str) -> list:
     if not text.strip():
         raise CliError(f"{path}: no orders in the file")
     try:
-        data = json.loads(text)
+        data = payloads.parse(text)
         return data if isinstance(data, list) else [data]
+    except Refused as err:
+        raise CliError(f"{path}: {err}") from None
     except RecursionError:
         raise CliError(f"{path}: the JSON is nested too deeply to be an order") from None
     except json.JSONDecodeError as whole_error:
@@ -36,7 +40,9 @@ def _parse_json_documents(path: str, text: str) -> list:
         documents = []
         for number, line in lines:
             try:
-                documents.append(json.loads(line))
+                documents.append(payloads.parse(line))
+            except Refused as err:
+                raise CliError(f"{path}:{number}: {err}") from None
             except json.JSONDecodeError as err:
                 raise CliError(f"{path}:{number}:{err.colno}: malformed JSON line: {err.msg}") from None
         return documents
@@ -61,7 +67,7 @@ def read_orders(path: str) -> list[Order]:
             problems.append(f"{path}: order {order.order_id} appears twice in the file")
         seen.add(order.order_id)
     if problems:
-        raise CliError("\n".join([*problems, "no order was started"]))
+        raise CliError(report(problems, "no order was started"))
     return orders
 
 
@@ -83,20 +89,21 @@ async def _start_csv(args) -> int:
     except CsvFileError as err:
         raise CliError(str(err)) from None
     snapshot = load_definition(Path(args.process), ACTIVITY_NAMES)
+    if not batch.orders:
+        raise CliError(report([str(p) for p in batch.problems], "no order was started"))
     for problem in batch.problems:
         print(problem, file=sys.stderr)
     started, skipped = 0, []
-    if batch.orders:
-        client = await order_client(args)
-        for order in batch.orders:
-            try:
-                handle = await client.start(order, snapshot)
-            except ClientError as err:  # already submitted: the workflow id reuse policy refused it
-                print(f"{batch.path}:{batch.lines[order.order_id][0]}: {err}", file=sys.stderr)
-                skipped.append(order.order_id)
-                continue
-            print(handle.id)
-            started += 1
+    client = await order_client(args)
+    for order in batch.orders:
+        try:
+            handle = await client.start(order, snapshot)
+        except ClientError as err:  # already submitted: the workflow id reuse policy refused it
+            print(f"{batch.path}:{batch.lines[order.order_id][0]}: {err}", file=sys.stderr)
+            skipped.append(order.order_id)
+            continue
+        print(handle.id)
+        started += 1
     summary = [f"started {started} order{'' if started == 1 else 's'}"]
     if skipped:
         summary.append(f"{len(skipped)} already submitted ({', '.join(skipped)}), skipped")

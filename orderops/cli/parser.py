@@ -8,9 +8,10 @@ and `orderops lint` start fast (docs/performance.md#start-up).
 from __future__ import annotations
 
 import argparse
+import re
 
 from orderops import config
-from orderops.limits import MAX_STOCK, whole_number
+from orderops.limits import MAX_STOCK, ORDER_ID_PATTERN, whole_number
 
 RENDER_FORMATS = ("mermaid", "dot", "svg", "png")  # orderops/process/render.py draws these
 
@@ -34,10 +35,15 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _shown(text: str) -> str:
+    """An argument as an error message repeats it: quoted, and cut short."""
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
 def _positive(text: str) -> int:
     value = whole_number(text)
     if value is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (ASCII digits, at most 18)")
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number (ASCII digits, at most 18)")
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value
@@ -48,6 +54,12 @@ def _units(text: str) -> int:
     if value > MAX_STOCK:
         raise argparse.ArgumentTypeError(f"{value} is more than a bin holds ({MAX_STOCK:,})")
     return value
+
+
+def _order_id(text: str) -> str:
+    if not re.fullmatch(ORDER_ID_PATTERN, text):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not an order id (a letter or digit, then letters, digits, - or _; at most 64)")
+    return text
 
 
 def _port(text: str) -> int:
@@ -148,7 +160,7 @@ def _orders(commands: _Commands) -> None:
     p.add_argument("--format", choices=["json", "csv"], help="input format (default: csv for a *.csv file, else json)")
 
     p = commands.add("status", "orderops.cli.orders:status", "an order's current step, its steps so far and its pending decision")
-    p.add_argument("order_id", help="the order's id (without the order- prefix)")
+    p.add_argument("order_id", type=_order_id, help="the order's id (without the order- prefix)")
     p.add_argument("--json", action="store_true", help="the whole status as JSON")
 
     p = commands.add("list", "orderops.cli.orders:list_orders", "orders by status, from Temporal visibility")
@@ -164,7 +176,7 @@ def _orders(commands: _Commands) -> None:
 
 def _decisions(commands: _Commands) -> None:
     p = commands.add("review", "orderops.cli.decisions:review", "decide an order waiting at a user task (e.g. manual review)")
-    p.add_argument("order_id", help="the order's id")
+    p.add_argument("order_id", type=_order_id, help="the order's id")
     p.add_argument("--decision", required=True, help="an outcome of the pending user task, e.g. approve, edit, reject")
     p.add_argument("--agent", required=True, help="who decides")
     p.add_argument("--reason", default="", help="why, for the audit trail")
@@ -173,19 +185,19 @@ def _decisions(commands: _Commands) -> None:
     p.add_argument("--changes", help='with --decision edit: JSON of corrected fields, e.g. \'{"phone": "13800138000"}\'')
 
     p = commands.add("event", "orderops.cli.decisions:event", "deliver an external event (courier scan, sign-off, feedback)")
-    p.add_argument("order_id", help="the order's id")
+    p.add_argument("order_id", type=_order_id, help="the order's id")
     p.add_argument("name", help="event name, e.g. delivered, feedback")
     p.add_argument("--data", help="JSON object payload")
 
     p = commands.add("cancel", "orderops.cli.decisions:cancel", "cancel an order; completed steps are undone in reverse")
-    p.add_argument("order_id", help="the order's id")
+    p.add_argument("order_id", type=_order_id, help="the order's id")
     p.add_argument("--reason", required=True, help="why, for the audit trail and the customer")
     p.add_argument("--by", default="support", help="who asked for the cancellation")
 
     p = commands.add(
         "change-address", "orderops.cli.decisions:change_address", "change the delivery address; accepted until the courier handoff"
     )
-    p.add_argument("order_id", help="the order's id")
+    p.add_argument("order_id", type=_order_id, help="the order's id")
     p.add_argument("--province", required=True, help="province of the new address")
     p.add_argument("--city", required=True, help="city")
     p.add_argument("--district", default="", help="district")
@@ -197,15 +209,15 @@ def _decisions(commands: _Commands) -> None:
     p = commands.add(
         "merge", "orderops.cli.decisions:merge", "at manual review: move an order's items into another order of the same customer"
     )
-    p.add_argument("order_id", help="the order that ends, merged")
-    p.add_argument("--into", required=True, help="the order that takes its items and is reviewed again")
+    p.add_argument("order_id", type=_order_id, help="the order that ends, merged")
+    p.add_argument("--into", required=True, type=_order_id, help="the order that takes its items and is reviewed again")
     p.add_argument("--agent", required=True, help="who decides")
     p.add_argument("--reason", default="", help="why, for the audit trail")
 
     p = commands.add(
         "return", "orderops.cli.decisions:start_return", "start a return or exchange of a delivered order (process_defs/returns.yaml)"
     )
-    p.add_argument("order_id", help="the delivered order's id")
+    p.add_argument("order_id", type=_order_id, help="the delivered order's id")
     p.add_argument("--kind", required=True, choices=["refund", "exchange"], help="money back, or the same goods again")
     p.add_argument(
         "--reason",
@@ -281,12 +293,12 @@ def _definitions(commands: _Commands) -> None:
 
 def _history(commands: _Commands) -> None:
     p = commands.add("audit", "orderops.cli.history:audit", "an order's timeline from its event history (live, or from an exported file)")
-    p.add_argument("order_id", nargs="?", help="the order's id (or --file)")
+    p.add_argument("order_id", nargs="?", type=_order_id, help="the order's id (or --file)")
     p.add_argument("--file", help="a history JSON file from `orderops export` or `temporal workflow show --output json`")
     p.add_argument("--json", action="store_true", help="the timeline as JSON")
 
     p = commands.add("export", "orderops.cli.history:export", "write order histories as JSON files (one per order)")
-    p.add_argument("order_ids", nargs="*", metavar="ORDER_ID", help="the orders to export")
+    p.add_argument("order_ids", nargs="*", metavar="ORDER_ID", type=_order_id, help="the orders to export")
     p.add_argument("--query", help="visibility query, e.g. \"ProcessVersion = 1 AND OrderStatus = 'completed'\"")
     p.add_argument("--out", required=True, help="directory to write into")
 

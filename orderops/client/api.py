@@ -11,8 +11,9 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -48,6 +49,7 @@ from orderops.messages import (
     ReviewReceipt,
 )
 from orderops.order import Order, OrderEdit, OrderItem, tally, workflow_id
+from orderops.payloads import MAX_MESSAGE_BYTES
 from orderops.process.load import DefinitionSnapshot
 from orderops.process.runtime import parse_for_run
 
@@ -108,6 +110,13 @@ def _update_error(err: WorkflowUpdateFailedError) -> str:
 
 def _state(description: WorkflowExecutionDescription) -> str:
     return description.status.name.lower() if description.status else "unknown"
+
+
+def _within_cap(message: BaseModel, what: str) -> None:
+    """The order refuses a larger message (as a refused signal, which its sender never sees): say so here."""
+    size = len(message.model_dump_json().encode())
+    if size > MAX_MESSAGE_BYTES:
+        raise InvalidRequest(f"the {what} is {size:,} bytes; an order takes at most {MAX_MESSAGE_BYTES:,}")
 
 
 def _view_of_result(result: OrderResult) -> OrderStatusView:
@@ -274,7 +283,8 @@ class OrderClient:
 
     # -- deciding and driving ----------------------------------------------------
 
-    async def _update(self, order_id: str, name: str, payload: Any, result_type: type[R]) -> R:
+    async def _update(self, order_id: str, name: str, payload: BaseModel, result_type: type[R]) -> R:
+        _within_cap(payload, name.replace("_", " "))
         await self.require_running(order_id)
         try:
             return await self.handle(order_id).execute_update(name, payload, result_type=result_type, rpc_timeout=QUERY_TIMEOUT)
@@ -298,6 +308,7 @@ class OrderClient:
         return await self._update(order_id, "change_address", change, AddressChangeReceipt)
 
     async def send_event(self, order_id: str, event: ExternalEvent) -> EventDelivery:
+        _within_cap(event, f"{event.name!r} event")
         description = await self.require_running(order_id)
         try:
             view = await self.status(order_id, description)

@@ -37,6 +37,44 @@ def compile_expression(source: str) -> Any:
         raise ExpressionError(first.replace("Failed to parse expression", "invalid CEL expression")) from None
 
 
+# The functions this CEL runtime has (found by calling each; standard CEL's others, such as
+# `lowerAscii`, `split` or `max`, parse but fail when they run). Operators are named `_+_`, `@in`, `!_`.
+FUNCTIONS = frozenset(
+    [
+        "bytes",
+        "contains",
+        "double",
+        "duration",
+        "dyn",
+        "endsWith",
+        "getDate",
+        "getDayOfMonth",
+        "getDayOfWeek",
+        "getDayOfYear",
+        "getFullYear",
+        "getHours",
+        "getMilliseconds",
+        "getMinutes",
+        "getMonth",
+        "getSeconds",
+        "int",
+        "matches",
+        "size",
+        "startsWith",
+        "string",
+        "timestamp",
+        "type",
+        "uint",
+    ]
+)
+
+
+def unknown_functions(source: str) -> list[str]:
+    """The functions `source` calls that the runtime does not have: each would fail the expression when it runs."""
+    called = compile_expression(source).functions()
+    return sorted(f for f in called if f[0] not in "_@!-" and f not in FUNCTIONS)
+
+
 def referenced_variables(source: str) -> set[str]:
     # A comprehension binds its own variable (`items.all(i, i.quantity > 0)`); CEL's static
     # analysis lists it among the referenced names, so lint must not ask for it.

@@ -24,7 +24,7 @@ from pydantic import AfterValidator, TypeAdapter, ValidationError
 
 from orderops.process.constructs import edges, expressions, raw_targets
 from orderops.process.cost import MAX_COMPREHENSION_DEPTH, nesting_depth
-from orderops.process.expressions import ExpressionError, referenced_variables
+from orderops.process.expressions import FUNCTIONS, ExpressionError, referenced_variables, unknown_functions
 from orderops.process.load import MAX_DEFINITION_CHARACTERS, DefinitionSnapshot, Problem, Source, parse_yaml, problems_of, snapshot
 from orderops.process.model import End, Node, ParallelGateway, PriorityRule, ProcessDefinition, TaskNode
 from orderops.process.runtime import BUILTIN_VARIABLES, known_variables
@@ -314,6 +314,13 @@ def _check_expression(path: tuple, expr: str, label: str, known: set[str] | None
     if depth > MAX_COMPREHENSION_DEPTH:
         message = f"{label}expression nests {depth} comprehensions (all, exists, map, filter) inside each other; at most {MAX_COMPREHENSION_DEPTH} are allowed"
         return [source.problem(path, message)]
+    functions = unknown_functions(expr)
+    if functions:
+        return [
+            source.problem(
+                path, f"{label}expression {expr!r} calls unknown function {functions[0]!r} (known: {', '.join(sorted(FUNCTIONS))})"
+            )
+        ]
     unknown = sorted(names - known) if known is not None else []
     if not unknown:
         return []

@@ -253,8 +253,7 @@ def test_format_option_reads_csv_from_stdin_and_json_stays_the_default(address: 
     as_csv = run_cli("start", "-", "--format", "csv", stdin=text, address=address)
     assert (as_csv.returncode, as_csv.stdout) == (1, "")
     assert as_csv.stderr.splitlines() == [
-        "<stdin>:2: order x1: field 'quantity': Input should be greater than 0",
-        "started 0 orders; 1 row invalid (order x1 not started)",
+        "orderops: <stdin>:2: order x1: field 'quantity': Input should be greater than 0; no order was started"
     ]
     as_json = run_cli("start", "-", stdin=text, address=address)
     assert as_json.returncode == 1 and "malformed JSON" in as_json.stderr
