@@ -21,6 +21,7 @@ from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
 from activities.store import Store
 from orderops import search_attributes as sa
+from orderops.cli.history import history_file_name
 from orderops.client import OrderClient
 from orderops.config import SAMPLES_DIR
 from orderops.messages import WORKFLOW_NAME
@@ -40,7 +41,8 @@ async def export_histories(client: Client, server: str) -> None:
     target.mkdir(parents=True)
     query = f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus != 'Running'"
     async for history in client.list_workflows(query).map_histories():
-        (target / f"{history.workflow_id}.json").write_text(history.to_json(), encoding="utf-8")
+        # Workflow ids come from tests that send hostile ones: the export's own safe file names.
+        (target / history_file_name(history.workflow_id)).write_text(history.to_json(), encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
