@@ -7,12 +7,13 @@ domain models of orderops/settings.py, which lint checks definitions against.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from temporalio.exceptions import ApplicationError
 
-from orderops.order import Order
+from orderops.limits import MAX_STOCK, plain_line, plain_text
+from orderops.order import Order, Sku
 from orderops.settings import Carrier, PackingRules, PickingPolicy, ReviewRules, StockPolicy
 
 M = TypeVar("M", bound=BaseModel)
@@ -62,9 +63,14 @@ class DeliveryArgs(OrderArgs):
     delivered_at: datetime = Field(description="When the sign-off event reached the order (workflow time)")
 
 
+# Who scanned or inspected, and what a customer wrote: text from outside, shown to people.
+Person = Annotated[str, Field(max_length=200), AfterValidator(plain_line)]
+Comment = Annotated[str, Field(max_length=2000), AfterValidator(plain_text)]
+
+
 class Feedback(BaseModel):
-    rating: int = Field(ge=1, le=5)
-    comment: str = ""
+    rating: int = Field(ge=1, le=5, strict=True)
+    comment: Comment = ""
 
 
 class FeedbackArgs(OrderArgs):
@@ -98,8 +104,8 @@ class WaveArgs(OrderArgs):
 class ScannedLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sku: str = Field(min_length=1)
-    quantity: int = Field(gt=0, strict=True)
+    sku: Sku
+    quantity: int = Field(gt=0, le=MAX_STOCK, strict=True)
 
 
 class ScanReport(BaseModel):
@@ -108,7 +114,7 @@ class ScanReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[ScannedLine] = Field(min_length=1)
-    picker: str = ""
+    picker: Person = ""
 
 
 class Scan(ScanReport):
@@ -165,7 +171,7 @@ class ReturnArgs(OrderArgs):
 class InspectedLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sku: str = Field(min_length=1)
+    sku: Sku
     outcome: Literal["restock", "scrap"]
 
 
@@ -173,7 +179,7 @@ class Inspection(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     items: list[InspectedLine] = []
-    inspector: str = ""
+    inspector: Person = ""
 
 
 class InspectArgs(ReturnArgs):

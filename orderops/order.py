@@ -14,6 +14,7 @@ Text = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(plain_
 OptionalText = Annotated[str, Field(max_length=500), AfterValidator(plain_line)]
 Postcode = Annotated[str, Field(max_length=16), AfterValidator(plain_line)]
 # Marketplaces export a street over several lines, as the customer typed it.
+Sku = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(plain_line)]
 Street = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(plain_text)]
 
 
@@ -33,7 +34,7 @@ class Address(BaseModel):
 class OrderItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sku: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(plain_line)]
+    sku: Sku
     quantity: int = Field(gt=0, le=MAX_QUANTITY, strict=True)
     unit_price: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
 

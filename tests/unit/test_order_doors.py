@@ -7,6 +7,7 @@ import re
 import pytest
 from pydantic import ValidationError
 
+from activities.inputs import Feedback, Inspection, ScanReport
 from orderops.cli.parser import build_parser
 from orderops.csv_orders import COLUMNS, parse_csv_orders
 from orderops.limits import MAX_STOCK, whole_number
@@ -167,3 +168,36 @@ def test_restock_refuses_a_count_no_bin_holds(quantity: str, message: str, capsy
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "model, data, expected",
+    [
+        (
+            ScanReport,
+            {"items": [{"sku": "TEA-001", "quantity": MAX_STOCK + 1}]},
+            "field 'items.0.quantity': Input should be less than or equal to",
+        ),
+        (ScanReport, {"items": [{"sku": "TEA-001", "quantity": "2"}]}, "field 'items.0.quantity': Input should be a valid integer"),
+        (ScanReport, {"items": [{"sku": "TEA\x00", "quantity": 1}]}, "field 'items.0.sku': must not contain the control character U+0000"),
+        (ScanReport, {"items": [{"sku": "TEA-001", "quantity": 1}], "picker": "a\nb"}, "field 'picker': must not contain"),
+        (Feedback, {"rating": "5"}, "field 'rating': Input should be a valid integer"),
+        (Feedback, {"rating": 5, "comment": "x" * 2001}, "field 'comment': String should have at most 2000 characters"),
+        (Feedback, {"rating": 5, "comment": "ok\x1b[2J"}, "field 'comment': must not contain the control character U+001B"),
+        (Inspection, {"items": [{"sku": "x" * 65, "outcome": "restock"}]}, "field 'items.0.sku': String should have at most 64 characters"),
+    ],
+    ids=[
+        "scan-quantity-over-a-bin",
+        "scan-quantity-text",
+        "scan-sku-nul",
+        "picker-newline",
+        "rating-text",
+        "comment-long",
+        "comment-escape",
+        "inspected-sku-long",
+    ],
+)
+def test_event_payloads_that_reach_activities_are_bounded(model, data, expected):
+    with pytest.raises(ValidationError) as raised:
+        model.model_validate(data)
+    assert any(message.startswith(expected) for message in field_errors(raised.value)), field_errors(raised.value)
