@@ -18,8 +18,8 @@ async def report(args) -> int:
     since = time_option("--since", args.since) if args.since else until - timedelta(days=30)
     if since >= until:
         raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
-    client = await order_client(args)
     query = OrderQuery().running(False).where("CloseTime", since, ">=").where("CloseTime", until, "<").raw(args.query)
+    client = await order_client(args)
     data = build([facts(result, started) for result, started in await client.results(query)], since, until)
     if args.html:
         write(Path(args.html), to_html(data).encode())
