@@ -39,6 +39,7 @@ BENCH_BASELINE ?= d3a638f
 bench: $(STAMP)
 	$(BIN)/python bench/startup.py --baseline $(BENCH_BASELINE)
 	$(BIN)/python bench/cel_cost.py
+	$(BIN)/python bench/recovery.py
 
 # Pages generated from the code; a test fails when they are stale.
 docs: $(STAMP)

@@ -10,7 +10,7 @@ from activities.store import open_store
 from orderops import config, demo, server
 from orderops.cli.common import CliError, order_client
 from orderops.process.lint import InvalidDefinition
-from orderops.worker import check_definitions, serve
+from orderops.worker import check_definitions, limits_from_env, serve
 
 
 def run_server(args) -> int:
@@ -28,8 +28,13 @@ async def run_worker(args) -> int:
     _, problems = check_definitions(process_dir)
     if problems:
         raise InvalidDefinition(problems)
+    try:
+        # Worker limits (orderops/worker.py, LIMIT_ENV): bench/recovery.py varies them; nobody else needs to.
+        limits = limits_from_env(os.environ)
+    except ValueError as err:
+        raise CliError(str(err)) from None
     client = await order_client(args)
-    await serve(client.temporal, open_store(), process_dir)
+    await serve(client.temporal, open_store(), process_dir, limits=limits)
     return 0
 
 

@@ -487,11 +487,13 @@ def build_timeline(history: WorkflowHistory) -> Timeline:
 def load_history_file(path, text: str | None = None) -> WorkflowHistory:
     """A history file from `orderops export` or `temporal workflow show --output json`."""
     from pathlib import Path
+    from urllib.parse import unquote
 
     path = Path(path)
     try:
         text = text if text is not None else path.read_text(encoding="utf-8")
-        return WorkflowHistory.from_json(path.stem, text)
+        # export writes a workflow id's unsafe bytes as %XX (orderops/cli/history.py history_file_name).
+        return WorkflowHistory.from_json(unquote(path.stem), text)
     except FileNotFoundError:
         raise HistoryError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as err:
