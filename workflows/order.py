@@ -9,6 +9,7 @@ the commands it issues needs `workflow.patched` (docs/process-language.md).
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -171,7 +172,8 @@ class OrderWorkflow:
             "promise_policy": snapshot.promise_policy,
         }
         if self._definition:
-            self._vars.update(self._definition.variables)
+            # The definition is shared by every order that runs it (parse_for_run's cache): its values are copied.
+            self._vars.update(copy.deepcopy(self._definition.variables))
             self._vars.update(inp.variables)
             # Every result variable exists from the start, so `x == null` works before it is set.
             for name in known_variables(self._definition):

@@ -14,6 +14,8 @@ so the workflow sandbox can pass it through, and it is fast (no CEL is compiled)
 
 from __future__ import annotations
 
+import functools
+
 from orderops.process.constructs import edges
 from orderops.process.load import Problem, Source, load_text
 from orderops.process.model import ProcessDefinition, Receive, TaskNode, UserTask
@@ -56,9 +58,19 @@ def parse_for_run(source: str, version: int = RUNTIME_CHECKS_VERSION) -> tuple[P
     """The definition an order runs under, or None and the problems (each `.format(path)` as lint prints them)."""
     if version not in VERSIONS:
         raise ValueError(f"unknown runtime checks version {version} (known: {', '.join(map(str, VERSIONS))})")
+    definition, problems = _checked(source, version)
+    return definition, list(problems)
+
+
+# Every new order, every order evicted from the worker's cache and every replay reads its definition
+# again: 6-10 ms of YAML and pydantic for standard.yaml, the same few texts each time. The result is a
+# pure function of the text and frozen (the models are), so orders share it; this module is passed
+# through the sandbox, so the cache outlives each workflow's own imports (docs/performance.md).
+@functools.lru_cache(maxsize=32)
+def _checked(source: str, version: int) -> tuple[ProcessDefinition | None, tuple[Problem, ...]]:
     definition, parsed, problems = load_text(source)
     if definition is None:
-        return None, problems
+        return None, tuple(problems)
     problems = _structure_v1(definition, parsed)
     problems.sort(key=lambda p: (p.line, p.column))
-    return (definition if not problems else None), problems
+    return (definition if not problems else None), tuple(problems)

@@ -132,6 +132,17 @@ def test_runtime_checks_give_the_definition_lint_gives(path: Path):
     assert parse_for_run(text) == (lint_text(text, None)[0], [])
 
 
+def test_orders_share_a_parsed_definition_but_not_its_problems():
+    first, second = parse_for_run(SMALL), parse_for_run(SMALL)
+    assert first[0] is second[0]  # read once, by every order that runs it
+    broken = SMALL.replace("start:", "begin:")
+    problems = parse_for_run(broken)[1]
+    problems.clear()
+    assert parse_for_run(broken)[1] != []
+    with pytest.raises(ValidationError):  # frozen: no order can change what the others run
+        first[0].start = "elsewhere"  # type: ignore[misc]
+
+
 def test_runtime_checks_are_version_1():
     assert RUNTIME_CHECKS_VERSION == 1
     assert parse_for_run(SMALL, version=1)[1] == []
