@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orderops.process.cost import MAX_COST_NS, comprehensions, cost, nesting_depth
-from orderops.process.expressions import ExpressionError, evaluate, referenced_variables
+from orderops.process.expressions import ExpressionError, compile_expression, evaluate, referenced_variables
 from orderops.process.lint import lint_text
 
 
@@ -79,3 +79,29 @@ nodes:
     [problem] = problems
     assert problem.line == 10
     assert "nests 3 comprehensions" in problem.message and "at most 2" in problem.message
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "order.items.all(order, order.quantity > 0) && order.paid",  # a comprehension variable shadowing a variable
+        "has(order.paid) && size(received_events) == 1",
+        "order.items.exists(i, i.sku == sku) ? limit : 0",
+        "missing_name == 1",  # fails the same way with or without the other variables
+    ],
+)
+def test_an_expression_handed_only_the_names_it_reads_gives_what_the_whole_map_gives(source):
+    variables = {
+        "order": {"items": [{"sku": "TEA-001", "quantity": 2}], "paid": True},
+        "received_events": ["paid"],
+        "sku": "TEA-001",
+        "limit": 3,
+        "unrelated": {"big": list(range(1000))},
+    }
+    try:
+        whole = compile_expression(source).execute(variables)
+    except Exception:  # the CEL runtime's own error over the whole map: the same refusal over the names read
+        with pytest.raises(ExpressionError):
+            evaluate(source, variables)
+    else:
+        assert evaluate(source, variables) == whole
