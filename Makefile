@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/startup.py --baseline $(BENCH_BASELINE)
 	$(BIN)/python bench/cel_cost.py
 	$(BIN)/python bench/recovery.py
+	$(BIN)/python bench/replay.py
 
 # Pages generated from the code; a test fails when they are stale.
 docs: $(STAMP)

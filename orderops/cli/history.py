@@ -153,7 +153,7 @@ async def replay(args) -> int:
     columns = [TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=Console(stderr=True), transient=True, disable=total < 20) as progress:
         task = progress.add_task("replay", total=total)
-        outcomes = await replay_histories(histories(), [OrderWorkflow], on_each=lambda _: progress.advance(task))
+        outcomes = await replay_histories(histories(), [OrderWorkflow], on_each=lambda _: progress.advance(task), sandboxed=not args.fast)
     for outcome in outcomes:
         if outcome.ok:
             print(f"ok        {outcome.workflow_id}  ({outcome.source})")

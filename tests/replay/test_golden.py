@@ -80,7 +80,8 @@ class TimerBeforePick(OrderWorkflow):
         return await super()._run_task(node, deadline)
 
 
-async def test_a_nondeterministic_interpreter_is_reported_at_the_right_event_and_node():
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "fast"])
+async def test_a_nondeterministic_interpreter_is_reported_at_the_right_event_and_node(sandboxed: bool):
     path = GOLDEN / "test_happy_path_ships_tracks_and_completes.json"
     history = load_history_file(path)
     pick_scheduled = next(
@@ -89,7 +90,7 @@ async def test_a_nondeterministic_interpreter_is_reported_at_the_right_event_and
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
         and e.activity_task_scheduled_event_attributes.activity_id.startswith("pick-")
     )
-    [outcome] = await replay(each([path]), workflows=[TimerBeforePick])
+    [outcome] = await replay(each([path]), workflows=[TimerBeforePick], sandboxed=sandboxed)
     assert isinstance(outcome, ReplayOutcome) and not outcome.ok
     assert (outcome.event_id, outcome.node) == (pick_scheduled, "pick")
     assert "Nondeterminism" in outcome.error
@@ -98,6 +99,8 @@ async def test_a_nondeterministic_interpreter_is_reported_at_the_right_event_and
 async def test_replay_command_reports_each_history(tmp_path: Path):
     good = await cli("replay", str(GOLDEN))
     assert good.returncode == 0, good.stdout + good.stderr
+    fast = await cli("replay", "--fast", str(GOLDEN))
+    assert fast.returncode == 0 and fast.stdout == good.stdout, fast.stdout + fast.stderr
     assert good.stdout.splitlines()[-1] == f"{len(FILES)} ok, 0 diverged"
     missing = await cli("replay", str(tmp_path / "nothing.json"))
     assert (missing.returncode, missing.stderr.strip()) == (1, f"orderops: {tmp_path / 'nothing.json'}: no such file or directory")
