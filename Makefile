@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/cel_cost.py
 	$(BIN)/python bench/recovery.py
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/waiting.py
 
 # Pages generated from the code; a test fails when they are stale.
 docs: $(STAMP)

@@ -1,0 +1,189 @@
+"""Orders waiting for a person: the worker's memory per cached order, and how fast a decision is taken.
+
+Each trial starts a dev server of its own (ports 7641/8641, in a temporary directory), a worker
+process of the tree under test, and N standard orders that all stop at manual review (an invalid
+phone). When every one waits, it reads the worker's resident memory, then decides K of them one
+after another (`review` updates, approve) and times each receipt. The baseline is an older revision
+run the same way (`git archive`, with this virtualenv), trials interleaved.
+
+    .venv/bin/python bench/waiting.py                             # 500 orders, 100 decisions, vs cf1a748
+    .venv/bin/python bench/waiting.py --orders 2000 --rounds 2 --baseline cf1a748
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from startup import export  # bench/startup.py: a revision's tree, for the baseline
+from temporalio.client import Client
+
+from activities.store import Store
+from orderops import server
+from orderops.activity_names import ACTIVITY_NAMES
+from orderops.client import OrderClient
+from orderops.config import SAMPLES_DIR
+from orderops.connect import Unreachable, connect
+from orderops.messages import ReviewDecision
+from orderops.order import Order
+from orderops.process.lint import load_definition
+
+ROOT = Path(__file__).resolve().parent.parent
+PORT, UI_PORT = 7641, 8641
+RPC = 32  # requests in flight at once
+
+
+@dataclass
+class Trial:
+    tree: str
+    idle_mb: float
+    waiting_mb: float
+    orders: int
+    receipts_ms: list[float]
+
+    @property
+    def kib_per_order(self) -> float:
+        return (self.waiting_mb - self.idle_mb) * 1024 / self.orders
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def order(index: int, trial: int) -> Order:
+    unique = f"w{trial}-{index:05d}"
+    return Order.model_validate(
+        {
+            "order_id": unique,
+            "customer_id": f"c-{unique}",
+            "customer_name": "Li Wei",
+            "phone": "12345",  # invalid: the automatic review sends the order to a person
+            "address": {
+                "province": "Shanghai",
+                "city": "Shanghai",
+                "district": "Pudong",
+                "street": "88 Century Avenue",
+                "postcode": "200120",
+            },
+            "items": [{"sku": "TEA-001", "quantity": 1, "unit_price": "68.00"}],
+            "paid": True,
+        }
+    )
+
+
+async def wait_for_server(process: subprocess.Popen) -> Client:
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            sys.exit(f"the dev server exited with {process.returncode}")
+        try:
+            return await connect(f"127.0.0.1:{PORT}", "default")
+        except Unreachable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def all_waiting(client: Client, prefix: str, count: int, timeout: float = 600) -> None:
+    query = f"WorkflowType = 'OrderWorkflow' AND OrderStatus = 'awaiting_review' AND WorkflowId STARTS_WITH '{prefix}'"
+    deadline = time.monotonic() + timeout
+    while (await client.count_workflows(query)).count < count:
+        if time.monotonic() > deadline:
+            sys.exit(f"not every order reached manual review within {timeout:g} s")
+        await asyncio.sleep(0.5)
+
+
+async def trial(index: int, tree_name: str, tree: Path | None, orders: int, decisions: int, folder: Path) -> Trial:
+    home = folder / f"trial-{index}"
+    (home / "labels").mkdir(parents=True)
+    store = Store(home / "warehouse.db", home / "labels")
+    store.seed(SAMPLES_DIR / "warehouse.yaml")
+    store.receive_stock("TEA-001", "SH", orders)
+    log = open(home / "processes.log", "ab")  # noqa: SIM115 - closed in the finally below
+    dev = subprocess.Popen(server.command(port=PORT, ui_port=UI_PORT, db=home / "temporal.db"), stdout=log, stderr=subprocess.STDOUT)
+    worker = None
+    try:
+        client = await wait_for_server(dev)
+        env = {**os.environ, "ORDEROPS_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{PORT}"}
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree)  # before the editable install on sys.path: the baseline's code
+        launch = "import sys; from orderops.cli import main; main()"
+        worker = subprocess.Popen([sys.executable, "-c", launch, "worker"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree or ROOT)
+        snapshot = load_definition(ROOT / "process_defs" / "standard.yaml", ACTIVITY_NAMES)
+        api, gate = OrderClient(client), asyncio.Semaphore(RPC)
+
+        async def start(o: Order):
+            async with gate:
+                return await api.start(o, snapshot)
+
+        wanted = [order(i, index) for i in range(orders)]
+        # The worker's memory once it has started, before any order: what the orders add is measured from here.
+        await start(wanted[0])
+        await all_waiting(client, f"order-w{index}-", 1)
+        idle = rss_mb(worker.pid)
+        await asyncio.gather(*(start(o) for o in wanted[1:]))
+        await all_waiting(client, f"order-w{index}-", orders)
+        waiting = rss_mb(worker.pid)
+        receipts = []
+        for o in wanted[:decisions]:
+            began = time.perf_counter()
+            await api.decide(o.order_id, ReviewDecision(decision="approve", agent="bench", reason="benchmark"))
+            receipts.append((time.perf_counter() - began) * 1000)
+        return Trial(tree_name, idle, waiting, orders - 1, receipts)
+    finally:
+        for process in (worker, dev):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+        log.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=500, help="orders waiting at manual review in each trial")
+    parser.add_argument("--decisions", type=int, default=100, help="orders decided, one after another, in each trial")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of now and the baseline")
+    parser.add_argument("--baseline", default="cf1a748", help="the revision compared against")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    results: list[Trial] = []
+    with tempfile.TemporaryDirectory(prefix="orderops-bench-waiting-") as scratch:
+        folder = Path(scratch)
+        baseline = export(args.baseline, folder / "baseline")
+        trees: list[tuple[str, Path | None]] = [("now", None), (args.baseline, baseline)]
+        index = 0
+        for _ in range(args.rounds):
+            for name, tree in trees:
+                index += 1
+                results.append(await trial(index, name, tree, args.orders, args.decisions, folder))
+                print(f"  trial {index} ({name}) done", file=sys.stderr)
+    print(
+        f"{args.orders} orders waiting at manual review, {args.decisions} decided in a row, {args.rounds} round(s), {os.cpu_count()} cores"
+    )
+    print(f"{'tree':10} {'RSS idle':>9} {'RSS waiting':>12} {'KiB/order':>10} {'receipt p50':>12} {'p99':>8}")
+    for t in results:
+        p50 = statistics.median(t.receipts_ms)
+        print(
+            f"{t.tree:10} {t.idle_mb:8.0f}M {t.waiting_mb:11.0f}M {t.kib_per_order:10.0f} {p50:10.0f}ms {percentile(t.receipts_ms, 0.99):6.0f}ms"
+        )
+    print(f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
