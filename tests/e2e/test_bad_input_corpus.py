@@ -24,6 +24,10 @@ from orderops.order import workflow_id
 from orderops.payloads import MAX_MESSAGE_BYTES
 from tests.helpers import ROOT, awaiting_decision, cli, deliver, exists, order_data, settled, wait_until
 
+# The first test waits for every case: about 150 processes of the CLI, four at a time, 40-60 s on
+# 2 cores (and the session's server and worker when this module runs first), past the 60 s default.
+pytestmark = pytest.mark.timeout(300)
+
 CORPUS = ROOT / "tests" / "corpus"
 WAITING = "corpus-waiting"  # an order at manual review, which the bad commands are aimed at
 
