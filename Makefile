@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/recovery.py
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/waiting.py
+	$(BIN)/python bench/interpreter.py
 
 # Pages generated from the code; a test fails when they are stale.
 docs: $(STAMP)
