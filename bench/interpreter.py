@@ -48,12 +48,12 @@ sys.path.insert(0, str(ROOT))  # tests.helpers for the order, bench.noop for the
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory  # noqa: E402
 
+from bench.devserver import start_dev_server, stop  # noqa: E402
 from bench.noop import HAND_WRITTEN, STEPS  # noqa: E402
-from orderops import server  # noqa: E402
 from orderops.activity_names import ACTIVITY_NAMES  # noqa: E402
 from orderops.client import OrderClient  # noqa: E402
 from orderops.config import SAMPLES_DIR  # noqa: E402
-from orderops.connect import Unreachable, connect  # noqa: E402
+from orderops.connect import connect  # noqa: E402
 from orderops.messages import OrderResult  # noqa: E402
 from orderops.order import Order  # noqa: E402
 from orderops.process.lint import load_definition  # noqa: E402
@@ -71,16 +71,6 @@ def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process, all its threads (fields 14 and 15 of /proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def kill(process: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
-    if process is not None and process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # -- the worker process -------------------------------------------------------------------------------
@@ -149,20 +139,7 @@ class Bench:
         self.serial = 0
 
     async def start(self) -> None:
-        command = server.command(port=PORT, ui_port=UI_PORT, db=self.folder / "temporal.db")
-        with open(self.folder / "temporal-server.log", "ab") as log:
-            self.server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            if self.server.poll() is not None:
-                sys.exit(f"the dev server exited with {self.server.returncode}; see {self.folder / 'temporal-server.log'}")
-            try:
-                self.client = await connect(f"127.0.0.1:{PORT}", "default")
-                break
-            except Unreachable:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+        self.server, self.client = await start_dev_server(PORT, UI_PORT, self.folder / "temporal.db", self.folder / "temporal-server.log")
         from activities.store import Store
 
         home = self.folder / "home"
@@ -325,8 +302,8 @@ async def run(args: argparse.Namespace) -> None:
             load_after = os.getloadavg()
             replays = await replay_ms(shapes, args.replays)
         finally:
-            kill(bench.worker)
-            kill(bench.server)
+            stop(bench.worker, timeout=20)
+            stop(bench.server, timeout=20)
     print(
         f"{os.cpu_count()} cores, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after;"
         f" {args.orders} workflows per batch, {args.rounds} interleaved rounds, {time.monotonic() - began:.0f} s"

@@ -48,10 +48,9 @@ from temporalio.client import Client  # noqa: E402
 
 from activities import ACTIVITY_NAMES  # noqa: E402
 from activities.store import Store  # noqa: E402
-from orderops import server  # noqa: E402
+from bench.devserver import start_dev_server, stop  # noqa: E402
 from orderops.client import OrderClient  # noqa: E402
 from orderops.config import SAMPLES_DIR  # noqa: E402
-from orderops.connect import Unreachable, connect  # noqa: E402
 from orderops.messages import ExternalEvent, OrderStatusView, ReviewDecision  # noqa: E402
 from orderops.order import Order, workflow_id  # noqa: E402
 from orderops.process.lint import load_definition  # noqa: E402
@@ -134,16 +133,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def kill(process: subprocess.Popen | None, sig: int = signal.SIGKILL) -> None:
-    if process is not None and process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 class Bench:
     def __init__(self, folder: Path, orders: int, load_slots: int, timeout: float):
         self.folder, self.count, self.load_slots, self.timeout = folder, orders, load_slots, timeout
@@ -154,20 +143,7 @@ class Bench:
         self.snapshot = load_definition(ROOT / "process_defs" / "standard.yaml", ACTIVITY_NAMES)
 
     async def start_server(self) -> None:
-        command = server.command(port=PORT, ui_port=UI_PORT, db=self.folder / "temporal.db")
-        with open(self.folder / "temporal-server.log", "ab") as log:
-            self.server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            if self.server.poll() is not None:
-                sys.exit(f"the dev server exited with {self.server.returncode}; see {self.folder / 'temporal-server.log'}")
-            try:
-                self.client = await connect(f"127.0.0.1:{PORT}", "default")
-                return
-            except Unreachable:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+        self.server, self.client = await start_dev_server(PORT, UI_PORT, self.folder / "temporal.db", self.folder / "temporal-server.log")
 
     def start_worker(self, home: Path, setting: Setting) -> subprocess.Popen:
         env = {**os.environ, "ORDEROPS_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{PORT}", **setting.env()}
@@ -243,7 +219,7 @@ class Bench:
         mid = [t for t in tracked if t.kind == "mid"]
         await asyncio.gather(*(self.rpc(scan(t)) for t in mid))
         await asyncio.sleep(0.3)  # their workflow tasks and activities under way
-        kill(self.worker)
+        stop(self.worker, signal.SIGKILL)
         lengths = await asyncio.gather(*(self.describe(t) for t in tracked))
         for t, d in zip(tracked, lengths, strict=True):
             t.length_at_kill = d.history_length
@@ -301,7 +277,7 @@ class Bench:
                 elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
                     scheduled = events[e.workflow_task_started_event_attributes.scheduled_event_id]
                     wait_ms.append((e.event_time.ToDatetime() - scheduled.event_time.ToDatetime()).total_seconds() * 1e3)
-        kill(worker)
+        stop(worker, signal.SIGKILL)
         return Result(
             setting,
             None if None in parked else max(p for p in parked if p is not None),
@@ -368,8 +344,8 @@ async def run(args: argparse.Namespace) -> None:
                         print(f"  note: {note}", file=sys.stderr)
             load_after = os.getloadavg()
         finally:
-            kill(bench.worker)
-            kill(bench.server, signal.SIGTERM)
+            stop(bench.worker, signal.SIGKILL)
+            stop(bench.server)
     print(
         f"{os.cpu_count()} cores, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after;"
         f" {args.orders} orders in flight per restart, {args.rounds} round(s), {time.monotonic() - began:.0f} s"

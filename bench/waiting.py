@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -23,15 +24,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devserver import start_dev_server, stop
 from startup import export  # bench/startup.py: a revision's tree, for the baseline
 from temporalio.client import Client
 
 from activities.store import Store
-from orderops import server
 from orderops.activity_names import ACTIVITY_NAMES
 from orderops.client import OrderClient
 from orderops.config import SAMPLES_DIR
-from orderops.connect import Unreachable, connect
 from orderops.messages import ReviewDecision
 from orderops.order import Order
 from orderops.process.lint import load_definition
@@ -82,19 +82,6 @@ def order(index: int, trial: int) -> Order:
     )
 
 
-async def wait_for_server(process: subprocess.Popen) -> Client:
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            sys.exit(f"the dev server exited with {process.returncode}")
-        try:
-            return await connect(f"127.0.0.1:{PORT}", "default")
-        except Unreachable:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
 async def all_waiting(client: Client, prefix: str, count: int, timeout: float = 600) -> None:
     query = f"WorkflowType = 'OrderWorkflow' AND OrderStatus = 'awaiting_review' AND WorkflowId STARTS_WITH '{prefix}'"
     deadline = time.monotonic() + timeout
@@ -110,11 +97,10 @@ async def trial(index: int, tree_name: str, tree: Path | None, orders: int, deci
     store = Store(home / "warehouse.db", home / "labels")
     store.seed(SAMPLES_DIR / "warehouse.yaml")
     store.receive_stock("TEA-001", "SH", orders)
-    log = open(home / "processes.log", "ab")  # noqa: SIM115 - closed in the finally below
-    dev = subprocess.Popen(server.command(port=PORT, ui_port=UI_PORT, db=home / "temporal.db"), stdout=log, stderr=subprocess.STDOUT)
+    dev, client = await start_dev_server(PORT, UI_PORT, home / "temporal.db", home / "temporal-server.log")
+    log = open(home / "worker.log", "ab")  # noqa: SIM115 - closed in the finally below
     worker = None
     try:
-        client = await wait_for_server(dev)
         env = {**os.environ, "ORDEROPS_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{PORT}"}
         if tree is not None:
             env["PYTHONPATH"] = str(tree)  # before the editable install on sys.path: the baseline's code
@@ -143,9 +129,7 @@ async def trial(index: int, tree_name: str, tree: Path | None, orders: int, deci
         return Trial(tree_name, idle, waiting, orders - 1, receipts)
     finally:
         for process in (worker, dev):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+            stop(process, signal.SIGKILL)
         log.close()
 
 
