@@ -11,6 +11,7 @@ from typing import TypedDict
 import structlog
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import build_activities
 from activities.envelope import AttemptEnvelope
@@ -29,6 +30,11 @@ MAX_CONCURRENT_WORKFLOW_TASKS = 8
 MAX_CACHED_WORKFLOWS = 1000
 # The SDK's 5, kept: polls wait for a free slot anyway; not varied by the benchmark (same section).
 MAX_CONCURRENT_WORKFLOW_TASK_POLLS = 5
+# The sandbox re-imported workflows/order.py for every order it started or brought back into the cache: most of
+# the interpreter's extra CPU per order and of a cached order's memory (docs/performance.md, "Interpreter
+# overhead"). The module holds only immutable constants, so one import can serve every order; `orderops replay`
+# and the golden tests keep the SDK's default sandbox, which still re-imports it and refuses clocks and I/O.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows"))
 
 
 class WorkerLimits(TypedDict, total=False):
@@ -92,6 +98,7 @@ def build_worker(
         max_cached_workflows=max_cached_workflows,
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=max_concurrent_workflow_task_polls),
         interceptors=[AttemptEnvelope()],
+        workflow_runner=WORKFLOW_RUNNER,
     )
 
 
