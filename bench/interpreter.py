@@ -272,7 +272,7 @@ def report(batches: list[Batch], shapes: dict[str, Shape], replays: dict[tuple[s
         )
     print()
     print("Replaying one history in this process (its workflow code alone, no server), ms per workflow:")
-    print("| Side | sandboxed (as the worker runs) | unsandboxed |")
+    print("| Side | sandboxed (as orderops replay runs) | unsandboxed |")
     print("|---|---|---|")
     for side in SIDES:
         print(f"| {side} | {replays[side, 'sandboxed']:.1f} | {replays[side, 'unsandboxed']:.1f} |")
@@ -309,7 +309,7 @@ async def run(args: argparse.Namespace) -> None:
         f" {args.orders} workflows per batch, {args.rounds} interleaved rounds, {time.monotonic() - began:.0f} s"
     )
     bytecode = "off (PYTHONDONTWRITEBYTECODE is set)" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "on"
-    print(f"bytecode cache: {bytecode}; the sandbox re-imports each workflow's module for every workflow it starts")
+    print(f"bytecode cache: {bytecode}; the worker passes workflows/ through its sandbox, bench/noop.py is re-imported per workflow")
     report(batches, shapes, replays)
 
 
