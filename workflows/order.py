@@ -79,6 +79,13 @@ DEFINITION_RULES = "definition-rules"
 # of running for seconds inside a workflow task (orderops/process/cost.py), and a task whose input
 # cannot be evaluated takes its on_error like a failed activity.
 BOUNDED_EXPRESSIONS = "bounded-expressions"
+# Engine 2: one marker stands for every change above, so an order started under it takes them all
+# without a marker (and a TemporalChangeVersion upsert) each; its status is first published by its
+# first node, not also as "accepted" just before.
+ENGINE_2 = "engine-2"
+ENGINE_2_INCLUDES = frozenset(
+    {SETTLE_CANCELLED_ACTIVITIES, TASK_PRIORITIES, CLEAR_AT_RISK, CANCEL_BETWEEN_STEPS, DEFINITION_RULES, BOUNDED_EXPRESSIONS}
+)
 DEFAULT_AT_RISK_FRACTION = 0.8
 
 # The nodes that may carry a deadline (model.Deadlined).
@@ -192,6 +199,7 @@ class OrderWorkflow:
         self._end_reason: str | None = None
         self._activity_seq = 0
         self._published: tuple[str, str] | None = None
+        self._engine: int | None = None
         self._at_risk: dict[str, Any] | None = None  # the step the order is at risk at now, if any
         self._at_risk_log: list[dict[str, Any]] = []
         self._breaches: list[dict[str, Any]] = []
@@ -206,7 +214,8 @@ class OrderWorkflow:
             raise ApplicationError(self._refused_input, type="InvalidInput", non_retryable=True)
         if self._definition is None:
             raise ApplicationError("invalid process definition: " + "; ".join(self._problems), type="InvalidDefinition", non_retryable=True)
-        self._publish()
+        if not self._has(ENGINE_2):
+            self._publish()
         status, end_node, reason = await self._walk_until_end_or_cancel()
         self._finished = True
         if self._notices:
@@ -270,7 +279,7 @@ class OrderWorkflow:
         """Follow transitions from `start` until an end node, or until `join` for a parallel branch."""
         node_id = start
         while node_id != join:
-            if self._cancel is not None and workflow.patched(CANCEL_BETWEEN_STEPS):
+            if self._cancel is not None and self._has(CANCEL_BETWEEN_STEPS):
                 # The cancellation reached a step that finished anyway (an activity that completed
                 # instead of stopping): take no further step, or the order would wait forever.
                 raise asyncio.CancelledError()
@@ -307,7 +316,7 @@ class OrderWorkflow:
             return await self._dispatch(node, deadline)
         finally:
             watcher.cancel()
-            if self._at_risk is not None and self._at_risk["node"] == node.id and workflow.patched(CLEAR_AT_RISK):
+            if self._at_risk is not None and self._at_risk["node"] == node.id and self._has(CLEAR_AT_RISK):
                 # The step is over, in time or breached: the order is no longer at risk for it.
                 self._at_risk = None
                 workflow.upsert_search_attributes([sa.AT_RISK.value_set(False)])
@@ -330,7 +339,7 @@ class OrderWorkflow:
         try:
             args = self._evaluate_mapping(node, node.input or {"order": "order"})
         except ProcessFailure as failure:
-            if not (node.on_error and workflow.patched(BOUNDED_EXPRESSIONS)):
+            if not (node.on_error and self._has(BOUNDED_EXPRESSIONS)):
                 raise
             self._finish(self._record(node, activity=node.activity), "failed", str(failure))
             self._vars["error"] = {"node": node.id, "type": "ExpressionError", "message": str(failure)}
@@ -338,7 +347,7 @@ class OrderWorkflow:
         schedule_to_close, deadline_binds = _limit(node.timeouts.schedule_to_close, deadline)
         step = self._record(node, activity=node.activity)
         self._activity_seq += 1
-        settle = workflow.patched(SETTLE_CANCELLED_ACTIVITIES)
+        settle = self._has(SETTLE_CANCELLED_ACTIVITIES)
         compensation = Compensation(node.id, node.compensation, {**args, "result": None}) if node.compensation else None
         if compensation and settle:
             # Registered before the activity runs: an order cancelled while the activity is in
@@ -426,7 +435,7 @@ class OrderWorkflow:
         try:
             await workflow.wait(branches, return_when=asyncio.FIRST_EXCEPTION)
         except asyncio.CancelledError:
-            if workflow.patched(SETTLE_CANCELLED_ACTIVITIES):
+            if self._has(SETTLE_CANCELLED_ACTIVITIES):
                 # The order is being cancelled: stop every branch, and let their activities settle.
                 for branch in branches:
                     branch.cancel()
@@ -758,7 +767,7 @@ class OrderWorkflow:
             self._at_risk_log.append(self._at_risk)
             workflow.upsert_search_attributes([sa.AT_RISK.value_set(True)])
             message = f"order {self._order.order_id} is at risk at {node.id}: deadline {deadline.isoformat()}"
-            activity = self._definition.at_risk_activity if self._definition and workflow.patched(DEFINITION_RULES) else "notify_ops"
+            activity = self._definition.at_risk_activity if self._definition and self._has(DEFINITION_RULES) else "notify_ops"
             if activity:
                 self._notices.append(asyncio.create_task(self._notify_ops(activity, "at_risk", message)))
 
@@ -795,9 +804,9 @@ class OrderWorkflow:
 
     def _priority(self) -> Priority:
         """The definition's priority key for the order's next task, so urgent orders jump the queue under backlog."""
-        if not workflow.patched(TASK_PRIORITIES):
+        if not self._has(TASK_PRIORITIES):
             return Priority()
-        if not workflow.patched(DEFINITION_RULES):
+        if not self._has(DEFINITION_RULES):
             return self._priority_before_definition_rules()
         assert self._definition is not None  # the order runs only once its definition has been read
         policy = self._definition.priority
@@ -849,7 +858,7 @@ class OrderWorkflow:
             pass
         elif node.status:
             self._status = node.status
-        elif isinstance(node, UserTask) and not workflow.patched(DEFINITION_RULES):
+        elif isinstance(node, UserTask) and not self._has(DEFINITION_RULES):
             self._status = "awaiting_review"
         else:
             self._status = construct(node).waiting_status(node)
@@ -857,6 +866,14 @@ class OrderWorkflow:
 
     def _leave(self, node: Node) -> None:
         self._current.remove(node.id)
+
+    def _has(self, change: str) -> bool:
+        """Whether this order runs with an interpreter change: by engine 2's one marker if it includes it, else by its own."""
+        if self._engine is None:
+            self._engine = 2 if workflow.patched(ENGINE_2) else 1
+        if self._engine == 2 and change in ENGINE_2_INCLUDES:
+            return True
+        return workflow.patched(change)
 
     def _publish(self, step: str | None = None) -> None:
         """Mirror status and current step into search attributes for `orderops list`."""
@@ -884,9 +901,8 @@ class OrderWorkflow:
         except ExpressionError as err:
             raise ProcessFailure(node.id, f"step {node.id!r}: {err}") from None
 
-    @staticmethod
-    def _cost_budget() -> int | None:
-        return MAX_COST_NS if workflow.patched(BOUNDED_EXPRESSIONS) else None
+    def _cost_budget(self) -> int | None:
+        return MAX_COST_NS if self._has(BOUNDED_EXPRESSIONS) else None
 
     def _condition(self, node: Node, expression: str) -> bool:
         value = self._evaluate(node, expression)

@@ -22,6 +22,7 @@ from orderops.messages import OrderResult
 from orderops.process.load import load_text
 from tests.helpers import cli
 from workflows import OrderWorkflow
+from workflows.order import CANCEL_BETWEEN_STEPS, CLEAR_AT_RISK, ENGINE_2, SETTLE_CANCELLED_ACTIVITIES, TASK_PRIORITIES
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 FILES = sorted(GOLDEN.glob("*.json"))
@@ -58,6 +59,31 @@ def test_golden_histories_cover_every_construct():
     assert "change_address" in updates
     # Histories from before earlier interpreter changes stay, proving those orders still replay.
     assert len([p for p in FILES if p.name.startswith("legacy-")]) >= 5
+
+
+def patch_ids(path: Path) -> list[str]:
+    return [
+        json.loads(payload.data)["id"]
+        for event in load_history_file(path).events
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        for details in event.marker_recorded_event_attributes.details.values()
+        for payload in details.payloads
+    ]
+
+
+def test_new_orders_carry_one_engine_marker_and_engine_1_orders_stay():
+    assert {name: patch_ids(path) for path in FILES if (name := path.name).startswith("test_")} == {
+        path.name: [ENGINE_2] for path in FILES if path.name.startswith("test_")
+    }
+    engine_1 = {path.name: patch_ids(path) for path in FILES if path.name.startswith("legacy-engine-1-")}
+    assert len(engine_1) >= 10 and all(ENGINE_2 not in ids for ids in engine_1.values())
+    # Between them they take the changes engine 2 folds in, each from its own marker.
+    assert {i for ids in engine_1.values() for i in ids} >= {
+        SETTLE_CANCELLED_ACTIVITIES,
+        TASK_PRIORITIES,
+        CLEAR_AT_RISK,
+        CANCEL_BETWEEN_STEPS,
+    }
 
 
 async def test_golden_histories_replay_on_the_current_code():
