@@ -7,7 +7,9 @@ initial search attributes, id `order-<id>`). Side B, "hand-written": bench/noop.
 `SevenNoopsByHand`, a plain `@workflow.defn` calling the same activity seven times in sequence with
 the options the interpreter gives a task node that sets none (start_to_close 1 min, retry from 1 s
 doubling, no attempt limit), its input the same order as the interpreter's activities see it; no
-search attributes. Both activities run through the project's AttemptEnvelope interceptor.
+search attributes. Side C, "local": `OrderWorkflow` running bench/definitions/seven_local_noops.yaml,
+the same seven tasks with `local: true` (each a local activity, same options). All three sides'
+activities run through the project's AttemptEnvelope interceptor.
 
 One worker process serves both, on two task queues with identical settings: `orderops.worker.
 build_worker` (the interpreter's queue, with `noop` added through `extra_activities`), and beside it
@@ -22,7 +24,8 @@ Each round starts N workflows of one side at once, waits for every result, then 
 rounds alternate which side goes first, after an unmeasured warm-up of both. Per batch: orders/s
 (N / wall time from the first start to the last result), worker, server and this client's CPU ms
 per order; per side: one history's events, bytes and workflow tasks. It prints min and median per
-side and the ratios interpreted / hand-written, with the load average before and after.
+side and the ratios interpreted / hand-written, local / hand-written and local / interpreted, with the
+load average before and after.
 Run: `.venv/bin/python bench/interpreter.py [--orders 200] [--rounds 3] [--warmup 20]`.
 A benchmark, not a test: it asserts nothing about speed (docs/performance.md).
 """
@@ -60,10 +63,14 @@ from orderops.process.lint import load_definition  # noqa: E402
 from tests.helpers import order_data  # noqa: E402
 
 PORT, UI_PORT = 7631, 8631
-DEFINITION = ROOT / "bench" / "definitions" / "seven_noops.yaml"
+DEFINITIONS = {
+    "interpreted": ROOT / "bench" / "definitions" / "seven_noops.yaml",
+    "local": ROOT / "bench" / "definitions" / "seven_local_noops.yaml",
+}
 INTERPRETED_QUEUE = "bench-interpreted"
 HAND_WRITTEN_QUEUE = "bench-hand-written"
-SIDES = ("interpreted", "hand-written")
+SIDES = ("interpreted", "hand-written", "local")
+RATIOS = (("interpreted", "hand-written"), ("local", "hand-written"), ("local", "interpreted"))
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -135,7 +142,7 @@ class Bench:
         self.server: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
         self.client: Client
-        self.snapshot = load_definition(DEFINITION, ACTIVITY_NAMES | {"noop"})
+        self.snapshots = {side: load_definition(path, ACTIVITY_NAMES | {"noop"}) for side, path in DEFINITIONS.items()}
         self.serial = 0
 
     async def start(self) -> None:
@@ -164,11 +171,11 @@ class Bench:
 
     async def batch(self, side: str, count: int) -> tuple[Batch, WorkflowHandle]:
         orders = self.orders(count)  # built before the clock starts
-        if side == "interpreted":
-            client = OrderClient(self.client, task_queue=INTERPRETED_QUEUE)
+        if side in self.snapshots:
+            client, snapshot = OrderClient(self.client, task_queue=INTERPRETED_QUEUE), self.snapshots[side]
 
             async def one(order: Order) -> WorkflowHandle:
-                handle = await client.start(order, self.snapshot)
+                handle = await client.start(order, snapshot)
                 result: OrderResult = await handle.result()
                 assert result.status == "completed", result
                 return handle
@@ -254,13 +261,10 @@ def report(batches: list[Batch], shapes: dict[str, Shape], replays: dict[tuple[s
         s = shapes[side]
         cells = [spread(values(side, heading), digits) for heading, digits, _ in columns]
         print(f"| {side} | " + " | ".join(cells) + f" | {s.events}, {s.bytes / 1024:.1f}, {len(s.task_ms)} |")
-    ratios = []
-    for heading, _, _ in columns:
-        a, b = values(SIDES[0], heading), values(SIDES[1], heading)
-        ratios.append(f"{statistics.median(a) / statistics.median(b):.2f}x")
-    a_shape, b_shape = shapes[SIDES[0]], shapes[SIDES[1]]
-    history_ratio = f"{a_shape.events / b_shape.events:.2f}x, {a_shape.bytes / b_shape.bytes:.2f}x"
-    print("| interpreted / hand-written (medians) | " + " | ".join(ratios) + f" | {history_ratio} |")
+    for a, b in RATIOS:
+        ratios = [f"{statistics.median(values(a, heading)) / statistics.median(values(b, heading)):.2f}x" for heading, _, _ in columns]
+        history_ratio = f"{shapes[a].events / shapes[b].events:.2f}x, {shapes[a].bytes / shapes[b].bytes:.2f}x"
+        print(f"| {a} / {b} (medians) | " + " | ".join(ratios) + f" | {history_ratio} |")
     print()
     for side in SIDES:
         s = shapes[side]

@@ -17,7 +17,7 @@ from typing import Any, get_args, overload
 
 from temporalio import workflow
 from temporalio.common import Priority, RawValue, RetryPolicy, SearchAttributeIndexedValueType
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState, TimeoutType
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError, RetryState, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ActivityCancellationType
 
@@ -106,12 +106,11 @@ def _limit(timeout: timedelta | None, deadline: datetime | None) -> tuple[timede
     return timeout, False
 
 
-def _failure(err: ActivityError) -> tuple[str, str]:
+def _failure(cause: BaseException) -> tuple[str, str]:
     """(type, message) of an activity's final failure, as the `error` variable shows them."""
-    cause = err.cause
     if isinstance(cause, ActivityTimeout):
         return "Timeout", f"{cause.type.name.lower()} timeout" if cause.type else "timeout"
-    message = getattr(cause, "message", None) or str(cause or err)
+    message = getattr(cause, "message", None) or str(cause)
     error_type = getattr(cause, "type", None)
     return (error_type if isinstance(error_type, str) and error_type else type(cause).__name__), message
 
@@ -354,32 +353,37 @@ class OrderWorkflow:
             # flight may still see its effect land, and the (idempotent) undo must follow it.
             self._compensations.append(compensation)
         retry = node.retry
+        options: dict[str, Any] = {
+            "activity_id": f"{node.id}-{self._activity_seq}",
+            "summary": node.id,
+            "start_to_close_timeout": node.timeouts.start_to_close,
+            "schedule_to_close_timeout": schedule_to_close,
+            "retry_policy": RetryPolicy(
+                initial_interval=retry.initial_interval,
+                backoff_coefficient=retry.backoff,
+                maximum_interval=retry.maximum_interval,
+                maximum_attempts=retry.maximum_attempts,
+                non_retryable_error_types=retry.non_retryable or None,
+            ),
+            # Compensation must not start before the activity has really stopped.
+            "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED if settle else ActivityCancellationType.TRY_CANCEL,
+            "result_type": dict,
+        }
         try:
-            envelope = await workflow.execute_activity(
-                node.activity,
-                args,
-                activity_id=f"{node.id}-{self._activity_seq}",
-                summary=node.id,
-                start_to_close_timeout=node.timeouts.start_to_close,
-                schedule_to_close_timeout=schedule_to_close,
-                heartbeat_timeout=node.timeouts.heartbeat,
-                priority=self._priority(),
-                retry_policy=RetryPolicy(
-                    initial_interval=retry.initial_interval,
-                    backoff_coefficient=retry.backoff,
-                    maximum_interval=retry.maximum_interval,
-                    maximum_attempts=retry.maximum_attempts,
-                    non_retryable_error_types=retry.non_retryable or None,
-                ),
-                # Compensation must not start before the activity has really stopped.
-                cancellation_type=(ActivityCancellationType.WAIT_CANCELLATION_COMPLETED if settle else ActivityCancellationType.TRY_CANCEL),
-                result_type=dict,
-            )
+            if node.local:
+                envelope = await workflow.execute_local_activity(node.activity, args, **options)
+            else:
+                envelope = await workflow.execute_activity(
+                    node.activity, args, heartbeat_timeout=node.timeouts.heartbeat, priority=self._priority(), **options
+                )
         except asyncio.CancelledError:
             self._finish(step, "cancelled")
             raise
-        except ActivityError as err:
-            if isinstance(err.cause, CancelledError):
+        except FailureError as err:
+            # A regular activity's failure comes as an ActivityError around its cause; a local
+            # activity's final failure can come bare (its ApplicationError, TimeoutError or CancelledError).
+            cause, retry_state = (err.cause, err.retry_state) if isinstance(err, ActivityError) else (err, None)
+            if isinstance(cause, CancelledError):
                 # A sibling branch failed or the order is being cancelled: not this step's failure.
                 self._finish(step, "cancelled")
                 raise
@@ -388,12 +392,11 @@ class OrderWorkflow:
             # The deadline cut the attempts short: either schedule-to-close ran out, or Temporal saw
             # that the next retry would start after it and gave up with the last error.
             if deadline_binds and (
-                (isinstance(err.cause, ActivityTimeout) and err.cause.type == TimeoutType.SCHEDULE_TO_CLOSE)
-                or err.retry_state == RetryState.TIMEOUT
+                (isinstance(cause, ActivityTimeout) and cause.type == TimeoutType.SCHEDULE_TO_CLOSE) or retry_state == RetryState.TIMEOUT
             ):
                 assert deadline is not None  # _limit binds only to a deadline
                 return self._breach(node, deadline, step)
-            error_type, message = _failure(err)
+            error_type, message = _failure(cause or err)
             self._finish(step, "failed", f"{error_type}: {message}")
             self._vars["error"] = {"node": node.id, "type": error_type, "message": message}
             if node.on_error:

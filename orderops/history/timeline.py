@@ -36,6 +36,8 @@ from orderops.payloads import Refused
 from orderops.process.load import load_text
 
 CONVERTER = pydantic_data_converter.payload_converter
+# The marker Temporal's Core SDK records for each local activity result (there are no activity-task events).
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
 
 class NodeVisit(BaseModel):
@@ -60,6 +62,12 @@ class ActivityRun(BaseModel):
     retry_delays_s: list[float] = Field(default=[], description="Waits between attempts as the retry policy sets them")
     waited_s: float | None = Field(None, description="Observed: from scheduling to the start of the last attempt")
     scheduled_event_id: int
+    local: bool = Field(
+        False,
+        description="Ran as a local activity: its times are those of the marker the workflow task recorded, "
+        "and ran_s what the worker measured from scheduling to completion",
+    )
+    ran_s: float | None = None
 
 
 class DecisionEntry(DecisionRecord):
@@ -157,6 +165,13 @@ def _summary(data: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _proto_time(value: Any) -> datetime | None:
+    """A google.protobuf.Timestamp as Core writes it into a local activity's marker: {seconds, nanos}."""
+    if not isinstance(value, dict) or "seconds" not in value:
+        return None
+    return datetime.fromtimestamp(value["seconds"] + value.get("nanos", 0) / 1e9, UTC)
+
+
 def _failure_text(failure) -> str:
     kind = failure.application_failure_info.type if failure.HasField("application_failure_info") else ""
     message = failure.message
@@ -181,6 +196,7 @@ class _Builder:
         self.visits: list[NodeVisit] = []
         self.current: list[str] = []
         self.activities: dict[int, ActivityRun] = {}
+        self.local_runs: dict[str, ActivityRun] = {}  # by activity id: a local activity retried after a backoff keeps its run
         self.policies: dict[int, Any] = {}
         self.timers: dict[str, TimerEntry] = {}
         self.decisions: list[DecisionEntry] = []
@@ -267,6 +283,8 @@ class _Builder:
                 scheduled_event_id=event.event_id,
             )
             self.policies[event.event_id] = scheduled.retry_policy
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER:
+            self._on_local_activity(event, at)
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             attempt = event.activity_task_started_event_attributes
             run = self.activities[attempt.scheduled_event_id]
@@ -278,9 +296,7 @@ class _Builder:
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             completed = event.activity_task_completed_event_attributes
             self._close_activity(completed.scheduled_event_id, at, "completed")
-            if self.activities[completed.scheduled_event_id].activity == "compute_promise":
-                envelope = _decode(completed.result.payloads, dict)
-                self.promise = envelope.get("result") if isinstance(envelope, dict) else None
+            self._read_promise(self.activities[completed.scheduled_event_id], completed.result.payloads)
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
             failed = event.activity_task_failed_event_attributes
             self._close_activity(failed.scheduled_event_id, at, "failed", _failure_text(failed.failure))
@@ -377,6 +393,42 @@ class _Builder:
             if node not in self.current and node in self.node_types:
                 self.visits.append(NodeVisit(node=node, type=self.node_types[node], entered_at=at, event_id=event.event_id))
         self.current = [n for n in now if n in self.node_types]
+
+    def _read_promise(self, run: ActivityRun, payloads) -> None:
+        if run.activity == "compute_promise":
+            envelope = _decode(payloads, dict)
+            self.promise = envelope.get("result") if isinstance(envelope, dict) else None
+
+    def _on_local_activity(self, event: HistoryEvent, at: datetime) -> None:
+        """A local activity's marker: one per completion, or per failed attempt handed to a backoff timer."""
+        marker = event.marker_recorded_event_attributes
+        data = _decode(list(marker.details["data"].payloads), dict)
+        if not isinstance(data, dict):
+            return
+        activity_id = str(data.get("activity_id", ""))
+        run = self.local_runs.get(activity_id)
+        if run is None:
+            run = ActivityRun(
+                node=activity_id.removeprefix("undo-").rsplit("-", 1)[0],
+                activity=str(data.get("activity_type", "")),
+                compensation=activity_id.startswith("undo-"),
+                scheduled_at=at,
+                scheduled_event_id=event.event_id,
+                local=True,
+            )
+            self.activities[event.event_id] = self.local_runs[activity_id] = run
+        run.attempts, run.started_at, run.closed_at = int(data.get("attempt") or 1), at, at
+        scheduled, completed = _proto_time(data.get("original_schedule_time")), _proto_time(data.get("complete_time"))
+        if scheduled and completed:
+            run.ran_s = round(max((completed - scheduled).total_seconds(), 0.0), 3)
+        if not marker.HasField("failure"):
+            run.outcome = "completed"
+            self._read_promise(run, list(marker.details["result"].payloads) if "result" in marker.details else [])
+        elif data.get("backoff"):
+            run.outcome, run.last_retried_failure = "backing_off", _failure_text(marker.failure)
+        else:
+            cancelled = marker.failure.HasField("canceled_failure_info")
+            run.outcome, run.failure = ("cancelled", None) if cancelled else ("failed", _failure_text(marker.failure))
 
     def _close_activity(self, scheduled_event_id: int, at: datetime, outcome: str, failure: str | None = None) -> None:
         run = self.activities[scheduled_event_id]

@@ -75,7 +75,8 @@ def _task_expressions(node: TaskNode) -> list[ExpressionAt]:
 
 
 def _task_label(node: TaskNode) -> str:
-    return f"{node.id}\ntask: {node.activity}" + (f"\nundo: {node.compensation}" if node.compensation else "")
+    kind = "local task" if node.local else "task"
+    return f"{node.id}\n{kind}: {node.activity}" + (f"\nundo: {node.compensation}" if node.compensation else "")
 
 
 def _exclusive_edges(node: ExclusiveGateway) -> list[tuple[str, str]]:

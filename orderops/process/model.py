@@ -31,6 +31,10 @@ PriorityKey = Annotated[
 ]
 
 # What a node's `kpi:` marks, and the one construct each may go on (orderops report reads them).
+# A local activity runs inside the order's workflow task, which Temporal extends while it runs: it
+# suits steps of a few seconds, so a local task's attempt may take a minute at most.
+LOCAL_TASK_LIMIT = timedelta(minutes=1)
+
 KPI_NODE_TYPES = {"review": "user_task", "shipment": "task", "delivery": "task"}
 Kpi = Literal["review", "shipment", "delivery"]
 
@@ -109,8 +113,23 @@ class TaskNode(Deadlined, NodeBase):
     status_from: Expression | None = Field(
         None, description="After the task completes, the order's status becomes this expression's value (e.g. tracking.status)"
     )
+    local: bool = Field(
+        False,
+        description="Run the activity as a local activity, in the worker running the order: no task-queue round trip and "
+        "fewer history events, for quick steps (review rules, the promise, notices through the outbox); no heartbeat",
+    )
     next: NodeId
     on_error: NodeId | None = Field(None, description="Where to go when the task fails for good")
+
+    @model_validator(mode="after")
+    def _quick_if_local(self) -> TaskNode:
+        if not self.local:
+            return self
+        if self.timeouts.heartbeat is not None:
+            raise ValueError("a local task cannot heartbeat: remove timeouts.heartbeat or set local: false")
+        if self.timeouts.start_to_close is None or self.timeouts.start_to_close > LOCAL_TASK_LIMIT:
+            raise ValueError("a local task needs timeouts.start_to_close of at most 1m: it runs inside the order's workflow task")
+        return self
 
 
 class Branch(Strict):

@@ -65,7 +65,7 @@ def patch_ids(path: Path) -> list[str]:
     return [
         json.loads(payload.data)["id"]
         for event in load_history_file(path).events
-        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and event.marker_recorded_event_attributes.marker_name == "core_patch"
         for details in event.marker_recorded_event_attributes.details.values()
         for payload in details.payloads
     ]

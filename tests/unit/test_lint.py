@@ -206,8 +206,29 @@ def test_unreadable_yaml_is_one_line_not_a_traceback(tmp_path: Path, text: str, 
             ("    result: review\n", "    result: review\n    retry: {initial_interval: 10s, maximum_interval: 1s}\n"),
             "maximum_interval must not be shorter than initial_interval",
         ),
+        (
+            ("    result: review\n", "    result: review\n    local: true\n    timeouts: {start_to_close: 10s, heartbeat: 5s}\n"),
+            "a local task cannot heartbeat: remove timeouts.heartbeat or set local: false",
+        ),
+        (
+            ("    result: review\n", "    result: review\n    local: true\n    timeouts: {start_to_close: 2m}\n"),
+            "a local task needs timeouts.start_to_close of at most 1m",
+        ),
+        (
+            ("    result: review\n", "    result: review\n    local: true\n    timeouts: {schedule_to_close: 30s}\n"),
+            "a local task needs timeouts.start_to_close of at most 1m",
+        ),
     ],
-    ids=["heartbeat-only", "zero-timeout", "negative-timeout", "huge-timeout", "inverted-retry-intervals"],
+    ids=[
+        "heartbeat-only",
+        "zero-timeout",
+        "negative-timeout",
+        "huge-timeout",
+        "inverted-retry-intervals",
+        "local-heartbeat",
+        "local-too-long",
+        "local-without-start-to-close",
+    ],
 )
 def test_settings_temporal_would_reject_are_caught_by_lint(change, message):
     old, new = change
