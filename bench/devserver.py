@@ -1,8 +1,9 @@
-"""The embedded Temporal server a benchmark runs on its own ports, and stopping the processes it starts."""
+"""The embedded Temporal server a benchmark runs on its own ports, the CPU its processes use, and stopping them."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,14 @@ from temporalio.client import Client
 
 from orderops import server
 from orderops.connect import Unreachable, connect
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 async def start_dev_server(port: int, ui_port: int, db: Path, log: Path) -> tuple[subprocess.Popen, Client]:

@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))  # tests.helpers for the order, bench.noop for the
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory  # noqa: E402
 
-from bench.devserver import start_dev_server, stop  # noqa: E402
+from bench.devserver import cpu_s, start_dev_server, stop  # noqa: E402
 from bench.noop import HAND_WRITTEN, STEPS  # noqa: E402
 from orderops.activity_names import ACTIVITY_NAMES  # noqa: E402
 from orderops.client import OrderClient  # noqa: E402
@@ -71,13 +71,6 @@ INTERPRETED_QUEUE = "bench-interpreted"
 HAND_WRITTEN_QUEUE = "bench-hand-written"
 SIDES = ("interpreted", "hand-written", "local")
 RATIOS = (("interpreted", "hand-written"), ("local", "hand-written"), ("local", "interpreted"))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, all its threads (fields 14 and 15 of /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 # -- the worker process -------------------------------------------------------------------------------
@@ -270,10 +263,12 @@ def report(batches: list[Batch], shapes: dict[str, Shape], replays: dict[tuple[s
         s = shapes[side]
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(s.kinds.items(), key=lambda kv: -kv[1]))
         print(f"{side} history: {kinds}")
-        print(
-            f"  workflow task run (server-recorded): first {s.task_ms[0]:.1f} ms, then median {statistics.median(s.task_ms[1:]):.1f} ms,"
-            f" max {max(s.task_ms[1:]):.1f} ms"
+        rest = (
+            f", then median {statistics.median(s.task_ms[1:]):.1f} ms, max {max(s.task_ms[1:]):.1f} ms"
+            if s.task_ms[1:]
+            else " (the only one)"
         )
+        print(f"  workflow task run (server-recorded): first {s.task_ms[0]:.1f} ms{rest}")
     print()
     print("Replaying one history in this process (its workflow code alone, no server), ms per workflow:")
     print("| Side | sandboxed (as orderops replay runs) | unsandboxed |")

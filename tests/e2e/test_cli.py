@@ -175,7 +175,7 @@ async def test_list_by_status_from_visibility(tmp_path, client, worker, address)
         if rows:
             break
         await asyncio.sleep(0.2)
-    assert rows and rows[0]["step"] == "manual_review" and rows[0]["process"] == "standard v4"
+    assert rows and rows[0]["step"] == "manual_review" and rows[0]["process"] == "standard v5"
     await client.get_workflow_handle(workflow_id(order["order_id"])).cancel()
 
 

@@ -129,7 +129,7 @@ async def test_render_colours_the_path_an_order_took(start, address):
 def test_diff_lists_nodes_and_edges():
     old = parsed(ROOT / "process_defs" / "standard.yaml")
     text = (ROOT / "process_defs" / "standard.yaml").read_text()
-    text = text.replace("version: 4", "version: 5").replace("      approve: stock_gate\n      edit", "      approve: pack\n      edit")
+    text = text.replace("version: 5", "version: 6").replace("      approve: stock_gate\n      edit", "      approve: pack\n      edit")
     text = text.replace(
         "  - id: completed\n", "  - id: thank_you\n    type: wait\n    duration: 1m\n    next: completed\n\n  - id: completed\n"
     )
@@ -137,7 +137,7 @@ def test_diff_lists_nodes_and_edges():
     new, problems = lint_text(text, KNOWN_ACTIVITIES)
     assert problems == []
     changes = diff(old, new)
-    assert (changes.old, changes.new) == ("standard v4", "standard v5")
+    assert (changes.old, changes.new) == ("standard v5", "standard v6")
     assert changes.added_nodes == ["thank_you"] and changes.removed_nodes == []
     assert [(c.node, c.fields) for c in changes.changed_nodes] == [("await_feedback", ["on_timeout"]), ("manual_review", ["outcomes"])]
     assert "manual_review -> pack [approve]" in changes.added_edges
@@ -149,11 +149,11 @@ async def test_diff_names_in_flight_orders_at_changed_nodes(start, address, tmp_
     order, handle = await start(phone="12345")
     await wait_until(handle, awaiting_decision)
     shutil.copytree(ROOT / "process_defs" / "policies", tmp_path / "policies")
-    new = tmp_path / "standard-v4.yaml"
+    new = tmp_path / "standard-v5.yaml"
     new.write_text(
         (ROOT / "process_defs" / "standard.yaml")
         .read_text()
-        .replace("version: 4", "version: 5")
+        .replace("version: 5", "version: 6")
         .replace("      approve: stock_gate\n      edit", "      approve: pack\n      edit")
     )
     waiting = []
@@ -172,7 +172,7 @@ async def test_diff_names_in_flight_orders_at_changed_nodes(start, address, tmp_
 def test_diff_of_identical_definitions_and_of_a_broken_one(tmp_path: Path):
     standard = ROOT / "process_defs" / "standard.yaml"
     same = run_cli("--address", "127.0.0.1:1", "diff", str(standard), str(standard))
-    assert same.returncode == 0 and same.stdout.strip() == "standard v4 -> standard v4  (no change)"
+    assert same.returncode == 0 and same.stdout.strip() == "standard v5 -> standard v5  (no change)"
     broken = tmp_path / "broken.yaml"
     broken.write_text("id: x\nversion: [\n")
     bad = run_cli("diff", str(standard), str(broken))
@@ -187,7 +187,7 @@ def test_render_needs_a_definition_or_an_order():
 def test_diff_names_each_changed_setting_by_its_path():
     old = parsed(ROOT / "process_defs" / "standard.yaml")
     text = (ROOT / "process_defs" / "standard.yaml").read_text()
-    text = text.replace("version: 4", "version: 5").replace("    max_attempts: 3 ", "    max_attempts: 4 ")
+    text = text.replace("version: 5", "version: 6").replace("    max_attempts: 3 ", "    max_attempts: 4 ")
     text = text.replace("      daily_capacity: 200\n", "      daily_capacity: 150\n")
     new, problems = lint_text(text, KNOWN_ACTIVITIES)
     assert problems == []

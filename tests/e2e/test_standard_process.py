@@ -540,7 +540,7 @@ async def test_editing_the_yaml_does_not_change_an_order_in_flight(start, tmp_pa
     # An ops engineer now makes approval go straight to rejection, as a new version.
     path.write_text(
         path.read_text()
-        .replace("version: 4", "version: 5")
+        .replace("version: 5", "version: 6")
         .replace("      approve: stock_gate\n      edit", "      approve: rejected\n      edit")
     )
     assert load_definition(path, KNOWN_ACTIVITIES).sha256 != original.sha256
@@ -549,7 +549,7 @@ async def test_editing_the_yaml_does_not_change_an_order_in_flight(start, tmp_pa
     await deliver(handle)
     result = await settled(handle, store)
     assert result.status == "completed"
-    assert (result.process.version, result.process.sha256) == (4, original.sha256)
+    assert (result.process.version, result.process.sha256) == (5, original.sha256)
 
 
 async def test_workflow_side_validation_of_a_raw_update_payload(start, client, store: Store):

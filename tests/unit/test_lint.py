@@ -150,7 +150,7 @@ def test_cli_reports_file_line_col_and_fails(tmp_path: Path):
     good = ROOT / "process_defs" / "standard.yaml"
     result = run_cli("lint", str(good), str(bad))
     assert result.returncode == 1
-    assert f"{good}: ok (standard v4" in result.stdout
+    assert f"{good}: ok (standard v5" in result.stdout
     assert re.search(
         rf"^{re.escape(str(bad))}:14:9: node 'route': 'branches.0.next' points to unknown node 'nowhere'$", result.stdout, re.M
     )
