@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/waiting.py
 	$(BIN)/python bench/interpreter.py
+	$(BIN)/python bench/standard.py
 
 # Pages generated from the code; a test fails when they are stale.
 docs: $(STAMP)

@@ -1,0 +1,168 @@
+"""The full standard process, driven as the demo drives it: orders/s and CPU per order, against a baseline.
+
+Each trial starts a dev server of its own (ports 7651/8651, in a temporary directory), a worker
+process of the tree under test, and N paid, in-stock orders of that tree's
+process_defs/standard.yaml, all at once. The demo's own actors (`orderops.demo.Actors`: the picker's
+scan, the courier's tracking, the customer's feedback) drive every order to its end, going round
+the orders as `orderops demo` does (describe, status query, then the event the order waits for).
+Per trial: orders/s (N / wall time from the first start to the last result), worker and server CPU
+per order from /proc/<pid>/stat, and one order's history (events, workflow tasks, search-attribute
+upserts, timers, markers). The baseline is an older revision run the same way (`git archive`, with
+this virtualenv), trials interleaved.
+
+    .venv/bin/python bench/standard.py                            # 100 orders, vs cf1a748
+    .venv/bin/python bench/standard.py --orders 200 --rounds 2 --baseline 566a5d2
+
+A benchmark, not a test: it asserts nothing about speed (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from devserver import cpu_s, start_dev_server, stop
+from startup import export  # bench/startup.py: a revision's tree, for the baseline
+from temporalio.api.enums.v1 import EventType
+from waiting import order as waiting_order
+
+from activities.store import Store
+from orderops.activity_names import ACTIVITY_NAMES
+from orderops.client import OrderClient
+from orderops.config import SAMPLES_DIR
+from orderops.demo import Actors, Scenario, Tracked
+from orderops.order import Order
+from orderops.process.lint import load_definition
+
+ROOT = Path(__file__).resolve().parent.parent
+PORT, UI_PORT = 7651, 8651
+TIMEOUT_S = 900
+
+
+@dataclass
+class Trial:
+    tree: str
+    orders: int
+    wall_s: float
+    worker_cpu_s: float
+    server_cpu_s: float
+    kinds: Counter
+
+    @property
+    def per_s(self) -> float:
+        return self.orders / self.wall_s
+
+
+def order(index: int, trial: int) -> Order:
+    """bench/waiting.py's order with a valid phone, so the automatic review passes it."""
+    return waiting_order(index, trial).model_copy(update={"order_id": f"s{trial}-{index:05d}", "phone": "13812345678"})
+
+
+async def trial(index: int, tree_name: str, tree: Path | None, orders: int, folder: Path) -> Trial:
+    home = folder / f"trial-{index}"
+    (home / "labels").mkdir(parents=True)
+    store = Store(home / "warehouse.db", home / "labels")
+    store.seed(SAMPLES_DIR / "warehouse.yaml")
+    store.receive_stock("TEA-001", "SH", orders)
+    dev, client = await start_dev_server(PORT, UI_PORT, home / "temporal.db", home / "temporal-server.log")
+    log = open(home / "worker.log", "ab")  # noqa: SIM115 - closed in the finally below
+    worker = None
+    try:
+        env = {**os.environ, "ORDEROPS_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{PORT}"}
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree)  # before the editable install on sys.path: the baseline's code
+        launch = "import sys; from orderops.cli import main; main()"
+        worker = subprocess.Popen([sys.executable, "-c", launch, "worker"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree or ROOT)
+        snapshot = load_definition((tree or ROOT) / "process_defs" / "standard.yaml", ACTIVITY_NAMES)
+        api = OrderClient(client)
+        wanted = [order(i, index) for i in range(orders)]
+        await api.start(order(orders, index), snapshot)  # the worker's start-up and first order: not measured
+        worker0, server0 = cpu_s(worker.pid), cpu_s(dev.pid)
+        began = time.perf_counter()
+        handles = await asyncio.gather(*(api.start(o, snapshot) for o in wanted))
+        tracked = [Tracked(Scenario(scenario="bench", expect="completed", order=o), h) for o, h in zip(wanted, handles, strict=True)]
+        actors = Actors(api, store, tracked)
+        deadline = time.monotonic() + TIMEOUT_S
+        while any(t.result is None for t in tracked):
+            if time.monotonic() > deadline or worker.poll() is not None:
+                sys.exit(f"the orders did not finish within {TIMEOUT_S} s; see {home / 'worker.log'}")
+            for t in tracked:
+                if t.result is None:
+                    await actors.advance(t)
+            await asyncio.sleep(0.2)  # as the demo paces its rounds
+        wall = time.perf_counter() - began
+        worker_cpu, server_cpu = cpu_s(worker.pid) - worker0, cpu_s(dev.pid) - server0
+        ended = Counter(t.result.status for t in tracked if t.result)
+        if ended != Counter({"completed": orders}):
+            sys.exit(f"not every order completed: {dict(ended)}; see {home / 'worker.log'}")
+        history = await handles[0].fetch_history()
+        kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower() for e in history.events)
+        kinds["events"] = len(history.events)
+        return Trial(tree_name, orders, wall, worker_cpu, server_cpu, kinds)
+    finally:
+        for process in (worker, dev):
+            stop(process, signal.SIGKILL)
+        log.close()
+
+
+def spread(values: list[float], digits: int) -> str:
+    return f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f}"
+
+
+def report(results: list[Trial], trees: list[str]) -> None:
+    def column(tree: str, value) -> list[float]:
+        return [value(t) for t in results if t.tree == tree]
+
+    columns = {
+        "orders/s": lambda t: t.per_s,
+        "worker CPU ms/order": lambda t: t.worker_cpu_s / t.orders * 1e3,
+        "server CPU ms/order": lambda t: t.server_cpu_s / t.orders * 1e3,
+    }
+    shown = ("events", "workflow_task_completed", "upsert_workflow_search_attributes", "timer_started", "marker_recorded")
+    print("| Tree | " + " | ".join(f"{c}: min / median" for c in columns) + " | One order: " + ", ".join(shown) + " |")
+    print("|---" * (len(columns) + 2) + "|")
+    for tree in trees:
+        kinds = next(t.kinds for t in results if t.tree == tree)
+        cells = [spread(column(tree, value), 1) for value in columns.values()]
+        print(f"| {tree} | " + " | ".join(cells) + " | " + ", ".join(str(kinds[k]) for k in shown) + " |")
+    now, base = trees
+    ratios = [f"{statistics.median(column(now, v)) / statistics.median(column(base, v)):.2f}x" for v in columns.values()]
+    print(f"| {now} / {base} (medians) | " + " | ".join(ratios) + " | |")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=100, help="orders started at once in each trial")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of now and the baseline")
+    parser.add_argument("--baseline", default="cf1a748", help="the revision compared against")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    results: list[Trial] = []
+    with tempfile.TemporaryDirectory(prefix="orderops-bench-standard-") as scratch:
+        folder = Path(scratch)
+        baseline = export(args.baseline, folder / "baseline")
+        trees: list[tuple[str, Path | None]] = [("now", None), (args.baseline, baseline)]
+        index = 0
+        for round_ in range(args.rounds):
+            for name, tree in trees if round_ % 2 == 0 else trees[::-1]:
+                index += 1
+                results.append(await trial(index, name, tree, args.orders, folder))
+                t = results[-1]
+                print(f"  trial {index} ({name}): {t.per_s:.2f} orders/s", file=sys.stderr)
+    print(f"{args.orders} standard orders per trial, driven as the demo drives them, {args.rounds} round(s), {os.cpu_count()} cores")
+    report(results, [name for name, _ in trees])
+    print(f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
