@@ -7,8 +7,9 @@ scan, the courier's tracking, the customer's feedback) drive every order to its 
 the orders as `orderops demo` does (describe, status query, then the event the order waits for).
 Per trial: orders/s (N / wall time from the first start to the last result), worker and server CPU
 per order from /proc/<pid>/stat, and one order's history (events, workflow tasks, search-attribute
-upserts, timers, markers). The baseline is an older revision run the same way (`git archive`, with
-this virtualenv), trials interleaved.
+upserts, timers, markers). Two baselines, trials interleaved: "all regular", this tree with every
+`local: true` taken out of standard.yaml (the gain of local tasks alone), and an older revision run
+the same way (`git archive`, with this virtualenv).
 
     .venv/bin/python bench/standard.py                            # 100 orders, vs cf1a748
     .venv/bin/python bench/standard.py --orders 200 --rounds 2 --baseline 566a5d2
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -68,7 +70,7 @@ def order(index: int, trial: int) -> Order:
     return waiting_order(index, trial).model_copy(update={"order_id": f"s{trial}-{index:05d}", "phone": "13812345678"})
 
 
-async def trial(index: int, tree_name: str, tree: Path | None, orders: int, folder: Path) -> Trial:
+async def trial(index: int, tree_name: str, tree: Path | None, orders: int, folder: Path, *, all_regular: bool = False) -> Trial:
     home = folder / f"trial-{index}"
     (home / "labels").mkdir(parents=True)
     store = Store(home / "warehouse.db", home / "labels")
@@ -83,7 +85,12 @@ async def trial(index: int, tree_name: str, tree: Path | None, orders: int, fold
             env["PYTHONPATH"] = str(tree)  # before the editable install on sys.path: the baseline's code
         launch = "import sys; from orderops.cli import main; main()"
         worker = subprocess.Popen([sys.executable, "-c", launch, "worker"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree or ROOT)
-        snapshot = load_definition((tree or ROOT) / "process_defs" / "standard.yaml", ACTIVITY_NAMES)
+        definition = (tree or ROOT) / "process_defs" / "standard.yaml"
+        if all_regular:  # a copy of the folder, for the promise policy the definition names beside it
+            shutil.copytree(definition.parent, home / "defs")
+            definition = home / "defs" / "standard.yaml"
+            definition.write_text(definition.read_text().replace("    local: true\n", ""))
+        snapshot = load_definition(definition, ACTIVITY_NAMES)
         api = OrderClient(client)
         wanted = [order(i, index) for i in range(orders)]
         await api.start(order(orders, index), snapshot)  # the worker's start-up and first order: not measured
@@ -135,9 +142,10 @@ def report(results: list[Trial], trees: list[str]) -> None:
         kinds = next(t.kinds for t in results if t.tree == tree)
         cells = [spread(column(tree, value), 1) for value in columns.values()]
         print(f"| {tree} | " + " | ".join(cells) + " | " + ", ".join(str(kinds[k]) for k in shown) + " |")
-    now, base = trees
-    ratios = [f"{statistics.median(column(now, v)) / statistics.median(column(base, v)):.2f}x" for v in columns.values()]
-    print(f"| {now} / {base} (medians) | " + " | ".join(ratios) + " | |")
+    now = trees[0]
+    for base in trees[1:]:
+        ratios = [f"{statistics.median(column(now, v)) / statistics.median(column(base, v)):.2f}x" for v in columns.values()]
+        print(f"| {now} / {base} (medians) | " + " | ".join(ratios) + " | |")
 
 
 async def main() -> None:
@@ -151,12 +159,12 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="orderops-bench-standard-") as scratch:
         folder = Path(scratch)
         baseline = export(args.baseline, folder / "baseline")
-        trees: list[tuple[str, Path | None]] = [("now", None), (args.baseline, baseline)]
+        trees: list[tuple[str, Path | None]] = [("now", None), ("all regular", None), (args.baseline, baseline)]
         index = 0
         for round_ in range(args.rounds):
             for name, tree in trees if round_ % 2 == 0 else trees[::-1]:
                 index += 1
-                results.append(await trial(index, name, tree, args.orders, folder))
+                results.append(await trial(index, name, tree, args.orders, folder, all_regular=name == "all regular"))
                 t = results[-1]
                 print(f"  trial {index} ({name}): {t.per_s:.2f} orders/s", file=sys.stderr)
     print(f"{args.orders} standard orders per trial, driven as the demo drives them, {args.rounds} round(s), {os.cpu_count()} cores")
