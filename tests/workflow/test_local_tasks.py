@@ -3,6 +3,8 @@ failure paths as a regular task, without the activity-task events."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from rich.console import Console
 from temporalio.api.enums.v1 import EventType
@@ -10,8 +12,9 @@ from temporalio.api.enums.v1 import EventType
 from activities.store import Store
 from orderops.history.show import print_timeline
 from orderops.history.timeline import build_timeline
+from orderops.messages import CancelRequest
 from tests.helpers import settled
-from tests.support import journal_for
+from tests.support import journal_for, release
 
 pytestmark = pytest.mark.golden
 
@@ -51,3 +54,21 @@ async def test_local_tasks_retry_compensate_and_take_their_failure_path(start, s
     console = Console(record=True, width=200)
     print_timeline(console, timeline)
     assert "activity (local) flaky_step at flaky: completed after 3 attempts" in console.export_text()
+
+
+async def test_an_order_cancelled_while_a_local_task_runs_ends_cancelled_and_undone(start, store: Store):
+    order, handle = await start("local_cancel.yaml")
+    async with asyncio.timeout(30):
+        while "stubborn_step:started" not in journal_for(order.order_id):
+            await asyncio.sleep(0.05)
+    await handle.execute_update("cancel", CancelRequest(reason="customer called"))
+    release(order.order_id)
+    result = await settled(handle, store)
+    assert (result.status, result.reason) == ("cancelled", "cancelled by support: customer called")
+    # Unlike a regular activity, which hears of a cancellation only through a heartbeat, a local one
+    # is interrupted in its worker thread (it never notes "finished"); the undo still follows.
+    assert journal_for(order.order_id) == ["stubborn_step:started", "undo_step:stubborn"]
+    assert [(s.node, s.type, s.outcome) for s in result.steps] == [
+        ("stubborn", "task", "cancelled"),
+        ("stubborn", "compensation", "completed"),
+    ]
