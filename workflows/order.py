@@ -257,7 +257,7 @@ class OrderWorkflow:
             flow.cancel()
             try:  # noqa: SIM105 -- workflow code: type-level changes only, old histories replay against it
                 await flow
-            except (asyncio.CancelledError, ActivityError, ProcessFailure):
+            except (asyncio.CancelledError, ActivityError, CancelledError, ProcessFailure):
                 pass
             for step in self._steps:
                 if step.outcome == "running":  # interrupted where it stood (a user task, a receive, a wait)
@@ -290,7 +290,8 @@ class OrderWorkflow:
                 # Every command this node issues carries its id, so the Web UI groups them by step.
                 with workflow.create_event_group(node.id, label=f"{node.type} {node.id}").scope():
                     node_id = await self._step(node)
-            except (ProcessFailure, ActivityError, asyncio.CancelledError):
+            # CancelledError: a local activity's cancellation, which comes without an ActivityError around it.
+            except (ProcessFailure, ActivityError, CancelledError, asyncio.CancelledError):
                 raise
             except Exception as err:
                 # A definition can fail at run time in ways lint cannot see (a value of the wrong

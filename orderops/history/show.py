@@ -33,8 +33,8 @@ def _lines(timeline: Timeline) -> list[tuple[datetime, int, str]]:
         label = ("undo" if run.compensation else "activity") + (" (local)" if run.local else "")
         text = f"  {label} {escape(run.activity)} at {escape(run.node)}: {run.outcome}"
         if run.attempts:
-            # A local activity's events carry only the workflow task's time; the worker timed it.
-            took = f"{run.ran_s:.3f}s in the worker" if run.local and run.ran_s is not None else _seconds(run.scheduled_at, run.closed_at)
+            # A local activity's history carries only the time of the workflow task that recorded it.
+            took = "" if run.local else _seconds(run.scheduled_at, run.closed_at)
             text += f" after {run.attempts} attempt{'s' if run.attempts != 1 else ''}" + (f", {took}" if took else "")
         if run.retry_delays_s:
             text += f"; retry delays by policy {', '.join(f'{d:g}s' for d in run.retry_delays_s)}, last attempt started {run.waited_s:g}s after scheduling"

@@ -62,12 +62,7 @@ class ActivityRun(BaseModel):
     retry_delays_s: list[float] = Field(default=[], description="Waits between attempts as the retry policy sets them")
     waited_s: float | None = Field(None, description="Observed: from scheduling to the start of the last attempt")
     scheduled_event_id: int
-    local: bool = Field(
-        False,
-        description="Ran as a local activity: its times are those of the marker the workflow task recorded, "
-        "and ran_s what the worker measured from scheduling to completion",
-    )
-    ran_s: float | None = None
+    local: bool = Field(False, description="Ran as a local activity: its times are those of the workflow task that recorded it")
 
 
 class DecisionEntry(DecisionRecord):
@@ -163,13 +158,6 @@ def _decode(payloads, type_hint) -> Any:
 def _summary(data: Any, limit: int = 120) -> str:
     text = json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _proto_time(value: Any) -> datetime | None:
-    """A google.protobuf.Timestamp as Core writes it into a local activity's marker: {seconds, nanos}."""
-    if not isinstance(value, dict) or "seconds" not in value:
-        return None
-    return datetime.fromtimestamp(value["seconds"] + value.get("nanos", 0) / 1e9, UTC)
 
 
 def _failure_text(failure) -> str:
@@ -364,6 +352,9 @@ class _Builder:
         self.workflow_status, self.closed_at = closing[kind], at
         for visit in self.visits:
             visit.left_at = visit.left_at or at
+        for run in self.local_runs.values():
+            if run.outcome == "backing_off":  # its next attempt never came: the order ended first
+                run.outcome = "cancelled"
         if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
             result = _decode(event.workflow_execution_completed_event_attributes.result.payloads, OrderResult)
             self.result = result if isinstance(result, OrderResult) else None
@@ -418,17 +409,16 @@ class _Builder:
             )
             self.activities[event.event_id] = self.local_runs[activity_id] = run
         run.attempts, run.started_at, run.closed_at = int(data.get("attempt") or 1), at, at
-        scheduled, completed = _proto_time(data.get("original_schedule_time")), _proto_time(data.get("complete_time"))
-        if scheduled and completed:
-            run.ran_s = round(max((completed - scheduled).total_seconds(), 0.0), 3)
         if not marker.HasField("failure"):
             run.outcome = "completed"
             self._read_promise(run, list(marker.details["result"].payloads) if "result" in marker.details else [])
         elif data.get("backoff"):
             run.outcome, run.last_retried_failure = "backing_off", _failure_text(marker.failure)
+        elif marker.failure.HasField("canceled_failure_info"):
+            run.outcome = "cancelled"
         else:
-            cancelled = marker.failure.HasField("canceled_failure_info")
-            run.outcome, run.failure = ("cancelled", None) if cancelled else ("failed", _failure_text(marker.failure))
+            timed_out = marker.failure.HasField("timeout_failure_info")
+            run.outcome, run.failure = ("timed_out" if timed_out else "failed"), _failure_text(marker.failure)
 
     def _close_activity(self, scheduled_event_id: int, at: datetime, outcome: str, failure: str | None = None) -> None:
         run = self.activities[scheduled_event_id]

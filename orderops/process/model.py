@@ -129,6 +129,13 @@ class TaskNode(Deadlined, NodeBase):
             raise ValueError("a local task cannot heartbeat: remove timeouts.heartbeat or set local: false")
         if self.timeouts.start_to_close is None or self.timeouts.start_to_close > LOCAL_TASK_LIMIT:
             raise ValueError("a local task needs timeouts.start_to_close of at most 1m: it runs inside the order's workflow task")
+        # Longer waits between attempts become workflow timers, and a deadline's schedule-to-close is
+        # then seen only when the next attempt starts; retrying without end keeps the workflow task
+        # open, heartbeating history events, for as long as the step fails.
+        if self.retry.maximum_interval is None or self.retry.maximum_interval > LOCAL_TASK_LIMIT:
+            raise ValueError("a local task needs retry.maximum_interval of at most 1m: its attempts are retried in the worker")
+        if self.retry.maximum_attempts == 0 and self.timeouts.schedule_to_close is None:
+            raise ValueError("a local task must not retry without end: give retry.maximum_attempts or timeouts.schedule_to_close")
         return self
 
 

@@ -218,6 +218,14 @@ def test_unreadable_yaml_is_one_line_not_a_traceback(tmp_path: Path, text: str, 
             ("    result: review\n", "    result: review\n    local: true\n    timeouts: {schedule_to_close: 30s}\n"),
             "a local task needs timeouts.start_to_close of at most 1m",
         ),
+        (
+            ("    result: review\n", "    result: review\n    local: true\n    retry: {maximum_attempts: 3}\n"),
+            "a local task needs retry.maximum_interval of at most 1m",
+        ),
+        (
+            ("    result: review\n", "    result: review\n    local: true\n    retry: {maximum_interval: 10s}\n"),
+            "a local task must not retry without end: give retry.maximum_attempts or timeouts.schedule_to_close",
+        ),
     ],
     ids=[
         "heartbeat-only",
@@ -228,6 +236,8 @@ def test_unreadable_yaml_is_one_line_not_a_traceback(tmp_path: Path, text: str, 
         "local-heartbeat",
         "local-too-long",
         "local-without-start-to-close",
+        "local-long-retry-waits",
+        "local-endless-retries",
     ],
 )
 def test_settings_temporal_would_reject_are_caught_by_lint(change, message):

@@ -50,7 +50,6 @@ async def test_local_tasks_retry_compensate_and_take_their_failure_path(start, s
         ("prepare", "undo_step", 1, "completed", False),
     ]
     assert timeline.activities[2].failure == "PrinterFault: the label printer is on fire"
-    assert all(r.ran_s is not None and r.ran_s >= 0 for r in timeline.activities[:3])
     console = Console(record=True, width=200)
     print_timeline(console, timeline)
     assert "activity (local) flaky_step at flaky: completed after 3 attempts" in console.export_text()
