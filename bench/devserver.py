@@ -1,4 +1,5 @@
-"""The embedded Temporal server a benchmark runs on its own ports, the CPU its processes use, and stopping them."""
+"""The embedded Temporal server a benchmark runs on its own ports, a worker of the tree under test, the CPU
+their processes use, and stopping them."""
 
 from __future__ import annotations
 
@@ -8,14 +9,55 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client
 
+from activities.store import Store
 from orderops import server
+from orderops.config import SAMPLES_DIR
 from orderops.connect import Unreachable, connect
 
 TICK = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Stack:
+    """What a trial runs on: its dev server, a client of it, the tree's `orderops worker`, the warehouse store."""
+
+    dev: subprocess.Popen
+    client: Client
+    worker: subprocess.Popen
+    store: Store
+
+
+@asynccontextmanager
+async def stack(home: Path, port: int, ui_port: int, tree: Path | None, stock: int) -> AsyncIterator[Stack]:
+    """A store seeded with `stock` more TEA-001 at SH, a dev server, and a worker of `tree` (None: this tree)
+    in `home`; both processes are killed on the way out."""
+    (home / "labels").mkdir(parents=True)
+    store = Store(home / "warehouse.db", home / "labels")
+    store.seed(SAMPLES_DIR / "warehouse.yaml")
+    store.receive_stock("TEA-001", "SH", stock)
+    dev, client = await start_dev_server(port, ui_port, home / "temporal.db", home / "temporal-server.log")
+    worker = None
+    try:
+        with open(home / "worker.log", "ab") as log:
+            env = {**os.environ, "ORDEROPS_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
+            if tree is not None:
+                env["PYTHONPATH"] = str(tree)  # before the editable install on sys.path: the baseline's code
+            launch = "import sys; from orderops.cli import main; main()"
+            worker = subprocess.Popen(
+                [sys.executable, "-c", launch, "worker"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree or ROOT
+            )
+        yield Stack(dev, client, worker, store)
+    finally:
+        for process in (worker, dev):
+            stop(process, signal.SIGKILL)
 
 
 def cpu_s(pid: int) -> float:

@@ -23,9 +23,7 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,15 +31,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from devserver import cpu_s, start_dev_server, stop
+from devserver import cpu_s, stack
 from startup import export  # bench/startup.py: a revision's tree, for the baseline
 from temporalio.api.enums.v1 import EventType
 from waiting import order as waiting_order
 
-from activities.store import Store
 from orderops.activity_names import ACTIVITY_NAMES
 from orderops.client import OrderClient
-from orderops.config import SAMPLES_DIR
 from orderops.demo import Actors, Scenario, Tracked
 from orderops.order import Order
 from orderops.process.lint import load_definition
@@ -72,19 +68,8 @@ def order(index: int, trial: int) -> Order:
 
 async def trial(index: int, tree_name: str, tree: Path | None, orders: int, folder: Path, *, all_regular: bool = False) -> Trial:
     home = folder / f"trial-{index}"
-    (home / "labels").mkdir(parents=True)
-    store = Store(home / "warehouse.db", home / "labels")
-    store.seed(SAMPLES_DIR / "warehouse.yaml")
-    store.receive_stock("TEA-001", "SH", orders)
-    dev, client = await start_dev_server(PORT, UI_PORT, home / "temporal.db", home / "temporal-server.log")
-    log = open(home / "worker.log", "ab")  # noqa: SIM115 - closed in the finally below
-    worker = None
-    try:
-        env = {**os.environ, "ORDEROPS_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{PORT}"}
-        if tree is not None:
-            env["PYTHONPATH"] = str(tree)  # before the editable install on sys.path: the baseline's code
-        launch = "import sys; from orderops.cli import main; main()"
-        worker = subprocess.Popen([sys.executable, "-c", launch, "worker"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree or ROOT)
+    async with stack(home, PORT, UI_PORT, tree, orders) as running:
+        dev, client, worker, store = running.dev, running.client, running.worker, running.store
         definition = (tree or ROOT) / "process_defs" / "standard.yaml"
         if all_regular:  # a copy of the folder, for the promise policy the definition names beside it
             shutil.copytree(definition.parent, home / "defs")
@@ -116,10 +101,6 @@ async def trial(index: int, tree_name: str, tree: Path | None, orders: int, fold
         kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower() for e in history.events)
         kinds["events"] = len(history.events)
         return Trial(tree_name, orders, wall, worker_cpu, server_cpu, kinds)
-    finally:
-        for process in (worker, dev):
-            stop(process, signal.SIGKILL)
-        log.close()
 
 
 def spread(values: list[float], digits: int) -> str:

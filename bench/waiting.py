@@ -15,23 +15,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from devserver import start_dev_server, stop
+from devserver import stack
 from startup import export  # bench/startup.py: a revision's tree, for the baseline
 from temporalio.client import Client
 
-from activities.store import Store
 from orderops.activity_names import ACTIVITY_NAMES
 from orderops.client import OrderClient
-from orderops.config import SAMPLES_DIR
 from orderops.messages import ReviewDecision
 from orderops.order import Order
 from orderops.process.lint import load_definition
@@ -92,20 +88,8 @@ async def all_waiting(client: Client, prefix: str, count: int, timeout: float = 
 
 
 async def trial(index: int, tree_name: str, tree: Path | None, orders: int, decisions: int, folder: Path) -> Trial:
-    home = folder / f"trial-{index}"
-    (home / "labels").mkdir(parents=True)
-    store = Store(home / "warehouse.db", home / "labels")
-    store.seed(SAMPLES_DIR / "warehouse.yaml")
-    store.receive_stock("TEA-001", "SH", orders)
-    dev, client = await start_dev_server(PORT, UI_PORT, home / "temporal.db", home / "temporal-server.log")
-    log = open(home / "worker.log", "ab")  # noqa: SIM115 - closed in the finally below
-    worker = None
-    try:
-        env = {**os.environ, "ORDEROPS_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{PORT}"}
-        if tree is not None:
-            env["PYTHONPATH"] = str(tree)  # before the editable install on sys.path: the baseline's code
-        launch = "import sys; from orderops.cli import main; main()"
-        worker = subprocess.Popen([sys.executable, "-c", launch, "worker"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree or ROOT)
+    async with stack(folder / f"trial-{index}", PORT, UI_PORT, tree, orders) as running:
+        client, worker = running.client, running.worker
         snapshot = load_definition(ROOT / "process_defs" / "standard.yaml", ACTIVITY_NAMES)
         api, gate = OrderClient(client), asyncio.Semaphore(RPC)
 
@@ -127,10 +111,6 @@ async def trial(index: int, tree_name: str, tree: Path | None, orders: int, deci
             await api.decide(o.order_id, ReviewDecision(decision="approve", agent="bench", reason="benchmark"))
             receipts.append((time.perf_counter() - began) * 1000)
         return Trial(tree_name, idle, waiting, orders - 1, receipts)
-    finally:
-        for process in (worker, dev):
-            stop(process, signal.SIGKILL)
-        log.close()
 
 
 def percentile(values: list[float], q: float) -> float:

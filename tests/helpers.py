@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 
 from activities import ACTIVITY_NAMES
 from activities.store import Store
-from orderops.messages import ExternalEvent, OrderInput, OrderResult, OrderStatusView, StepRecord
+from orderops.messages import CancelRequest, ExternalEvent, OrderInput, OrderResult, OrderStatusView, StepRecord
 from orderops.order import workflow_id
 from orderops.process.lint import lint_text, load_definition
 from orderops.process.load import DefinitionSnapshot
@@ -229,3 +229,12 @@ async def exists(client: Client, order_id: str) -> bool:
         return True
     except RPCError:
         return False
+
+
+async def cancel_while_stubborn_step_runs(order_id: str, handle: WorkflowHandle) -> None:
+    """Cancel the order once its `stubborn_step` (tests/support.py) has started, then let the step finish."""
+    async with asyncio.timeout(30):
+        while "stubborn_step:started" not in support.journal_for(order_id):
+            await asyncio.sleep(0.05)
+    await handle.execute_update("cancel", CancelRequest(reason="customer called"))
+    support.release(order_id)

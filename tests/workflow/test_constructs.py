@@ -8,8 +8,8 @@ import pytest
 
 from activities.store import Store
 from orderops.messages import CancelRequest, ExternalEvent, ReviewDecision
-from tests.helpers import awaiting_decision, settled, status, wait_until, waiting_for
-from tests.support import journal_for, release
+from tests.helpers import awaiting_decision, cancel_while_stubborn_step_runs, settled, status, wait_until, waiting_for
+from tests.support import journal_for
 
 # `make golden` records the histories of the orders these tests start (tests/golden).
 pytestmark = pytest.mark.golden
@@ -179,11 +179,7 @@ async def test_cancel_while_an_activity_that_cannot_stop_runs_still_cancels_once
     # A step that completes although its cancellation was requested used to let the order walk
     # on to its next wait and hang there forever, cancelled but never ending.
     order, handle = await start("cancel_completes.yaml")
-    async with asyncio.timeout(30):
-        while "stubborn_step:started" not in journal_for(order.order_id):
-            await asyncio.sleep(0.05)
-    await handle.execute_update("cancel", CancelRequest(reason="customer called"))
-    release(order.order_id)
+    await cancel_while_stubborn_step_runs(order.order_id, handle)
     result = await settled(handle, store)
     assert result.status == "cancelled"
     assert journal_for(order.order_id) == ["stubborn_step:started", "stubborn_step:finished", "undo_step:stubborn"]

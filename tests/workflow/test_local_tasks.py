@@ -3,8 +3,6 @@ failure paths as a regular task, without the activity-task events."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from rich.console import Console
 from temporalio.api.enums.v1 import EventType
@@ -12,9 +10,8 @@ from temporalio.api.enums.v1 import EventType
 from activities.store import Store
 from orderops.history.show import print_timeline
 from orderops.history.timeline import build_timeline
-from orderops.messages import CancelRequest
-from tests.helpers import settled
-from tests.support import journal_for, release
+from tests.helpers import cancel_while_stubborn_step_runs, settled
+from tests.support import journal_for
 
 pytestmark = pytest.mark.golden
 
@@ -57,11 +54,7 @@ async def test_local_tasks_retry_compensate_and_take_their_failure_path(start, s
 
 async def test_an_order_cancelled_while_a_local_task_runs_ends_cancelled_and_undone(start, store: Store):
     order, handle = await start("local_cancel.yaml")
-    async with asyncio.timeout(30):
-        while "stubborn_step:started" not in journal_for(order.order_id):
-            await asyncio.sleep(0.05)
-    await handle.execute_update("cancel", CancelRequest(reason="customer called"))
-    release(order.order_id)
+    await cancel_while_stubborn_step_runs(order.order_id, handle)
     result = await settled(handle, store)
     assert (result.status, result.reason) == ("cancelled", "cancelled by support: customer called")
     # Unlike a regular activity, which hears of a cancellation only through a heartbeat, a local one
