@@ -90,7 +90,8 @@ async def all_waiting(client: Client, prefix: str, count: int, timeout: float = 
 async def trial(index: int, tree_name: str, tree: Path | None, orders: int, decisions: int, folder: Path) -> Trial:
     async with stack(folder / f"trial-{index}", PORT, UI_PORT, tree, orders) as running:
         client, worker = running.client, running.worker
-        snapshot = load_definition(ROOT / "process_defs" / "standard.yaml", ACTIVITY_NAMES)
+        # The tree's own definition: a baseline worker may not read a newer one (standard v5's local tasks).
+        snapshot = load_definition((tree or ROOT) / "process_defs" / "standard.yaml", ACTIVITY_NAMES)
         api, gate = OrderClient(client), asyncio.Semaphore(RPC)
 
         async def start(o: Order):
