@@ -5,11 +5,12 @@ from __future__ import annotations
 import html
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from orderops.messages import OrderResult
 
@@ -48,6 +49,30 @@ class OrderFacts(BaseModel):
     # A return (returns.yaml) is not an order of its own: it counts against the order error rate when it was our mistake.
     return_of: str | None = None
     our_mistake: bool = False
+
+
+# Where an order started under engine 3 keeps its facts (workflows/order.py, at its end), so `orderops
+# report` reads them from the visibility listing instead of fetching each order's result. The version
+# changes whenever facts() changes what it derives: older memos are then ignored and the facts are
+# derived again from the result.
+MEMO_KEY = "kpi_facts"
+FACTS_VERSION = 1
+
+
+def memo_entry(result: OrderResult, started_at: datetime) -> dict:
+    """The memo value an order writes when it ends: its facts, with the version that derived them."""
+    return {"version": FACTS_VERSION, "facts": facts(result, started_at).model_dump(mode="json")}
+
+
+def from_memo(memo: Mapping[str, Any]) -> OrderFacts | None:
+    """The facts an order wrote to its memo, or None when it wrote none (or under another version)."""
+    entry = memo.get(MEMO_KEY)
+    if not isinstance(entry, dict) or entry.get("version") != FACTS_VERSION:
+        return None
+    try:
+        return OrderFacts.model_validate(entry.get("facts"))
+    except ValidationError:
+        return None
 
 
 def _when(value) -> datetime | None:

@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         Wait,
     )
     from orderops.process.runtime import known_variables, parse_for_run
+    from orderops.report import MEMO_KEY, memo_entry
 
 COMPENSATION_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=1))
 
@@ -86,6 +87,12 @@ ENGINE_2 = "engine-2"
 ENGINE_2_INCLUDES = frozenset(
     {SETTLE_CANCELLED_ACTIVITIES, TASK_PRIORITIES, CLEAR_AT_RISK, CANCEL_BETWEEN_STEPS, DEFINITION_RULES, BOUNDED_EXPRESSIONS}
 )
+# The order's KPI facts written to its memo when it ends (orderops/report.py), so `orderops report`
+# reads them from the visibility listing instead of fetching every order's result.
+REPORT_FACTS = "report-facts"
+# Engine 3: engine 2 and the report facts, again under one marker for a new order.
+ENGINE_3 = "engine-3"
+ENGINE_INCLUDES = {2: ENGINE_2_INCLUDES, 3: ENGINE_2_INCLUDES | {ENGINE_2, REPORT_FACTS}}
 DEFAULT_AT_RISK_FRACTION = 0.8
 
 # The nodes that may carry a deadline (model.Deadlined).
@@ -225,7 +232,7 @@ class OrderWorkflow:
         self._current = []
         self._publish(step=end_node or "")
         workflow.logger.info("order ended", extra={"status": status, "node": end_node})
-        return OrderResult(
+        result = OrderResult(
             order_id=self._order.order_id,
             status=status,
             end_node=end_node,
@@ -243,6 +250,9 @@ class OrderWorkflow:
             refused_signals=self._refused_signals,
             refused_signal_count=self._refused_signal_count,
         )
+        if self._has(REPORT_FACTS):
+            workflow.upsert_memo({MEMO_KEY: memo_entry(result, workflow.info().start_time)})
+        return result
 
     async def _walk_until_end_or_cancel(self) -> tuple[str, str | None, str | None]:
         assert self._definition is not None  # run() has already failed the order otherwise
@@ -872,10 +882,10 @@ class OrderWorkflow:
         self._current.remove(node.id)
 
     def _has(self, change: str) -> bool:
-        """Whether this order runs with an interpreter change: by engine 2's one marker if it includes it, else by its own."""
+        """Whether this order runs with an interpreter change: by its engine's one marker if that includes it, else by its own."""
         if self._engine is None:
-            self._engine = 2 if workflow.patched(ENGINE_2) else 1
-        if self._engine == 2 and change in ENGINE_2_INCLUDES:
+            self._engine = 3 if workflow.patched(ENGINE_3) else 2 if workflow.patched(ENGINE_2) else 1
+        if change in ENGINE_INCLUDES.get(self._engine, ()):
             return True
         return workflow.patched(change)
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from orderops.cli.common import UsageError, order_client, out, time_option, write
 from orderops.client import OrderQuery
-from orderops.report import Report, build, facts, to_html
+from orderops.report import Report, build, to_html
 
 
 async def report(args) -> int:
@@ -20,7 +20,7 @@ async def report(args) -> int:
         raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
     query = OrderQuery().running(False).where("CloseTime", since, ">=").where("CloseTime", until, "<").raw(args.query)
     client = await order_client(args)
-    data = build([facts(result, started) for result, started in await client.results(query)], since, until)
+    data = build(await client.facts(query), since, until)
     if args.html:
         write(Path(args.html), to_html(data).encode())
         # stdout may be JSON for a program: the page's path goes to stderr.

@@ -52,12 +52,13 @@ from orderops.order import Order, OrderEdit, OrderItem, tally, workflow_id
 from orderops.payloads import MAX_MESSAGE_BYTES
 from orderops.process.load import DefinitionSnapshot
 from orderops.process.runtime import parse_for_run
+from orderops.report import OrderFacts, facts, from_memo
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 # The rules a replacement ships by: the original order's, so an exchange goes out as the order did.
 OUTBOUND_RULES = ("stock_policy", "picking", "packing", "carriers", "notifications", "delivery")
 MAX_RETURNS = 99
-# Results fetched at once by `results`: enough to hide the round trips, few enough not to flood the server.
+# Results fetched at once by `facts` (for orders without facts in their memo): enough to hide the round trips, few enough not to flood the server.
 RESULT_FETCHES = 32
 
 R = TypeVar("R")
@@ -266,20 +267,26 @@ class OrderClient:
         except RPCError as err:
             raise ClientError(f"visibility query refused: {err.message}") from None
 
-    async def results(self, query: OrderQuery) -> list[tuple[OrderResult, datetime]]:
-        """(result, started at) of every finished order the query finds; workflows that failed outright have none."""
-        found = [wf async for wf in self._workflows(query)]
+    async def facts(self, query: OrderQuery) -> list[OrderFacts]:
+        """The KPI facts of every finished order the query finds; workflows that failed outright have none.
+
+        An order started under engine 3 wrote them to its memo, which the listing carries; only older
+        orders cost a fetch of their result each.
+        """
         gate = asyncio.Semaphore(RESULT_FETCHES)
 
-        async def one(wf) -> tuple[OrderResult, datetime] | None:
+        async def one(wf) -> OrderFacts | None:
+            found = from_memo(await wf.memo())
+            if found is not None:
+                return found
             async with gate:
                 handle = self.temporal.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=OrderResult)
                 try:
-                    return await handle.result(), wf.start_time
+                    return facts(await handle.result(), wf.start_time)
                 except WorkflowFailureError:
                     return None  # e.g. an invalid definition: no order result to count
 
-        return [r for r in await asyncio.gather(*(one(wf) for wf in found)) if r is not None]
+        return [f for f in await asyncio.gather(*[one(wf) async for wf in self._workflows(query)]) if f is not None]
 
     # -- deciding and driving ----------------------------------------------------
 

@@ -22,7 +22,7 @@ from orderops.messages import OrderResult
 from orderops.process.load import load_text
 from tests.helpers import cli
 from workflows import OrderWorkflow
-from workflows.order import ENGINE_2, ENGINE_2_INCLUDES
+from workflows.order import ENGINE_2, ENGINE_2_INCLUDES, ENGINE_3
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 FILES = sorted(GOLDEN.glob("*.json"))
@@ -71,10 +71,12 @@ def patch_ids(path: Path) -> list[str]:
     ]
 
 
-def test_new_orders_carry_one_engine_marker_and_engine_1_orders_stay():
+def test_new_orders_carry_one_engine_marker_and_older_engines_orders_stay():
     assert {name: patch_ids(path) for path in FILES if (name := path.name).startswith("test_")} == {
-        path.name: [ENGINE_2] for path in FILES if path.name.startswith("test_")
+        path.name: [ENGINE_3] for path in FILES if path.name.startswith("test_")
     }
+    engine_2 = {path.name: patch_ids(path) for path in FILES if path.name.startswith("legacy-engine-2-")}
+    assert len(engine_2) >= 10 and all(ids == [ENGINE_2] for ids in engine_2.values())
     engine_1 = {path.name: patch_ids(path) for path in FILES if path.name.startswith("legacy-engine-1-")}
     assert len(engine_1) >= 10 and all(ENGINE_2 not in ids for ids in engine_1.values())
     # Between them they take every change engine 2 folds in, each from its own marker (the

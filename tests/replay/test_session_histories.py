@@ -68,4 +68,4 @@ async def test_a_nondeterministic_change_is_detected():
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, workflow.NondeterminismError)
     # Core names what no longer matches: the engine marker the new timer now comes before.
-    assert "[TMPRL1100] Nondeterminism error: Non-deprecated patch marker encountered for change engine-2" in str(result.replay_failure)
+    assert "[TMPRL1100] Nondeterminism error: Non-deprecated patch marker encountered for change engine-3" in str(result.replay_failure)

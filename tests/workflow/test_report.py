@@ -9,8 +9,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from activities.store import Store
+from orderops import report
+from orderops.client import OrderClient, OrderQuery
 from orderops.messages import ExternalEvent
-from orderops.report import OrderFacts, build, kpis, to_html
+from orderops.report import OrderFacts, build, facts, from_memo, kpis, to_html
 from tests.helpers import cli, fast_forward_to, finish, promise_of, settled, shipped, wait_until
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -139,3 +141,42 @@ async def test_report_command_over_finished_orders(ts_env, ts_start, tmp_path: P
     assert overall["feedback_avg"] == 4.0
     assert report["by_service"]["express"]["on_time_delivery"] == 0.0
     assert page.read_text().startswith("<!doctype html>")
+
+
+async def test_an_order_writes_its_facts_to_its_memo_and_older_orders_are_read_from_their_result(
+    ts_env, ts_start, ts_store: Store, monkeypatch
+):
+    _, delivered = await ts_start()
+    await shipped(delivered)
+    await delivered.signal("event", ExternalEvent(name="delivered"))
+    await finish(delivered, ts_store)
+    _, cancelled = await ts_start()
+    await shipped(cancelled)
+    await cancelled.execute_update("cancel", {"reason": "customer changed their mind"})
+    await settled(cancelled, ts_store)
+
+    derived = {}
+    for handle in (delivered, cancelled):
+        description = await handle.describe()
+        written = from_memo(await description.memo())
+        derived[handle.id] = facts(await handle.result(), description.start_time)
+        assert written == derived[handle.id]
+    assert {f.status for f in derived.values()} == {"completed", "cancelled"}
+
+    orders = OrderClient(ts_env.client)
+    query = OrderQuery().running(False).raw(f"WorkflowId IN ('{delivered.id}', '{cancelled.id}')")
+
+    async def listed() -> list[OrderFacts]:
+        for _ in range(100):  # visibility is eventually consistent
+            found = await orders.facts(query)
+            if len(found) == 2:
+                return sorted(found, key=lambda f: f.order_id)
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"visibility did not list both orders: {found}")
+
+    expected = sorted(derived.values(), key=lambda f: f.order_id)
+    assert await listed() == expected
+    # Facts of another version (what an order of an older engine has: none) are derived again from the result.
+    monkeypatch.setattr(report, "FACTS_VERSION", report.FACTS_VERSION + 1)
+    assert [from_memo(await (await h.describe()).memo()) for h in (delivered, cancelled)] == [None, None]
+    assert await listed() == expected
