@@ -221,6 +221,10 @@ def list_query(args) -> OrderQuery:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", value):
             raise UsageError(f"--{flag} {value!r}: letters, digits and _ only (e.g. awaiting_review, tier1, express)")
         query.where(attribute, value)
+    if args.process is not None:
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", args.process):
+            raise UsageError(f"--process {args.process!r}: a definition's id: lower-case letters, digits, _ and - (e.g. standard)")
+        query.where("ProcessId", args.process)
     if args.at_risk:
         query.where("AtRisk", True)
     if args.breached:
@@ -230,28 +234,73 @@ def list_query(args) -> OrderQuery:
     return query
 
 
+# Rows drawn at a time: the first ones show as soon as visibility sends them, and the first chunk
+# settles the column widths for the rest (a longer value later is cut short with an ellipsis).
+LIST_CHUNK = 100
+LIST_COLUMNS = {
+    "order_id": "order",
+    "status": "status",
+    "step": "step",
+    "process": "process",
+    "promise": "promise",
+    "region": "region",
+    "service": "service",
+    "flags": "flags",
+    "started": "started",
+}
+
+
 async def list_orders(args) -> int:
+    """Rows as visibility sends them, as a table or as one JSON array: never all held before printing."""
     query = list_query(args)
     client = await order_client(args)
-    rows = []
+    chunk: list[dict[str, str]] = []
+    widths: list[int] | None = None
+    count = 0
+    if args.json:
+        sys.stdout.write("[")
     async for order in client.listing(query, limit=args.limit):
         flags = [name for name, on in (("at risk", order.at_risk), ("breached", order.breached)) if on]
-        rows.append(
-            {
-                "order_id": order.order_id,
-                "status": order.status,
-                "step": order.step,
-                "process": order.process,
-                "promise": order.promise_at.isoformat() if order.promise_at else "",
-                "region": order.region,
-                "service": order.service,
-                "flags": ", ".join(flags),
-                "started": when(order.started),
-            }
-        )
+        row = {
+            "order_id": order.order_id,
+            "status": order.status,
+            "step": order.step,
+            "process": order.process,
+            "promise": order.promise_at.isoformat() if order.promise_at else "",
+            "region": order.region,
+            "service": order.service,
+            "flags": ", ".join(flags),
+            "started": when(order.started),
+        }
+        if args.json:
+            # The layout of json.dumps(rows, indent=2), one row at a time.
+            sys.stdout.write(("," if count else "") + "\n  " + json.dumps(row, indent=2).replace("\n", "\n  "))
+        else:
+            chunk.append(row)
+            if len(chunk) == LIST_CHUNK:
+                widths, chunk = _draw_rows(chunk, widths), []
+        count += 1
     if args.json:
-        print(json.dumps(rows, indent=2))
+        sys.stdout.write("\n]\n" if count else "]\n")
         return 0
+    if chunk or widths is None:
+        _draw_rows(chunk, widths)
+    out.print(f"{count} order(s)")
+    return 0
+
+
+def _draw_rows(rows: list[dict[str, str]], widths: list[int] | None) -> list[int]:
+    """Print rows, under the header if they are the first (widths None); returns the widths later rows keep."""
+    first = widths is None
+    if widths is None:
+        widths = [max([len(title), *(len(row[key]) for row in rows)]) for key, title in LIST_COLUMNS.items()]
+    table = Table(box=None, show_header=first, pad_edge=False)
+    for title, width in zip(LIST_COLUMNS.values(), widths, strict=True):
+        table.add_column(title, width=width, no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        table.add_row(*(escape(row[key]) for key in LIST_COLUMNS))
+    out.print(table)
+    return widths
     table = Table("order", "status", "step", "process", "promise", "region", "service", "flags", "started")
     for row in rows:
         table.add_row(*row.values())

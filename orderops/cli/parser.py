@@ -169,6 +169,7 @@ def _orders(commands: _Commands) -> None:
     p.add_argument("--breached", action="store_true", help="orders that missed a deadline")
     p.add_argument("--region", help="region tier of the promise, e.g. tier1, remote")
     p.add_argument("--service", help="service level, e.g. standard, express, same_day")
+    p.add_argument("--process", metavar="ID", help="orders of this process definition, e.g. standard, returns")
     p.add_argument("--promise-before", metavar="TIME", help="delivery promised before this ISO-8601 time")
     p.add_argument("--limit", type=_positive, default=100, help="at most this many orders")
     p.add_argument("--json", action="store_true", help="rows as JSON")

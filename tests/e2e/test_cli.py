@@ -283,3 +283,42 @@ async def test_a_finished_orders_status_is_read_from_its_result_without_a_worker
     view = OrderStatusView.model_validate_json(shown.stdout)
     assert (view.status, view.current_nodes, view.pending_user_tasks) == ("completed", [], [])
     assert [d.decision for d in view.decisions] == ["approve"] and view.order == order
+
+
+async def test_list_streams_more_rows_than_one_chunk_as_a_table_and_as_json(tmp_path, client, address):
+    from orderops.cli.orders import LIST_CHUNK
+    from orderops.client import OrderClient
+    from orderops.process.lint import load_definition
+
+    process = f"list-{uuid.uuid4().hex[:8]}"
+    definition = tmp_path / "listed.yaml"
+    definition.write_text((ROOT / "tests" / "definitions" / "retry.yaml").read_text().replace("id: test-retry", f"id: {process}", 1))
+    snapshot = load_definition(definition, KNOWN_ACTIVITIES)
+    assert snapshot.id == process
+    count = LIST_CHUNK + 20
+    orders = OrderClient(client, task_queue="nobody-polls-this")  # the orders stay as started: nothing changes the listing
+    handles = await asyncio.gather(*(orders.start(Order.model_validate(order_data()), snapshot) for _ in range(count)))
+    try:
+        for _ in range(200):  # visibility is eventually consistent
+            listed = await cli("list", "--process", process, "--limit", str(count + 5), "--json", address=address)
+            assert listed.returncode == 0, listed.stderr
+            rows = json.loads(listed.stdout)
+            if len(rows) == count:
+                break
+            await asyncio.sleep(0.2)
+        assert {r["order_id"] for r in rows} == {h.id.removeprefix("order-") for h in handles}
+        assert {(r["status"], r["process"]) for r in rows} == {("accepted", f"{process} v1")}
+        table = await cli("list", "--process", process, "--limit", str(count + 5), address=address)
+        lines = table.stdout.splitlines()
+        assert lines[0].split() == ["order", "status", "step", "process", "promise", "region", "service", "flags", "started"]
+        assert lines[-1] == f"{count} order(s)"
+        body = lines[1:-1]  # the header once, however many chunks were drawn
+        assert [line.split()[0] for line in body] == [r["order_id"] for r in rows]
+        assert len({line.index(" accepted ") for line in body}) == 1  # every chunk keeps the first one's columns
+    finally:
+        await asyncio.gather(*(h.terminate("test over") for h in handles))
+    bad = await cli("list", "--process", "Standard; drop", address=address)
+    assert (bad.returncode, bad.stderr.strip()) == (
+        2,
+        "orderops: --process 'Standard; drop': a definition's id: lower-case letters, digits, _ and - (e.g. standard)",
+    )
