@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/waiting.py
 	$(BIN)/python bench/interpreter.py
 	$(BIN)/python bench/standard.py
+	$(BIN)/python bench/report.py
 
 # Pages generated from the code; a test fails when they are stale.
 docs: $(STAMP)
