@@ -93,11 +93,26 @@ def test_report_groups_by_tier_and_service_and_charts_the_spread():
     assert page.count("<svg") == 2 and "Promise attainment by region tier" in page and "<script" not in page
 
 
+async def delivered_order(ts_start, store: Store):
+    """An order shipped, delivered and given its feedback: (order, handle)."""
+    order, handle = await ts_start()
+    await shipped(handle)
+    await handle.signal("event", ExternalEvent(name="delivered"))
+    await finish(handle, store)
+    return order, handle
+
+
+async def cancelled_after_shipping(ts_start, store: Store):
+    """An order cancelled by the customer once shipped, settled: (order, handle)."""
+    order, handle = await ts_start()
+    await shipped(handle)
+    await handle.execute_update("cancel", {"reason": "customer changed their mind"})
+    await settled(handle, store)
+    return order, handle
+
+
 async def test_report_command_over_finished_orders(ts_env, ts_start, tmp_path: Path, ts_store: Store):
-    on_time_order, on_time = await ts_start()
-    await shipped(on_time)
-    await on_time.signal("event", ExternalEvent(name="delivered"))
-    await finish(on_time, ts_store)
+    on_time_order, _ = await delivered_order(ts_start, ts_store)
 
     late_order, late = await ts_start(service_level="express")
     _, deliver_by = promise_of(await shipped(late))
@@ -106,10 +121,7 @@ async def test_report_command_over_finished_orders(ts_env, ts_start, tmp_path: P
     await late.signal("event", ExternalEvent(name="delivered"))
     await finish(late, ts_store)
 
-    cancelled_order, cancelled = await ts_start()
-    await shipped(cancelled)
-    await cancelled.execute_update("cancel", {"reason": "customer changed their mind"})
-    await settled(cancelled, ts_store)
+    cancelled_order, _ = await cancelled_after_shipping(ts_start, ts_store)
 
     ids = ", ".join(f"'order-{o.order_id}'" for o in (on_time_order, late_order, cancelled_order))
     address = ts_env.client.service_client.config.target_host
@@ -146,14 +158,8 @@ async def test_report_command_over_finished_orders(ts_env, ts_start, tmp_path: P
 async def test_an_order_writes_its_facts_to_its_memo_and_older_orders_are_read_from_their_result(
     ts_env, ts_start, ts_store: Store, monkeypatch
 ):
-    _, delivered = await ts_start()
-    await shipped(delivered)
-    await delivered.signal("event", ExternalEvent(name="delivered"))
-    await finish(delivered, ts_store)
-    _, cancelled = await ts_start()
-    await shipped(cancelled)
-    await cancelled.execute_update("cancel", {"reason": "customer changed their mind"})
-    await settled(cancelled, ts_store)
+    _, delivered = await delivered_order(ts_start, ts_store)
+    _, cancelled = await cancelled_after_shipping(ts_start, ts_store)
 
     derived = {}
     for handle in (delivered, cancelled):
