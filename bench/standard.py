@@ -3,11 +3,13 @@
 Each trial starts a dev server of its own (ports 7651/8651, in a temporary directory), a worker
 process of the tree under test, and N paid, in-stock orders of that tree's
 process_defs/standard.yaml, all at once. The demo's own actors (`orderops.demo.Actors`: the picker's
-scan, the courier's tracking, the customer's feedback) drive every order to its end, going round
-the orders as `orderops demo` does (describe, status query, then the event the order waits for).
+scan, the courier's tracking, the customer's feedback) drive every order to its end as `orderops demo`
+does: each order is followed through a long poll on its history and, each time it moves, its status
+is queried and the event it waits for is sent.
 Per trial: orders/s (N / wall time from the first start to the last result), worker and server CPU
 per order from /proc/<pid>/stat, and one order's history (events, workflow tasks, search-attribute
-upserts, timers, markers). Two baselines, trials interleaved: "all regular", this tree with every
+upserts, timers, markers). Three baselines, trials interleaved: "polling driver", this tree driven as
+the demo drove it before (every 0.2 s, each order's describe and status query); "all regular", this tree with every
 `local: true` taken out of standard.yaml (the gain of local tasks alone), and an older revision run
 the same way (`git archive`, with this virtualenv).
 
@@ -66,7 +68,9 @@ def order(index: int, trial: int) -> Order:
     return waiting_order(index, trial).model_copy(update={"order_id": f"s{trial}-{index:05d}", "phone": "13812345678"})
 
 
-async def trial(index: int, tree_name: str, tree: Path | None, orders: int, folder: Path, *, all_regular: bool = False) -> Trial:
+async def trial(
+    index: int, tree_name: str, tree: Path | None, orders: int, folder: Path, *, all_regular: bool = False, polling: bool = False
+) -> Trial:
     home = folder / f"trial-{index}"
     async with stack(home, PORT, UI_PORT, tree, orders) as running:
         dev, client, worker, store = running.dev, running.client, running.worker, running.store
@@ -84,14 +88,17 @@ async def trial(index: int, tree_name: str, tree: Path | None, orders: int, fold
         handles = await asyncio.gather(*(api.start(o, snapshot) for o in wanted))
         tracked = [Tracked(Scenario(scenario="bench", expect="completed", order=o), h) for o, h in zip(wanted, handles, strict=True)]
         actors = Actors(api, store, tracked)
-        deadline = time.monotonic() + TIMEOUT_S
-        while any(t.result is None for t in tracked):
-            if time.monotonic() > deadline or worker.poll() is not None:
-                sys.exit(f"the orders did not finish within {TIMEOUT_S} s; see {home / 'worker.log'}")
+        if polling:
+            await poll(actors, tracked, worker, home)
+        else:
             for t in tracked:
-                if t.result is None:
-                    await actors.advance(t)
-            await asyncio.sleep(0.2)  # as the demo paces its rounds
+                actors.follow(t)
+            try:
+                await asyncio.wait_for(actors.finish(lambda: None), TIMEOUT_S)
+            except TimeoutError:
+                sys.exit(f"the orders did not finish within {TIMEOUT_S} s; see {home / 'worker.log'}")
+            finally:
+                actors.stop()
         wall = time.perf_counter() - began
         worker_cpu, server_cpu = cpu_s(worker.pid) - worker0, cpu_s(dev.pid) - server0
         ended = Counter(t.result.status for t in tracked if t.result)
@@ -101,6 +108,18 @@ async def trial(index: int, tree_name: str, tree: Path | None, orders: int, fold
         kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower() for e in history.events)
         kinds["events"] = len(history.events)
         return Trial(tree_name, orders, wall, worker_cpu, server_cpu, kinds)
+
+
+async def poll(actors: Actors, tracked: list[Tracked], worker, home: Path) -> None:
+    """The demo's driver before it followed each order's history: every 0.2 s, each order's describe and status query."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while any(t.result is None for t in tracked):
+        if time.monotonic() > deadline or worker.poll() is not None:
+            sys.exit(f"the orders did not finish within {TIMEOUT_S} s; see {home / 'worker.log'}")
+        for t in tracked:
+            if t.result is None:
+                await actors.advance(t)
+        await asyncio.sleep(0.2)
 
 
 def spread(values: list[float], digits: int) -> str:
@@ -140,12 +159,14 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="orderops-bench-standard-") as scratch:
         folder = Path(scratch)
         baseline = export(args.baseline, folder / "baseline")
-        trees: list[tuple[str, Path | None]] = [("now", None), ("all regular", None), (args.baseline, baseline)]
+        trees: list[tuple[str, Path | None]] = [("now", None), ("polling driver", None), ("all regular", None), (args.baseline, baseline)]
         index = 0
         for round_ in range(args.rounds):
             for name, tree in trees if round_ % 2 == 0 else trees[::-1]:
                 index += 1
-                results.append(await trial(index, name, tree, args.orders, folder, all_regular=name == "all regular"))
+                results.append(
+                    await trial(index, name, tree, args.orders, folder, all_regular=name == "all regular", polling=name == "polling driver")
+                )
                 t = results[-1]
                 print(f"  trial {index} ({name}): {t.per_s:.2f} orders/s", file=sys.stderr)
     print(f"{args.orders} standard orders per trial, driven as the demo drives them, {args.rounds} round(s), {os.cpu_count()} cores")

@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -88,6 +89,7 @@ class Tracked:
     result: OrderResult | None = None
     seconds: float | None = None
     started_at: datetime | None = None
+    moved: asyncio.Event = field(default_factory=asyncio.Event)  # set when it moved or a merge partner acted
 
     def finished(self) -> tuple[OrderResult, datetime]:
         """The result of a finished order and when it started."""
@@ -157,10 +159,49 @@ class Actors:
 
     def __init__(self, orders: OrderClient, store: Store, tracked: list[Tracked]):
         self.orders, self.store, self.tracked = orders, store, tracked
+        self.followers: set[asyncio.Task] = set()
         self.returns_snapshot = load_definition(config.PROCESS_DIR / "returns.yaml", ACTIVITY_NAMES)
 
     def find(self, order_id: str) -> Tracked:
         return next(t for t in self.tracked if t.scenario.order.order_id == order_id)
+
+    def follow(self, tracked: Tracked) -> None:
+        """Act on the order each time it moves, until it has ended."""
+        self.followers.add(asyncio.create_task(self._follow(tracked), name=f"follow {tracked.handle.id}"))
+
+    async def finish(self, on_progress: Callable[[], None]) -> None:
+        """Until every order followed, and every return they start, has ended."""
+        while self.followers:
+            ended, _ = await asyncio.wait(self.followers, return_when=asyncio.FIRST_COMPLETED)
+            self.followers -= ended
+            for task in ended:
+                task.result()  # surfaces a follower's error
+            on_progress()
+
+    def stop(self) -> None:
+        for task in self.followers:
+            task.cancel()
+
+    async def _follow(self, tracked: Tracked) -> None:
+        watch = asyncio.create_task(self._watch(tracked))
+        try:
+            while tracked.result is None:
+                await tracked.moved.wait()
+                tracked.moved.clear()
+                await self.advance(tracked)
+                for partner in self._merge_partners(tracked):
+                    partner.moved.set()  # what this order did may unblock its merge partner, which has not moved
+        finally:
+            watch.cancel()
+
+    async def _watch(self, tracked: Tracked) -> None:
+        tracked.moved.set()  # it waits already: act on where it stands
+        async for _ in self.orders.waits(tracked.handle):
+            tracked.moved.set()
+
+    def _merge_partners(self, tracked: Tracked) -> list[Tracked]:
+        order_id, into = tracked.scenario.order.order_id, tracked.scenario.merge_into
+        return [t for t in self.tracked if t.scenario.order.order_id == into or t.scenario.merge_into == order_id]
 
     async def advance(self, tracked: Tracked) -> None:
         handle, scenario = tracked.handle, tracked.scenario
@@ -200,8 +241,8 @@ class Actors:
             target_view: OrderStatusView = await target.handle.query("status", result_type=OrderStatusView)
             if target_view.pending_user_tasks:
                 tracked.done.add("merged")
-                target.done.add("merged")
                 await self.orders.merge(scenario.order.order_id, scenario.merge_into, "demo-agent", "same customer, one parcel")
+                target.done.add("merged")  # only now: the target's own follower must not decide it while its items are added
             return
         if scenario.hold_for_merge and "merged" not in tracked.done:
             return
@@ -258,23 +299,32 @@ class Actors:
             order=order,
             inspection=spec.inspection,
         )
-        self.tracked.append(Tracked(scenario, handle))
+        returned = Tracked(scenario, handle)
+        self.tracked.append(returned)
+        self.follow(returned)
 
 
-async def _wait_reviewed(handle: WorkflowHandle, worker_task: asyncio.Task) -> None:
-    """Intake one order at a time, so duplicate detection sees them in sample order."""
-    deadline = time.monotonic() + DEMO_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if worker_task.done():
-            worker_task.result()  # surfaces the worker's error
-        description = await handle.describe()
-        if description.status != WorkflowExecutionStatus.RUNNING:
+async def _reviewed(orders: OrderClient, handle: WorkflowHandle) -> None:
+    """Until the order's automatic review has ended (or the order has)."""
+    async for closed in orders.waits(handle):
+        if closed:
             return
         view: OrderStatusView = await handle.query("status", result_type=OrderStatusView)
         if any(s.node == "auto_review" and s.ended_at for s in view.steps):
             return
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"order {handle.id} was not reviewed within {DEMO_TIMEOUT_S}s")
+
+
+async def _unless_worker_fails(work: Awaitable[None], worker_task: asyncio.Task) -> bool:
+    """Whether `work` finished within the demo's time; the worker's error if the worker stopped first."""
+    task = asyncio.ensure_future(work)
+    await asyncio.wait({task, worker_task}, timeout=DEMO_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+    if not task.done():
+        task.cancel()
+        if worker_task.done():
+            worker_task.result()
+        return False
+    task.result()
+    return True
 
 
 def _summary(tracked: list[Tracked]) -> Table:
@@ -337,18 +387,21 @@ async def _drive(client: Client, store: Store, count: int | None, worker_task: a
             variables = {"picking": scenario.picking} if scenario.picking else None
             handle = await orders.start(scenario.order, snapshot, variables=variables)
             tracked.append(Tracked(scenario, handle))
-            await _wait_reviewed(handle, worker_task)
+            # One at a time, so duplicate detection sees them in sample order.
+            if not await _unless_worker_fails(_reviewed(orders, handle), worker_task):
+                raise TimeoutError(f"order {handle.id} was not reviewed within {DEMO_TIMEOUT_S}s")
             progress.advance(intake)
         finished = progress.add_task("orders and returns finished", total=len(tracked))
-        deadline = time.monotonic() + DEMO_TIMEOUT_S
-        while any(t.result is None for t in tracked) and time.monotonic() < deadline:
-            if worker_task.done():
-                worker_task.result()  # surfaces the worker's error
-            for t in list(tracked):
-                if t.result is None:
-                    await actors.advance(t)
+        for t in tracked:
+            actors.follow(t)
+
+        def show() -> None:
             progress.update(finished, total=len(tracked), completed=sum(t.result is not None for t in tracked))
-            await asyncio.sleep(0.2)
+
+        try:
+            await _unless_worker_fails(actors.finish(show), worker_task)
+        finally:
+            actors.stop()
     console.print(_summary(tracked))
     done = [t for t in tracked if t.result is not None]
     if done:

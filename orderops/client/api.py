@@ -10,10 +10,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflow.v1 import WorkflowExecutionInfo
+from temporalio.api.workflowservice.v1 import (
+    GetWorkflowExecutionHistoryRequest,
+    ListWorkflowExecutionsRequest,
+    ListWorkflowExecutionsResponse,
+)
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -52,7 +60,7 @@ from orderops.order import Order, OrderEdit, OrderItem, tally, workflow_id
 from orderops.payloads import MAX_MESSAGE_BYTES
 from orderops.process.load import DefinitionSnapshot
 from orderops.process.runtime import parse_for_run
-from orderops.report import OrderFacts, facts, from_memo
+from orderops.report import MEMO_KEY, OrderFacts, facts, from_memo
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 # The rules a replacement ships by: the original order's, so an exchange goes out as the order did.
@@ -62,6 +70,19 @@ MAX_RETURNS = 99
 RESULT_FETCHES = 32
 
 R = TypeVar("R")
+
+
+_STARTS_WORK = frozenset({EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED})
+_CLOSED = frozenset(
+    {
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -241,6 +262,38 @@ class OrderClient:
         await self.describe(order_id)
         return await self.handle(order_id).fetch_history()
 
+    async def waits(self, handle: WorkflowHandle) -> AsyncIterator[bool]:
+        """Each time the order may have come to wait on the world outside (False), and once when it closes (True).
+
+        A long poll on the order's history: the server answers as events arrive, so a watcher reacts to the
+        order instead of asking it again and again whether anything changed. The order may be waiting once
+        a workflow task has started no activity or child: what it waits for then is a signal, an update or a
+        timer. After a task that started one, the order is busy, and moves again when that work ends.
+        """
+        request = GetWorkflowExecutionHistoryRequest(
+            namespace=self.temporal.namespace,
+            execution=WorkflowExecution(workflow_id=handle.id, run_id=handle.run_id or ""),
+            wait_new_event=True,
+            skip_archival=True,
+        )
+        started_work: bool | None = None  # of the latest workflow task; None: no task since the last yield
+        while True:
+            response = await self.temporal.workflow_service.get_workflow_execution_history(request, retry=True)
+            for event in response.history.events:
+                if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                    started_work = False
+                elif event.event_type in _STARTS_WORK and started_work is False:
+                    started_work = True
+                elif event.event_type in _CLOSED:
+                    yield True
+                    return
+            if started_work is False:
+                yield False
+            started_work = None
+            if not response.next_page_token:
+                return
+            request.next_page_token = response.next_page_token
+
     async def listing(self, query: OrderQuery, limit: int | None = None) -> AsyncIterator[OrderSummary]:
         async for wf in self._workflows(query, limit):
             attrs = wf.typed_search_attributes
@@ -275,18 +328,54 @@ class OrderClient:
         """
         gate = asyncio.Semaphore(RESULT_FETCHES)
 
-        async def one(wf) -> OrderFacts | None:
-            found = from_memo(await wf.memo())
-            if found is not None:
-                return found
+        async def from_result(info: WorkflowExecutionInfo) -> OrderFacts | None:
             async with gate:
-                handle = self.temporal.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=OrderResult)
+                handle = self.temporal.get_workflow_handle(
+                    info.execution.workflow_id, run_id=info.execution.run_id, result_type=OrderResult
+                )
                 try:
-                    return facts(await handle.result(), wf.start_time)
+                    return facts(await handle.result(), info.start_time.ToDatetime(tzinfo=UTC))
                 except WorkflowFailureError:
                     return None  # e.g. an invalid definition: no order result to count
 
-        return [f for f in await asyncio.gather(*[one(wf) async for wf in self._workflows(query)]) if f is not None]
+        found: list[OrderFacts] = []
+        older: list[asyncio.Task[OrderFacts | None]] = []
+        async for page in self._pages(query):
+            written = [info for info in page if MEMO_KEY in info.memo.fields]
+            entries = await self.temporal.data_converter.decode([info.memo.fields[MEMO_KEY] for info in written])
+            by_run = {info.execution.run_id: from_memo({MEMO_KEY: e}) for info, e in zip(written, entries, strict=True)}
+            for info in page:
+                if (fact := by_run.get(info.execution.run_id)) is not None:
+                    found.append(fact)
+                else:
+                    older.append(asyncio.create_task(from_result(info)))
+        return found + [f for f in await asyncio.gather(*older) if f is not None]
+
+    async def _pages(self, query: OrderQuery) -> AsyncIterator[Sequence[WorkflowExecutionInfo]]:
+        """The listing's raw pages, the next one asked for while this one is read.
+
+        `facts` reads only ids, start times and memos; `list_workflows` would decode every order's
+        search attributes too, which costs more than the server takes to list them.
+        """
+
+        def ask(token: bytes) -> asyncio.Task[ListWorkflowExecutionsResponse]:
+            request = ListWorkflowExecutionsRequest(namespace=self.temporal.namespace, query=str(query), next_page_token=token)
+            return asyncio.create_task(self.temporal.workflow_service.list_workflow_executions(request))
+
+        asked = ask(b"")
+        try:
+            while True:
+                try:
+                    response = await asked
+                except RPCError as err:
+                    raise ClientError(f"visibility query refused: {err.message}") from None
+                if response.next_page_token:
+                    asked = ask(response.next_page_token)
+                yield response.executions
+                if not response.next_page_token:
+                    return
+        finally:
+            asked.cancel()
 
     # -- deciding and driving ----------------------------------------------------
 

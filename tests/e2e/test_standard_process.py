@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from activities.store import Store
 from orderops import search_attributes as sa
+from orderops.client import OrderClient
 from orderops.messages import AddressChange, CancelRequest, ExternalEvent, OrderResult, ReviewDecision, ReviewReceipt
 from orderops.order import Address, OrderEdit
 from orderops.process.lint import load_definition
@@ -99,6 +102,30 @@ async def test_unpaid_order_waits_for_the_payment_then_goes_on_alone(start, stor
     await deliver(handle)
     result = await settled(handle, store)
     assert result.status == "completed" and result.decisions == []
+
+
+async def test_waits_wakes_a_watcher_when_the_order_stops_to_wait_and_ends_when_it_closes(start, client, store: Store):
+    _order, handle = await start(paid=False)
+    seen: list[bool] = []
+    woken = asyncio.Event()
+
+    async def follow() -> None:
+        async for closed in OrderClient(client).waits(handle):
+            seen.append(closed)
+            woken.set()
+
+    follower = asyncio.create_task(follow())
+    await asyncio.wait_for(woken.wait(), 30)  # the order stops at the payment
+    assert (await status(handle)).waiting_for_events == ["paid"]
+    await handle.signal("event", ExternalEvent(name="paid", data={"provider": "alipay"}))
+    await deliver(handle)
+    await settled(handle, store)
+    await asyncio.wait_for(follower, 30)  # the long poll ends with the order
+    history = await handle.fetch_history()
+    tasks = sum(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in history.events)
+    # Woken at the payment, the scan, the courier's events and the feedback, not after the tasks that start an activity.
+    assert seen[-1] is True and True not in seen[:-1]
+    assert 4 <= len(seen) - 1 < tasks
 
 
 async def test_anomalous_order_waits_for_a_person_then_approve(start, store: Store):
