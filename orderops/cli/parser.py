@@ -99,7 +99,7 @@ class _Commands:
         _logging(self.connected, defaults=False)
         _logging(self.offline, defaults=False)
 
-    def add(self, name: str, run: str, summary: str, description: str | None = None, connects: bool = True, logs: bool = True):
+    def add(self, name: str, run: str | None, summary: str, description: str | None = None, connects: bool = True, logs: bool = True):
         parents = [self.connected] if connects else [self.offline] if logs else []
         parser = self.subparsers.add_parser(
             name, parents=parents, help=summary, description=description or summary[0].upper() + summary[1:] + "."
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _warehouse(commands)
     _definitions(commands)
     _history(commands)
+    _people(commands)
     return parser
 
 
@@ -321,3 +322,39 @@ def _history(commands: _Commands) -> None:
     p.add_argument("--json", action="store_true", help="the figures as JSON")
     p.add_argument("--html", metavar="FILE", help="write a self-contained page with charts")
     p.add_argument("--query", help='narrow with a visibility query, e.g. "ProcessVersion = 3"')
+
+
+def _people(commands: _Commands) -> None:
+    group = commands.add(
+        "people",
+        None,  # each action names its own function
+        "the people who decide orders: add, passwd, disable, enable, list",
+        f"The people who decide orders and their roles, kept in {config.home() / 'people.db'}.",
+        connects=False,
+    )
+    people = group.add_subparsers(dest="people_command", required=True, parser_class=Parser, metavar="ACTION", help="what to do")
+    secret = "read the password from the first line of stdin instead of asking (for scripts)"
+
+    p = people.add_parser("add", help="add a person with a name, roles and a password")
+    p.set_defaults(run="orderops.cli.people:add")
+    p.add_argument("person_id", help="the id they sign in with, e.g. amy.chen")
+    p.add_argument("--name", required=True, help="the name shown beside their decisions")
+    p.add_argument("--role", action="append", required=True, dest="roles", help="a role they hold (repeat for more), e.g. support_agent")
+    p.add_argument("--password-stdin", action="store_true", help=secret)
+
+    p = people.add_parser("passwd", help="set a person's password (signs them out everywhere)")
+    p.set_defaults(run="orderops.cli.people:passwd")
+    p.add_argument("person_id", help="whose password")
+    p.add_argument("--password-stdin", action="store_true", help=secret)
+
+    for action, summary in (
+        ("disable", "stop a person signing in or deciding (their tokens end)"),
+        ("enable", "let a person sign in again"),
+    ):
+        p = people.add_parser(action, help=summary)
+        p.set_defaults(run=f"orderops.cli.people:{action}")
+        p.add_argument("person_id", help="who")
+
+    p = people.add_parser("list", help="everyone, with their roles")
+    p.set_defaults(run="orderops.cli.people:list_people")
+    p.add_argument("--json", action="store_true", help="as JSON")
