@@ -3,11 +3,14 @@
 Each trial starts a dev server of its own (ports 7641/8641, in a temporary directory), a worker
 process of the tree under test, and N standard orders that all stop at manual review (an invalid
 phone). When every one waits, it reads the worker's resident memory, then decides K of them one
-after another (`review` updates, approve) and times each receipt. The baseline is an older revision
-run the same way (`git archive`, with this virtualenv), trials interleaved.
+after another (`review` updates, approve) and times each receipt: first the K started last, which
+the worker's cache holds; then, when N is more than the cache holds (`MAX_CACHED_WORKFLOWS`, 1,000),
+the K started first, which it has evicted and must replay. The baseline is an older revision run
+the same way (`git archive`, with this virtualenv), trials interleaved.
 
     .venv/bin/python bench/waiting.py                             # 500 orders, 100 decisions, vs cf1a748
     .venv/bin/python bench/waiting.py --orders 2000 --rounds 2 --baseline cf1a748
+    .venv/bin/python bench/waiting.py --orders 10000 --baseline e4af25a     # the issue's 10,000
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from orderops.client import OrderClient
 from orderops.messages import ReviewDecision
 from orderops.order import Order
 from orderops.process.lint import load_definition
+from orderops.worker import MAX_CACHED_WORKFLOWS
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT, UI_PORT = 7641, 8641
@@ -43,7 +47,8 @@ class Trial:
     idle_mb: float
     waiting_mb: float
     orders: int
-    receipts_ms: list[float]
+    cached_ms: list[float]
+    evicted_ms: list[float]
 
     @property
     def kib_per_order(self) -> float:
@@ -104,14 +109,20 @@ async def trial(index: int, tree_name: str, tree: Path | None, orders: int, deci
         await all_waiting(client, f"order-w{index}-", 1)
         idle = rss_mb(worker.pid)
         await asyncio.gather(*(start(o) for o in wanted[1:]))
-        await all_waiting(client, f"order-w{index}-", orders)
+        await all_waiting(client, f"order-w{index}-", orders, timeout=max(600, orders / 5))
         waiting = rss_mb(worker.pid)
-        receipts = []
-        for o in wanted[:decisions]:
-            began = time.perf_counter()
-            await api.decide(o.order_id, ReviewDecision(decision="approve", agent="bench", reason="benchmark"))
-            receipts.append((time.perf_counter() - began) * 1000)
-        return Trial(tree_name, idle, waiting, orders - 1, receipts)
+
+        async def receipts(chosen: list[Order]) -> list[float]:
+            times = []
+            for o in chosen:
+                began = time.perf_counter()
+                await api.decide(o.order_id, ReviewDecision(decision="approve", agent="bench", reason="benchmark"))
+                times.append((time.perf_counter() - began) * 1000)
+            return times
+
+        cached = await receipts(wanted[-decisions:])
+        evicted = await receipts(wanted[1 : decisions + 1]) if orders - decisions > MAX_CACHED_WORKFLOWS else []
+        return Trial(tree_name, idle, waiting, orders - 1, cached, evicted)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -141,12 +152,13 @@ async def main() -> None:
     print(
         f"{args.orders} orders waiting at manual review, {args.decisions} decided in a row, {args.rounds} round(s), {os.cpu_count()} cores"
     )
-    print(f"{'tree':10} {'RSS idle':>9} {'RSS waiting':>12} {'KiB/order':>10} {'receipt p50':>12} {'p99':>8}")
+    print(f"{'tree':10} {'RSS idle':>9} {'RSS waiting':>12} {'KiB/order':>10} {'cached p50':>11} {'p99':>7} {'evicted p50':>12} {'p99':>7}")
     for t in results:
-        p50 = statistics.median(t.receipts_ms)
-        print(
-            f"{t.tree:10} {t.idle_mb:8.0f}M {t.waiting_mb:11.0f}M {t.kib_per_order:10.0f} {p50:10.0f}ms {percentile(t.receipts_ms, 0.99):6.0f}ms"
-        )
+        cells = [
+            f"{statistics.median(ms):9.0f}ms {percentile(ms, 0.99):5.0f}ms" if ms else f"{'-':>11} {'-':>7}"
+            for ms in (t.cached_ms, t.evicted_ms)
+        ]
+        print(f"{t.tree:10} {t.idle_mb:8.0f}M {t.waiting_mb:11.0f}M {t.kib_per_order:10.0f} {cells[0]} {cells[1]}")
     print(f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
 
 
