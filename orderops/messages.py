@@ -14,6 +14,7 @@ from orderops.limits import plain_line, plain_text
 from orderops.order import Address, Order, OrderEdit
 from orderops.payloads import MAX_INPUT_BYTES, Refused, read_payload
 from orderops.process.load import DefinitionSnapshot
+from orderops.proof import Proof
 
 TASK_QUEUE = "orderops"
 WORKFLOW_NAME = "OrderWorkflow"
@@ -34,6 +35,10 @@ class OrderInput(BaseModel):
     order: Order
     definition: DefinitionSnapshot
     variables: dict[str, Any] = Field(default_factory=dict, description="Initial values over the definition's, e.g. a return's request")
+    trusted_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="Public keys (id: base64) whose signatures prove who sent a message (orderops/proof.py); none: nothing is checked",
+    )
 
 
 class ReviewDecision(BaseModel):
@@ -47,6 +52,7 @@ class ReviewDecision(BaseModel):
     reason: Reason = ""
     node: Label | None = Field(None, description="The user task to decide; needed only when several are open")
     changes: OrderEdit | None = Field(None, description="With the edit outcome: the corrected order fields")
+    proof: Proof | None = Field(None, description="Who decided, signed (orderops/proof.py); the agent must be its actor")
 
 
 class ReviewReceipt(BaseModel):
@@ -65,6 +71,7 @@ class ExternalEvent(BaseModel):
 
     name: Name
     data: dict[str, Any] = Field(default_factory=dict)
+    proof: Proof | None = Field(None, description="Who sent it, signed (orderops/proof.py)")
 
 
 class CancelRequest(BaseModel):
@@ -72,6 +79,7 @@ class CancelRequest(BaseModel):
 
     reason: Name
     by: Label = "support"
+    proof: Proof | None = Field(None, description="Who asked, signed (orderops/proof.py); `by` must be its actor")
 
 
 class AddressChange(BaseModel):
@@ -82,6 +90,7 @@ class AddressChange(BaseModel):
     address: Address
     by: Name = Field(description="Who asked: the customer, or the agent on their behalf")
     reason: Reason = ""
+    proof: Proof | None = Field(None, description="Who asked, signed (orderops/proof.py); `by` must be its actor")
 
     @field_validator("address")
     @classmethod
@@ -126,6 +135,8 @@ class DecisionRecord(BaseModel):
     at: datetime
     via: str
     changes: dict[str, Any] | None = None
+    proven_by: str | None = Field(None, description="The key whose signature proved the agent; None for an order that checks none")
+    roles: list[str] | None = Field(None, description="The roles the signer vouched the agent holds")
 
     @staticmethod
     def fields_of(decision: ReviewDecision) -> dict[str, Any]:
@@ -151,6 +162,7 @@ class EventRecord(BaseModel):
     data: dict[str, Any]
     received_at: datetime
     consumed_by: str | None = None
+    sent_by: str | None = Field(None, description="Who sent it, as its proof shows; None when the order checks none")
 
     def shown(self) -> EventRecord:
         """This event as a status or result shows it: data larger than SHOWN_EVENT_DATA_BYTES is summarised."""
@@ -165,7 +177,8 @@ class EventRecord(BaseModel):
 
 
 class RefusedSignal(BaseModel):
-    """A signal the order did not take, and why; a signal cannot be refused to its sender, so it is kept here."""
+    """A signal (or an update without a valid proof) the order did not take, and why: a signal cannot be
+    refused to its sender, and a forged update should show, so both are kept here."""
 
     name: str
     reason: str

@@ -19,6 +19,7 @@ from activities.store import Store
 from orderops.activity_names import ACTIVITY_NAMES
 from orderops.messages import TASK_QUEUE
 from orderops.process.lint import InvalidDefinition, load_definition
+from orderops.proof import SANDBOX_PASSTHROUGH
 from workflows import OrderWorkflow
 
 log = structlog.get_logger()
@@ -34,7 +35,9 @@ MAX_CONCURRENT_WORKFLOW_TASK_POLLS = 5
 # the interpreter's extra CPU per order and of a cached order's memory (docs/performance.md, "Interpreter
 # overhead"). The module holds only immutable constants, so one import can serve every order; `orderops replay`
 # and the golden tests keep the SDK's default sandbox, which still re-imports it and refuses clocks and I/O.
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows"))
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows", *SANDBOX_PASSTHROUGH)
+)
 
 
 class WorkerLimits(TypedDict, total=False):

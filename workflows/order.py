@@ -22,6 +22,10 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    # cryptography loads parts of itself lazily (its exceptions, when a signature fails), and a Rust
+    # extension cannot load twice: named here, they pass through any sandbox that imports this module.
+    import cryptography.exceptions
+    import cryptography.hazmat.bindings._rust  # noqa: F401
     from pydantic import BaseModel
 
     from orderops import search_attributes as sa
@@ -63,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         Wait,
     )
     from orderops.process.runtime import known_variables, parse_for_run
+    from orderops.proof import Actor, Unproven, signature_digest, verify
     from orderops.report import MEMO_KEY, memo_entry
 
 COMPENSATION_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=1))
@@ -158,6 +163,8 @@ class OrderWorkflow:
         self._refused_input: str | None = None
         self._refused_signals: list[RefusedSignal] = []
         self._refused_signal_count = 0
+        self._trusted_keys: dict[str, str] = {}
+        self._signatures: set[str] = set()  # of the proven messages taken: none is taken twice
         try:
             if workflow.info().workflow_type != WORKFLOW_NAME:
                 raise Refused(f"this worker runs {WORKFLOW_NAME} workflows, not {workflow.info().workflow_type[:60]!r}")
@@ -175,6 +182,7 @@ class OrderWorkflow:
         self._problems = [p.format(snapshot.path) for p in problems]
         self._nodes = self._definition.node_map() if self._definition else {}
         self._order = inp.order
+        self._trusted_keys = inp.trusted_keys
         accepted_at = workflow.info().start_time.isoformat()
         self._vars: dict[str, Any] = {
             "order": inp.order.as_variable(),
@@ -601,28 +609,40 @@ class OrderWorkflow:
     def _on_signal(self, name: str, args: Sequence[RawValue]) -> None:
         if self._refused_input is not None:
             return  # the order fails in this very task; there is nothing to take a signal into
-        takers: dict[str, Callable[[Any], None]] = {"event": self._take_event, "review": self._take_signalled_decision}
+        takers: dict[str, Callable[[Any, Actor | None], None]] = {"event": self._take_event, "review": self._take_signalled_decision}
         try:
             message = read_message("signal", name, [arg.payload for arg in args])
-            takers[name](message)
+            actor = self._proven(name, message)
+            takers[name](message, actor)
         except Refused as err:
             self._refuse_signal(name, str(err))
 
     @workflow.update(dynamic=True)
     def _on_update(self, name: str, args: Sequence[RawValue]) -> BaseModel:
         _, take = self._update_handlers()[name]
-        return take(self._read_update(name, args))
+        request = self._read_update(name, args)
+        try:
+            actor = self._proven(name, request)
+        except Unproven as err:
+            # Accepted by the validator so that it shows: the order keeps it among the refused, its sender gets the reason.
+            self._refuse_signal(name, str(err))
+            raise ApplicationError(str(err), type="Unproven", non_retryable=True) from None
+        return take(request, actor)
 
     @_on_update.validator
     def _validate_update(self, name: str, args: Sequence[RawValue]) -> None:
         request = self._read_update(name, args)
+        try:
+            self._proven(name, request)
+        except Unproven:
+            return  # refused by the handler, where it is recorded
         check, _ = self._update_handlers()[name]
         check(request)
 
-    def _update_handlers(self) -> dict[str, tuple[Callable[[Any], None], Callable[[Any], BaseModel]]]:
+    def _update_handlers(self) -> dict[str, tuple[Callable[[Any], None], Callable[[Any, Actor | None], BaseModel]]]:
         """Each update's check (its validator: a ValueError refuses it, in one line) and what it does."""
         return {
-            "review": (self._check_decision, lambda decision: self._accept_decision(decision, via="update")),
+            "review": (self._check_decision, lambda decision, actor: self._accept_decision(decision, "update", actor)),
             "change_address": (self._check_address_change, self._change_address),
             "cancel": (self._check_cancel, self._take_cancel),
         }
@@ -632,24 +652,46 @@ class OrderWorkflow:
             raise Refused(f"this order did not start: {self._refused_input}")
         return read_message("update", name, [arg.payload for arg in args])
 
+    def _proven(self, name: str, message: Any) -> Actor | None:
+        """Who sent the message, as its proof shows; None for an order that trusts no keys (started without them)."""
+        if not self._trusted_keys:
+            return None
+        proof = message.proof
+        actor = verify(proof, workflow.info().workflow_id, name, message, self._trusted_keys, workflow.now())
+        if signature_digest(proof) in self._signatures:
+            raise Unproven(f"{name} was taken once already with this very signature; a new one needs a new signature")
+        claimed = {"review": "agent", "cancel": "by", "change_address": "by"}.get(name)
+        if claimed and getattr(message, claimed) != actor.id:
+            raise Unproven(f"{name} names {getattr(message, claimed)!r} as its sender but is signed for {actor.id!r}")
+        if name == "review" and message.role not in actor.roles:
+            raise Unproven(f"{actor.id} does not hold the role {message.role!r} (their roles: {', '.join(actor.roles) or 'none'})")
+        return actor
+
     def _refuse_signal(self, name: str, reason: str) -> None:
         workflow.logger.warning("signal refused", extra={"signal": name[:60], "reason": reason})
         self._refused_signal_count += 1
         refused = RefusedSignal(name=name[:60], reason=reason, received_at=workflow.now())
         self._refused_signals = [*self._refused_signals, refused][-KEPT_REFUSED_SIGNALS:]
 
-    def _take_event(self, event: ExternalEvent) -> None:
-        self._events.append(EventRecord(name=event.name, data=event.data, received_at=workflow.now()))
+    def _take_event(self, event: ExternalEvent, actor: Actor | None = None) -> None:
+        self._took(event)
+        self._events.append(EventRecord(name=event.name, data=event.data, received_at=workflow.now(), sent_by=actor.id if actor else None))
         self._vars["received_events"] = [*self._vars["received_events"], event.name]
 
-    def _take_signalled_decision(self, decision: ReviewDecision) -> None:
+    def _took(self, message: Any) -> None:
+        """A proven message is taken: its signature is spent."""
+        if self._trusted_keys and message.proof is not None:
+            self._signatures.add(signature_digest(message.proof))
+
+    def _take_signalled_decision(self, decision: ReviewDecision, actor: Actor | None) -> None:
         try:
             self._check_decision(decision)
         except ValueError as err:
             raise Refused(str(err)) from None
-        self._accept_decision(decision, via="signal")
+        self._accept_decision(decision, "signal", actor)
 
-    def _change_address(self, change: AddressChange) -> AddressChangeReceipt:
+    def _change_address(self, change: AddressChange, actor: Actor | None) -> AddressChangeReceipt:
+        self._took(change)
         self._order = self._order.model_copy(update={"address": change.address})
         self._vars["order"] = self._order.as_variable()
         data = {"address": change.address.model_dump(), "by": change.by, "reason": change.reason}
@@ -669,7 +711,8 @@ class OrderWorkflow:
                 "carrier, so the address can no longer change; ask the carrier to redirect it"
             )
 
-    def _take_cancel(self, request: CancelRequest) -> CancelReceipt:
+    def _take_cancel(self, request: CancelRequest, actor: Actor | None) -> CancelReceipt:
+        self._took(request)
         self._cancel = request
         return CancelReceipt(order_id=self._order.order_id, cancelled_at_nodes=list(self._current), at=workflow.now())
 
@@ -734,11 +777,13 @@ class OrderWorkflow:
         if decision.changes is not None and decision.decision != "edit":
             raise ValueError("order changes are accepted only with the 'edit' decision")
 
-    def _accept_decision(self, decision: ReviewDecision, via: str) -> ReviewReceipt:
+    def _accept_decision(self, decision: ReviewDecision, via: str, actor: Actor | None) -> ReviewReceipt:
         task = next(t for t in self._pending.values() if t.node not in self._answers and decision.node in (None, t.node))
+        self._took(decision)
         self._answers[task.node] = decision
         now = workflow.now()
-        self._decisions.append(DecisionRecord(node=task.node, at=now, via=via, **DecisionRecord.fields_of(decision)))
+        proven = {"proven_by": decision.proof.key_id, "roles": actor.roles} if actor and decision.proof else {}
+        self._decisions.append(DecisionRecord(node=task.node, at=now, via=via, **DecisionRecord.fields_of(decision), **proven))
         node = self._nodes[task.node]
         assert isinstance(node, UserTask)  # only user tasks are pending
         next_node = node.outcomes[decision.decision]

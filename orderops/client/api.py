@@ -60,6 +60,7 @@ from orderops.order import Order, OrderEdit, OrderItem, tally, workflow_id
 from orderops.payloads import MAX_MESSAGE_BYTES
 from orderops.process.load import DefinitionSnapshot
 from orderops.process.runtime import parse_for_run
+from orderops.proof import Actor, Signer
 from orderops.report import MEMO_KEY, OrderFacts, facts, from_memo
 
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -70,6 +71,7 @@ MAX_RETURNS = 99
 RESULT_FETCHES = 32
 
 R = TypeVar("R")
+M = TypeVar("M", bound=BaseModel)
 
 
 _STARTS_WORK = frozenset({EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED})
@@ -168,9 +170,26 @@ def _view_of_result(result: OrderResult) -> OrderStatusView:
 
 
 class OrderClient:
-    def __init__(self, client: Client, task_queue: str = TASK_QUEUE):
+    def __init__(self, client: Client, task_queue: str = TASK_QUEUE, *, signer: Signer | None = None, actor: Actor | None = None):
         self.temporal = client
         self.task_queue = task_queue
+        self.signer, self.actor = signer, actor
+
+    def acting_as(self, actor: Actor) -> OrderClient:
+        """This client, signing what it sends for `actor` (whom the caller has authenticated)."""
+        if self.signer is None:
+            raise ClientError("this client holds no signing key, so it cannot act for anyone")
+        return OrderClient(self.temporal, self.task_queue, signer=self.signer, actor=actor)
+
+    def _signed(self, order_id: str, name: str, message: M) -> M:
+        """The message with its proof, naming the actor as its sender; as it is when no one acts."""
+        if self.signer is None or self.actor is None:
+            return message
+        claimed = {"review": "agent", "cancel": "by", "change_address": "by"}.get(name)
+        if claimed:
+            message = message.model_copy(update={claimed: self.actor.id})
+        proof = self.signer.sign(workflow_id(order_id), name, message, self.actor, datetime.now(UTC))
+        return message.model_copy(update={"proof": proof})
 
     @classmethod
     async def connect(cls, address: str, namespace: str) -> OrderClient:
@@ -181,12 +200,18 @@ class OrderClient:
 
     # -- starting ---------------------------------------------------------------
 
-    async def start(self, order: Order, snapshot: DefinitionSnapshot, variables: dict | None = None) -> WorkflowHandle:
-        """One workflow per order id, ever: a resubmitted order is refused, not run twice."""
+    async def start(
+        self, order: Order, snapshot: DefinitionSnapshot, variables: dict | None = None, trusted_keys: dict[str, str] | None = None
+    ) -> WorkflowHandle:
+        """One workflow per order id, ever: a resubmitted order is refused, not run twice.
+
+        With `trusted_keys`, the order takes a decision, event, cancellation or address change only when
+        one of those keys signed it (orderops/proof.py).
+        """
         try:
             return await self.temporal.start_workflow(
                 WORKFLOW_NAME,
-                OrderInput(order=order, definition=snapshot, variables=variables or {}),
+                OrderInput(order=order, definition=snapshot, variables=variables or {}, trusted_keys=trusted_keys or {}),
                 id=workflow_id(order.order_id),
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -382,6 +407,7 @@ class OrderClient:
     async def _update(self, order_id: str, name: str, payload: BaseModel, result_type: type[R]) -> R:
         _within_cap(payload, name.replace("_", " "))
         await self.require_running(order_id)
+        payload = self._signed(order_id, name, payload)
         try:
             return await self.handle(order_id).execute_update(name, payload, result_type=result_type, rpc_timeout=QUERY_TIMEOUT)
         except WorkflowUpdateFailedError as err:
@@ -406,6 +432,7 @@ class OrderClient:
     async def send_event(self, order_id: str, event: ExternalEvent) -> EventDelivery:
         _within_cap(event, f"{event.name!r} event")
         description = await self.require_running(order_id)
+        event = self._signed(order_id, "event", event)
         try:
             view = await self.status(order_id, description)
         except NoWorker:
@@ -514,7 +541,8 @@ class OrderClient:
         told: list[tuple[str, str | None]] = []
         for order_id in receipt.woken:
             try:
-                await self.handle(order_id).signal("event", ExternalEvent(name="restocked", data={"sku": sku, "warehouse": warehouse}))
+                event = self._signed(order_id, "event", ExternalEvent(name="restocked", data={"sku": sku, "warehouse": warehouse}))
+                await self.handle(order_id).signal("event", event)
                 told.append((order_id, None))
             except RPCError as err:
                 told.append((order_id, err.message))
