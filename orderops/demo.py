@@ -26,7 +26,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from activities.inputs import ReturnRequest
 from activities.store import Store, open_store
-from orderops import config, server
+from orderops import config, proof, server
 from orderops.activity_names import ACTIVITY_NAMES
 from orderops.cli.decisions import item_specs
 from orderops.cli.report import print_report
@@ -35,6 +35,7 @@ from orderops.connect import Unreachable, connect
 from orderops.messages import AddressChange, CancelRequest, ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
 from orderops.order import Address, Order, OrderEdit, tally
 from orderops.process.lint import load_definition
+from orderops.proof import Actor
 from orderops.report import build, facts
 from orderops.worker import serve
 
@@ -154,11 +155,27 @@ async def _client_with_server(address: str, namespace: str):
             await asyncio.sleep(0.5)
 
 
+# The demo's parts, each a service account of its own: with a signing key, what each sends is signed as it
+# (docs/security.md), and its orders refuse anything unsigned.
+PARTS = {
+    "agent": Actor(
+        id="demo-agent", name="demo support agent", roles=["support_agent", "warehouse_supervisor", "supervisor"], via="service"
+    ),
+    "payments": Actor(id="demo-pay", name="demo payment provider", roles=[], via="service"),
+    "purchasing": Actor(id="demo-purchasing", name="demo purchasing", roles=[], via="service"),
+    "picker": Actor(id="demo-picker", name="demo picker's scanner", roles=[], via="service"),
+    "carrier": Actor(id="demo-carrier", name="demo carrier", roles=[], via="service"),
+    "customer": Actor(id="demo-customer", name="demo customer", roles=[], via="service"),
+    "returns": Actor(id="demo-desk", name="demo returns desk", roles=[], via="service"),
+}
+
+
 class Actors:
     """The support agent, picker, purchasing, carrier, customer and returns desk of the demo."""
 
-    def __init__(self, orders: OrderClient, store: Store, tracked: list[Tracked]):
-        self.orders, self.store, self.tracked = orders, store, tracked
+    def __init__(self, orders: OrderClient, store: Store, tracked: list[Tracked], trusted_keys: dict[str, str] | None = None):
+        self.orders, self.store, self.tracked, self.trusted_keys = orders, store, tracked, trusted_keys
+        self.part = {name: orders.acting_as(actor) if orders.signer else orders for name, actor in PARTS.items()}
         self.followers: set[asyncio.Task] = set()
         self.returns_snapshot = load_definition(config.PROCESS_DIR / "returns.yaml", ACTIVITY_NAMES)
 
@@ -219,20 +236,23 @@ class Actors:
         if view.pending_user_tasks:
             await self.decide(tracked, view)
         elif "paid" in waiting and scenario.pay:
-            await handle.signal("event", ExternalEvent(name="paid", data={"provider": "demo-pay"}))
+            await self._send(tracked, "payments", ExternalEvent(name="paid", data={"provider": "demo-pay"}))
         elif "restocked" in waiting and scenario.restock and "restocked" not in tracked.done:
             tracked.done.add("restocked")
-            await self.orders.restock(self.store, **scenario.restock)
+            await self.part["purchasing"].restock(self.store, **scenario.restock)
         elif "scanned" in waiting:
             await self.pick(tracked, view)
         elif "delivered" in waiting:
             await self.carry(tracked)
         elif "feedback" in waiting:
-            await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 5, "comment": "arrived on time"}))
+            await self._send(tracked, "customer", ExternalEvent(name="feedback", data={"rating": 5, "comment": "arrived on time"}))
         elif "return_received" in waiting:
-            await handle.signal(
-                "event", ExternalEvent(name="return_received", data={"items": scenario.inspection, "inspector": "demo-desk"})
-            )
+            inspected = ExternalEvent(name="return_received", data={"items": scenario.inspection, "inspector": "demo-desk"})
+            await self._send(tracked, "returns", inspected)
+
+    async def _send(self, tracked: Tracked, part: str, event: ExternalEvent) -> None:
+        """The event, signed as the part that sends it: straight to the order, which the caller saw waiting for it."""
+        await tracked.handle.signal("event", self.part[part].signed(tracked.scenario.order.order_id, "event", event))
 
     async def decide(self, tracked: Tracked, view: OrderStatusView) -> None:
         scenario = tracked.scenario
@@ -241,7 +261,7 @@ class Actors:
             target_view: OrderStatusView = await target.handle.query("status", result_type=OrderStatusView)
             if target_view.pending_user_tasks:
                 tracked.done.add("merged")
-                await self.orders.merge(scenario.order.order_id, scenario.merge_into, "demo-agent", "same customer, one parcel")
+                await self.part["agent"].merge(scenario.order.order_id, scenario.merge_into, "demo-agent", "same customer, one parcel")
                 target.done.add("merged")  # only now: the target's own follower must not decide it while its items are added
             return
         if scenario.hold_for_merge and "merged" not in tracked.done:
@@ -249,7 +269,7 @@ class Actors:
         if tracked.decided < len(scenario.decisions):
             planned = scenario.decisions[tracked.decided]
             tracked.decided += 1
-            await self.orders.decide(
+            await self.part["agent"].decide(
                 scenario.order.order_id,
                 ReviewDecision(
                     decision=planned.decision, agent="demo-agent", role=planned.role, reason=planned.reason, changes=planned.changes
@@ -257,10 +277,10 @@ class Actors:
             )
 
     async def pick(self, tracked: Tracked, view: OrderStatusView) -> None:
-        scenario, handle = tracked.scenario, tracked.handle
+        scenario = tracked.scenario
         if scenario.change_address and "address" not in tracked.done:
             tracked.done.add("address")
-            await self.orders.change_address(
+            await self.part["customer"].change_address(
                 scenario.order.order_id, AddressChange(address=scenario.change_address, by="customer", reason="moved")
             )
         if scenario.carrier_outage and "outage" not in tracked.done:
@@ -269,21 +289,23 @@ class Actors:
         kind = scenario.scans[tracked.scanned] if tracked.scanned < len(scenario.scans) else "right"
         tracked.scanned += 1
         assert view.order is not None  # the workflow's status query always carries the order
-        await handle.signal("event", ExternalEvent(name="scanned", data=_scan(view.order, kind)))
+        await self._send(tracked, "picker", ExternalEvent(name="scanned", data=_scan(view.order, kind)))
 
     async def carry(self, tracked: Tracked) -> None:
-        scenario, handle = tracked.scenario, tracked.handle
+        scenario = tracked.scenario
         if scenario.carrier_outage and "outage" in tracked.done and "outage cleared" not in tracked.done:
             tracked.done.add("outage cleared")
             self.store.set_carrier_outage(scenario.carrier_outage, None)
         if scenario.cancel_in_transit:
             if "cancel" not in tracked.done:
                 tracked.done.add("cancel")
-                await self.orders.cancel(scenario.order.order_id, CancelRequest(reason=scenario.cancel_in_transit, by="demo-agent"))
+                await self.part["agent"].cancel(scenario.order.order_id, CancelRequest(reason=scenario.cancel_in_transit, by="demo-agent"))
             return
         name = scenario.tracking[tracked.tracked] if tracked.tracked < len(scenario.tracking) else "delivered"
         tracked.tracked += 1
-        await handle.signal("event", ExternalEvent(name=name, data={"signer": scenario.order.customer_name} if name == "delivered" else {}))
+        await self._send(
+            tracked, "carrier", ExternalEvent(name=name, data={"signer": scenario.order.customer_name} if name == "delivered" else {})
+        )
 
     async def start_return(self, tracked: Tracked) -> None:
         spec = tracked.scenario.return_
@@ -292,7 +314,9 @@ class Actors:
             return
         tracked.done.add("return")
         request = ReturnRequest(original_order_id=tracked.scenario.order.order_id, kind=spec.kind, reason=spec.reason)
-        order, handle = await self.orders.start_return(request.original_order_id, request, item_specs(spec.items), self.returns_snapshot)
+        order, handle = await self.orders.start_return(
+            request.original_order_id, request, item_specs(spec.items), self.returns_snapshot, trusted_keys=self.trusted_keys
+        )
         scenario = Scenario(
             scenario=f"return of {request.original_order_id}: {spec.kind}, {spec.reason}",
             expect="completed",
@@ -377,15 +401,15 @@ async def _drive(client: Client, store: Store, count: int | None, worker_task: a
     if client.service_client.config.target_host == config.DEFAULT_ADDRESS:
         console.print(f"Web UI: http://localhost:{config.UI_PORT}/namespaces/{client.namespace}/workflows")
     tracked: list[Tracked] = []
-    orders = OrderClient(client)
-    actors = Actors(orders, store, tracked)
+    orders, keys = OrderClient(client, signer=proof.signer()), proof.trusted_keys()
+    actors = Actors(orders, store, tracked, keys)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console) as progress:
         intake = progress.add_task("orders started", total=len(scenarios))
         for scenario in scenarios:
             # A scenario's own picking settings (waves) travel in the order's input, so its history shows them.
             variables = {"picking": scenario.picking} if scenario.picking else None
-            handle = await orders.start(scenario.order, snapshot, variables=variables)
+            handle = await orders.start(scenario.order, snapshot, variables=variables, trusted_keys=keys)
             tracked.append(Tracked(scenario, handle))
             # One at a time, so duplicate detection sees them in sample order.
             if not await _unless_worker_fails(_reviewed(orders, handle), worker_task):

@@ -181,7 +181,7 @@ class OrderClient:
             raise ClientError("this client holds no signing key, so it cannot act for anyone")
         return OrderClient(self.temporal, self.task_queue, signer=self.signer, actor=actor)
 
-    def _signed(self, order_id: str, name: str, message: M) -> M:
+    def signed(self, order_id: str, name: str, message: M) -> M:
         """The message with its proof, naming the actor as its sender; as it is when no one acts."""
         if self.signer is None or self.actor is None:
             return message
@@ -407,7 +407,7 @@ class OrderClient:
     async def _update(self, order_id: str, name: str, payload: BaseModel, result_type: type[R]) -> R:
         _within_cap(payload, name.replace("_", " "))
         await self.require_running(order_id)
-        payload = self._signed(order_id, name, payload)
+        payload = self.signed(order_id, name, payload)
         try:
             return await self.handle(order_id).execute_update(name, payload, result_type=result_type, rpc_timeout=QUERY_TIMEOUT)
         except WorkflowUpdateFailedError as err:
@@ -432,7 +432,7 @@ class OrderClient:
     async def send_event(self, order_id: str, event: ExternalEvent) -> EventDelivery:
         _within_cap(event, f"{event.name!r} event")
         description = await self.require_running(order_id)
-        event = self._signed(order_id, "event", event)
+        event = self.signed(order_id, "event", event)
         try:
             view = await self.status(order_id, description)
         except NoWorker:
@@ -493,7 +493,12 @@ class OrderClient:
     # -- returns ----------------------------------------------------------------
 
     async def start_return(
-        self, order_id: str, request: ReturnRequest, wanted: dict[str, int] | None, snapshot: DefinitionSnapshot
+        self,
+        order_id: str,
+        request: ReturnRequest,
+        wanted: dict[str, int] | None,
+        snapshot: DefinitionSnapshot,
+        trusted_keys: dict[str, str] | None = None,
     ) -> tuple[Order, WorkflowHandle]:
         """A return or exchange: its own workflow (e.g. returns.yaml), linked to the original by id and request."""
         view = await self.status(order_id)
@@ -508,7 +513,7 @@ class OrderClient:
         for number in range(1, MAX_RETURNS + 1):
             order = original.model_copy(update={"order_id": f"{original.order_id}-R{number}", "items": items, "paid": True})
             if not await self.submitted(order.order_id):
-                return order, await self.start(order, snapshot, variables=variables)
+                return order, await self.start(order, snapshot, variables=variables, trusted_keys=trusted_keys)
         raise ClientError(f"order {order_id} already has {MAX_RETURNS} returns")
 
     async def _ran_under(self, order_id: str):
@@ -541,7 +546,7 @@ class OrderClient:
         told: list[tuple[str, str | None]] = []
         for order_id in receipt.woken:
             try:
-                event = self._signed(order_id, "event", ExternalEvent(name="restocked", data={"sku": sku, "warehouse": warehouse}))
+                event = self.signed(order_id, "event", ExternalEvent(name="restocked", data={"sku": sku, "warehouse": warehouse}))
                 await self.handle(order_id).signal("event", event)
                 told.append((order_id, None))
             except RPCError as err:

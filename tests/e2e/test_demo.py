@@ -10,10 +10,13 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.envelope import log_context
 from activities.store import Store
+from orderops.messages import OrderResult
 from tests.helpers import cli
 
 
-async def test_demo_ends_every_order_in_its_expected_state_and_leaves_the_store_consistent(address, worker, home: Path, store: Store):
+async def test_demo_ends_every_order_in_its_expected_state_and_leaves_the_store_consistent(
+    address, client, worker, home: Path, store: Store
+):
     log = home / "demo.log"
     log.unlink(missing_ok=True)
     result = await cli("--log-format", "json", "demo", address=address)
@@ -71,6 +74,17 @@ async def test_demo_ends_every_order_in_its_expected_state_and_leaves_the_store_
     assert [r["carrier"] for r in store.rows("SELECT carrier FROM carrier_bookings WHERE order_id = ?", f"demo-{tag}-0-21")] == [
         "SwiftExpress"
     ]
+
+    # Every order trusted the demo's key and took only what its parts signed (docs/security.md).
+    results = [
+        await client.get_workflow_handle(wf.id, result_type=OrderResult).result()
+        async for wf in client.list_workflows(f"WorkflowId STARTS_WITH 'order-demo-{tag}-'")
+    ]
+    assert len(results) == 23
+    decisions = [d for r in results for d in r.decisions]
+    assert len(decisions) >= 5 and all(d.proven_by and d.agent == "demo-agent" for d in decisions)
+    assert all(e.sent_by for r in results for e in r.events if e.name in ("paid", "scanned", "delivered", "feedback", "return_received"))
+    assert [r.refused_signals for r in results if r.refused_signals] == []
 
     # Worker log lines are JSON, each activity line with the order, node and attempt. (The demo's
     # worker shares the task queue with the session's, so it logs only the activities it ran.)
