@@ -145,6 +145,11 @@ def _runtime(commands: _Commands) -> None:
     p = commands.add("worker", "orderops.cli.runtime:run_worker", "run a worker for order workflows and activities")
     p.add_argument("--process-dir", default=str(config.PROCESS_DIR), help="the definitions checked before serving")
 
+    p = commands.add("console", "orderops.cli.runtime:run_console", "the web console where people sign in and decide waiting orders")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on; another than 127.0.0.1 needs HTTPS in front")
+    p.add_argument("--port", type=_port, default=8280, help="the console's port")
+    p.add_argument("--process-dir", default=str(config.PROCESS_DIR), help="the definitions whose user tasks fill the inbox")
+
     p = commands.add("demo", "orderops.cli.runtime:run_demo", "server + worker + sample orders, decided and delivered, then a summary")
     p.add_argument("--orders", type=_positive, help="how many orders (default: each sample scenario once)")
 

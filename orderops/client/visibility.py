@@ -90,6 +90,11 @@ class OrderQuery:
         self._clauses.append(f"{attribute} {op} {literal(value)}")
         return self
 
+    def one_of(self, attribute: str, values: list[str]) -> OrderQuery:
+        """`attribute IN (...)`; with no values, a query that finds nothing."""
+        self._clauses.append(f"{attribute} IN ({', '.join(literal(v) for v in values)})" if values else "WorkflowId = ''")
+        return self
+
     def running(self, running: bool = True) -> OrderQuery:
         return self.where("ExecutionStatus", "Running", "=" if running else "!=")
 

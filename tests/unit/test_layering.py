@@ -15,7 +15,7 @@ from tests.helpers import ROOT
 # (layer, what belongs to it); the first prefix that matches a module's dotted name wins.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (5, ("starter", "worker")),
-    (4, ("orderops.cli", "orderops.demo")),
+    (4, ("orderops.cli", "orderops.demo", "orderops.console")),
     (3, ("orderops.client", "orderops.history", "orderops.worker", "orderops.connect", "orderops.server")),
     (2, ("activities", "workflows")),
     # the language, the domain models and settings, configuration, logging, the KPIs over results

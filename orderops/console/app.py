@@ -1,0 +1,134 @@
+"""The console's pages: sign in, the inbox of what waits for you, an order's task page, a decision.
+
+Pages are rendered on the server (Jinja2, autoescaped); forms post back and the answer is the page
+again with the result or the one-line reason it was refused. Decisions go through the client API,
+signed for the signed-in person (orderops/proof.py): the order, not the page, checks who may decide.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from orderops.client import OrderClient
+from orderops.client.errors import ClientError
+from orderops.console.auth import SESSION_COOKIE, SIGNIN_COOKIE, check_csrf, csrf_token, session_token, signed_in, signin_seed
+from orderops.console.inbox import TaskKind, inbox
+from orderops.limits import ORDER_ID_PATTERN
+from orderops.messages import ReviewDecision
+from orderops.people import People, Person, SignInRefused
+from orderops.proof import Actor
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+Text = Annotated[str, Form(max_length=2000)]
+
+
+def mask_phone(phone: str) -> str:
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
+
+
+def mask_name(name: str) -> str:
+    return " ".join(part[:1] + "*" * (len(part) - 1) for part in name.split())
+
+
+def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str], TaskKind], secure_cookies: bool = True) -> FastAPI:
+    app = FastAPI(title="orderops console", docs_url=None, redoc_url=None)
+    TEMPLATES.env.filters.update(mask_phone=mask_phone, mask_name=mask_name)
+
+    def page(request: Request, template: str, person: Person | None, status_code: int = 200, **context) -> HTMLResponse:
+        csrf = csrf_token(session_token(request) or "") if person else None
+        return TEMPLATES.TemplateResponse(request, template, {"person": person, "csrf": csrf, **context}, status_code=status_code)
+
+    def require(request: Request) -> Person:
+        person = signed_in(request, people)
+        if person is None:
+            raise HTTPException(303, headers={"Location": "/signin"})
+        return person
+
+    def cookie(response: Response, name: str, value: str, max_age: int) -> None:
+        response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict", secure=secure_cookies)
+
+    @app.get("/signin", response_class=HTMLResponse)
+    async def signin_form(request: Request) -> HTMLResponse:
+        seed = signin_seed(request)
+        response = page(request, "signin.html", None, signin_csrf=csrf_token(seed))
+        cookie(response, SIGNIN_COOKIE, seed, 3600)
+        return response
+
+    @app.post("/signin")
+    async def signin(
+        request: Request, person_id: Annotated[str, Form(max_length=64)], password: Text, csrf: Annotated[str, Form(max_length=64)]
+    ) -> Response:
+        seed = request.cookies.get(SIGNIN_COOKIE)
+        check_csrf(csrf, seed)
+        try:
+            person = people.authenticate(person_id, password)
+        except SignInRefused as err:
+            return page(request, "signin.html", None, 401, signin_csrf=csrf_token(seed or ""), error=str(err), person_id=person_id)
+        response = RedirectResponse("/", status_code=303)
+        cookie(response, SESSION_COOKIE, people.issue_token(person.id, "session"), 12 * 3600)
+        response.delete_cookie(SIGNIN_COOKIE)
+        return response
+
+    @app.post("/signout")
+    async def signout(request: Request, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+        token = session_token(request)
+        check_csrf(csrf, token)
+        if token:
+            people.revoke(token)
+        response = RedirectResponse("/signin", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @app.get("/", response_class=HTMLResponse)
+    async def inbox_page(request: Request) -> HTMLResponse:
+        person = require(request)
+        return page(request, "inbox.html", person, waiting=await inbox(orders, tasks, person))
+
+    async def order_page(request: Request, person: Person, order_id: str, status_code: int = 200, **context) -> HTMLResponse:
+        if not re.fullmatch(ORDER_ID_PATTERN, order_id):
+            raise HTTPException(404, "no such order")
+        try:
+            view = await orders.status(order_id)
+        except ClientError as err:
+            raise HTTPException(404, str(err)) from None
+        mine = [t for t in view.pending_user_tasks if person.holds(t.role)]
+        return page(request, "order.html", person, status_code, view=view, mine=mine, **context)
+
+    @app.get("/orders/{order_id}", response_class=HTMLResponse)
+    async def order(request: Request, order_id: str) -> HTMLResponse:
+        return await order_page(request, require(request), order_id)
+
+    @app.post("/orders/{order_id}/decide", response_class=HTMLResponse)
+    async def decide(
+        request: Request,
+        order_id: str,
+        node: Annotated[str, Form(max_length=200)],
+        decision: Annotated[str, Form(max_length=200)],
+        csrf: Annotated[str, Form(max_length=64)],
+        reason: Text = "",
+    ) -> HTMLResponse:
+        person = require(request)
+        check_csrf(csrf, session_token(request))
+        actor = Actor(id=person.id, name=person.name, roles=person.roles, via="console")
+        try:
+            task = next(t for t in (await orders.status(order_id)).pending_user_tasks if t.node == node)
+            choice = ReviewDecision(decision=decision, agent=person.id, role=task.role, reason=reason, node=node)
+            receipt = await orders.acting_as(actor).decide(order_id, choice)
+        except StopIteration:
+            return await order_page(request, person, order_id, 409, error=f"order {order_id} no longer waits at {node}")
+        except ValidationError as err:
+            first = err.errors()[0]
+            return await order_page(request, person, order_id, 400, error=f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+        except ClientError as err:
+            return await order_page(request, person, order_id, 409, error=str(err))
+        done = f"{receipt.decision} taken at {receipt.node}: the order goes on to {receipt.next}"
+        return await order_page(request, person, order_id, done=done)
+
+    return app

@@ -1,0 +1,116 @@
+"""The console over HTTP against the real server: sign-in, the lockout, CSRF, the inbox by role, a decision.
+
+The app runs in-process (httpx's ASGI transport); its orders run on the session's dev server and
+worker, started with the console's own key as the one they trust.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import time
+
+import httpx
+import pytest
+
+from orderops.client import OrderClient
+from orderops.console.app import create_app
+from orderops.console.inbox import user_tasks
+from orderops.order import Order
+from orderops.people import MAX_FAILURES, People
+from orderops.proof import new_key, trusted_keys
+from tests.helpers import ROOT, awaiting_decision, definition, order_data, status, wait_until
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def console(client, worker, tmp_path):
+    people = People(tmp_path / "people.db")
+    people.add("amy.chen", "Amy Chen", ["support_agent"], PASSWORD)
+    people.add("wes.li", "Wes Li", ["warehouse_supervisor"], PASSWORD)
+    signer = new_key(tmp_path / "keys")
+    orders = OrderClient(client, signer=signer)
+    app = create_app(orders, people, user_tasks(ROOT / "process_defs"), secure_cookies=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as http:
+        yield http, orders, trusted_keys(tmp_path / "keys")
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert found, page.text[:500]
+    return found.group(1)
+
+
+async def sign_in(http: httpx.AsyncClient, person_id: str, password: str = PASSWORD) -> httpx.Response:
+    form = await http.get("/signin")
+    return await http.post("/signin", data={"person_id": person_id, "password": password, "csrf": csrf_of(form)})
+
+
+async def inbox_until(http: httpx.AsyncClient, order_id: str, timeout: float = 20) -> httpx.Response:
+    """The inbox once it lists the order (visibility takes a moment to see a new step)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page = await http.get("/")
+        if order_id in page.text or time.monotonic() > deadline:
+            return page
+        await asyncio.sleep(0.2)
+
+
+async def test_sign_in_refuses_a_wrong_password_locks_after_repeats_and_needs_the_forms_token(console):
+    http, _, _ = console
+    assert (await http.get("/")).headers["location"] == "/signin"
+    wrong = await sign_in(http, "amy.chen", "not her password")
+    assert wrong.status_code == 401 and "wrong person id or password" in wrong.text
+    forged = await http.post("/signin", data={"person_id": "amy.chen", "password": PASSWORD, "csrf": "0" * 32})
+    assert forged.status_code == 403 and "session" not in forged.headers.get("set-cookie", "")
+    for _ in range(MAX_FAILURES):
+        await sign_in(http, "wes.li", "guess")
+    locked = await sign_in(http, "wes.li")
+    assert locked.status_code == 401 and "locked until" in locked.text
+    signed = await sign_in(http, "amy.chen")
+    assert signed.status_code == 303 and "HttpOnly" in signed.headers["set-cookie"] and "SameSite=strict" in signed.headers["set-cookie"]
+    assert "Waiting for you" in (await http.get("/")).text
+
+
+async def test_an_agent_sees_the_waiting_order_decides_it_and_the_order_records_who(console):
+    http, orders, keys = console
+    order = Order.model_validate(order_data(order_id="console-approve", customer_id="c-console-approve", phone="12345"))
+    handle = await orders.start(order, definition("standard.yaml"), trusted_keys=keys)
+    await wait_until(handle, awaiting_decision)
+
+    await sign_in(http, "wes.li")
+    assert "console-approve" not in (await inbox_until(http, "console-approve", timeout=2)).text  # not his role
+    page = await http.get("/orders/console-approve")
+    refused = await http.post(
+        "/orders/console-approve/decide", data={"node": "manual_review", "decision": "approve", "csrf": csrf_of(page)}
+    )
+    assert refused.status_code == 409 and "does not hold the role 'support_agent'" in html.unescape(refused.text)
+
+    await http.post("/signout", data={"csrf": csrf_of(page)})
+    await sign_in(http, "amy.chen")
+    inbox = await inbox_until(http, "console-approve")
+    assert "console-approve" in inbox.text and "manual_review" in inbox.text
+    page = await http.get("/orders/console-approve")
+    assert "phone_invalid" in page.text and "Li Wei" not in page.text  # findings shown, the customer masked
+    stale = await http.post("/orders/console-approve/decide", data={"node": "manual_review", "decision": "approve", "csrf": "f" * 32})
+    assert stale.status_code == 403
+    done = await http.post(
+        "/orders/console-approve/decide",
+        data={"node": "manual_review", "decision": "approve", "reason": "called the customer", "csrf": csrf_of(page)},
+    )
+    assert done.status_code == 200 and "approve taken at manual_review: the order goes on to stock_gate" in done.text
+    view = await status(handle)
+    [decision] = view.decisions
+    assert (decision.agent, decision.proven_by, decision.reason) == ("amy.chen", next(iter(keys)), "called the customer")
+    assert len(view.refused_signals) == 1  # wes's attempt, kept
+    await handle.terminate("test done")
+
+
+async def test_signing_out_ends_the_session(console):
+    http, _, _ = console
+    await sign_in(http, "amy.chen")
+    page = await http.get("/")
+    assert (await http.post("/signout", data={"csrf": csrf_of(page)})).headers["location"] == "/signin"
+    assert (await http.get("/")).headers["location"] == "/signin"
