@@ -55,6 +55,24 @@ class ReviewDecision(BaseModel):
     proof: Proof | None = Field(None, description="Who decided, signed (orderops/proof.py); the agent must be its actor")
 
 
+class ClaimRequest(BaseModel):
+    """Payload of the `claim` and `release` updates: a person takes a user task to decide it, or gives it back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: Label = Field(description="The user task")
+    agent: Name = Field(description="Who claims it; with a proof, its actor")
+    role: Label = Field(description="The role they claim it in: the user task's")
+    proof: Proof | None = Field(None, description="Who asked, signed (orderops/proof.py)")
+
+
+class ClaimReceipt(BaseModel):
+    order_id: str
+    node: str
+    claimed_by: str | None
+    until: datetime | None
+
+
 class ReviewReceipt(BaseModel):
     order_id: str
     node: str
@@ -192,6 +210,8 @@ class PendingUserTask(BaseModel):
     since: datetime
     deadline: datetime
     details: Any = None
+    claimed_by: str | None = Field(None, description="Who holds it (orderops console's claim); nobody else decides it until")
+    claimed_until: datetime | None = None
 
 
 class ProcessRef(BaseModel):
@@ -262,7 +282,13 @@ class OrderResult(BaseModel):
 # What an order takes from outside, by name: the workflow and the audit timeline read each message
 # against this table, so they agree on what was refused and why.
 SIGNALS: dict[str, type[BaseModel]] = {"event": ExternalEvent, "review": ReviewDecision}
-UPDATES: dict[str, type[BaseModel]] = {"review": ReviewDecision, "change_address": AddressChange, "cancel": CancelRequest}
+UPDATES: dict[str, type[BaseModel]] = {
+    "review": ReviewDecision,
+    "change_address": AddressChange,
+    "cancel": CancelRequest,
+    "claim": ClaimRequest,
+    "release": ClaimRequest,
+}
 
 
 def read_message(kind: Literal["signal", "update"], name: str, payloads: Sequence[Any]) -> BaseModel:

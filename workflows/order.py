@@ -35,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
         AddressChangeReceipt,
         CancelReceipt,
         CancelRequest,
+        ClaimReceipt,
+        ClaimRequest,
         DecisionRecord,
         EventRecord,
         ExternalEvent,
@@ -151,6 +153,8 @@ class Compensation:
 
 # Signals refused beyond these are counted, not kept: a flood of bad signals must not grow the order's state.
 KEPT_REFUSED_SIGNALS = 20
+# A claimed user task is its holder's for this long, unless they release it (orderops console).
+CLAIM_TTL = timedelta(minutes=15)
 
 
 # Dynamic: the workflow, its signals and its updates take raw payloads and read them themselves
@@ -645,6 +649,8 @@ class OrderWorkflow:
             "review": (self._check_decision, lambda decision, actor: self._accept_decision(decision, "update", actor)),
             "change_address": (self._check_address_change, self._change_address),
             "cancel": (self._check_cancel, self._take_cancel),
+            "claim": (self._check_claim, self._take_claim),
+            "release": (self._check_release, self._take_release),
         }
 
     def _read_update(self, name: str, args: Sequence[RawValue]) -> Any:
@@ -660,10 +666,10 @@ class OrderWorkflow:
         actor = verify(proof, workflow.info().workflow_id, name, message, self._trusted_keys, workflow.now())
         if signature_digest(proof) in self._signatures:
             raise Unproven(f"{name} was taken once already with this very signature; a new one needs a new signature")
-        claimed = {"review": "agent", "cancel": "by", "change_address": "by"}.get(name)
+        claimed = {"review": "agent", "cancel": "by", "change_address": "by", "claim": "agent", "release": "agent"}.get(name)
         if claimed and getattr(message, claimed) != actor.id:
             raise Unproven(f"{name} names {getattr(message, claimed)!r} as its sender but is signed for {actor.id!r}")
-        if name == "review" and message.role not in actor.roles:
+        if name in ("review", "claim", "release") and message.role not in actor.roles:
             raise Unproven(f"{actor.id} does not hold the role {message.role!r} (their roles: {', '.join(actor.roles) or 'none'})")
         return actor
 
@@ -710,6 +716,43 @@ class OrderWorkflow:
                 f"order {order_id} reached {until!r} at {reached.started_at.isoformat(timespec='seconds')}: the parcel is with the "
                 "carrier, so the address can no longer change; ask the carrier to redirect it"
             )
+
+    def _open_task(self, node: str) -> PendingUserTask:
+        task = self._pending.get(node)
+        if task is None or node in self._answers:
+            raise ValueError(f"order {self._order.order_id} is not awaiting a decision at {node!r} (status: {self._status})")
+        return task
+
+    def _held_by_another(self, task: PendingUserTask, agent: str) -> str | None:
+        """Why `agent` may not decide or claim the task while another holds it; None when they may."""
+        if task.claimed_by in (None, agent) or task.claimed_until is None or task.claimed_until <= workflow.now():
+            return None
+        until = task.claimed_until.strftime("%H:%M UTC")
+        return f"{task.node!r} is claimed by {task.claimed_by} until {until}; only they decide it until they release it or the claim ends"
+
+    def _check_claim(self, request: ClaimRequest) -> None:
+        task = self._open_task(request.node)
+        if request.role != task.role:
+            raise ValueError(f"{task.node!r} is for role {task.role!r}, not {request.role!r}")
+        held = self._held_by_another(task, request.agent)
+        if held:
+            raise ValueError(held)
+
+    def _take_claim(self, request: ClaimRequest, actor: Actor | None) -> ClaimReceipt:
+        self._took(request)
+        until = workflow.now() + CLAIM_TTL
+        self._pending[request.node] = self._pending[request.node].model_copy(update={"claimed_by": request.agent, "claimed_until": until})
+        return ClaimReceipt(order_id=self._order.order_id, node=request.node, claimed_by=request.agent, until=until)
+
+    def _check_release(self, request: ClaimRequest) -> None:
+        task = self._open_task(request.node)
+        if task.claimed_by != request.agent:
+            raise ValueError(f"{task.node!r} is not claimed by {request.agent} (claimed by: {task.claimed_by or 'nobody'})")
+
+    def _take_release(self, request: ClaimRequest, actor: Actor | None) -> ClaimReceipt:
+        self._took(request)
+        self._pending[request.node] = self._pending[request.node].model_copy(update={"claimed_by": None, "claimed_until": None})
+        return ClaimReceipt(order_id=self._order.order_id, node=request.node, claimed_by=None, until=None)
 
     def _take_cancel(self, request: CancelRequest, actor: Actor | None) -> CancelReceipt:
         self._took(request)
@@ -774,6 +817,9 @@ class OrderWorkflow:
             raise ValueError(f"{decision.decision!r} is not an outcome of {task.node!r}; allowed: {', '.join(task.outcomes)}")
         if decision.role != task.role:
             raise ValueError(f"{task.node!r} must be decided by role {task.role!r}, not {decision.role!r}")
+        held = self._held_by_another(task, decision.agent)
+        if held:
+            raise ValueError(held)
         if decision.changes is not None and decision.decision != "edit":
             raise ValueError("order changes are accepted only with the 'edit' decision")
 

@@ -49,6 +49,8 @@ from orderops.messages import (
     AddressChangeReceipt,
     CancelReceipt,
     CancelRequest,
+    ClaimReceipt,
+    ClaimRequest,
     ExternalEvent,
     OrderInput,
     OrderResult,
@@ -422,6 +424,18 @@ class OrderClient:
 
     async def decide(self, order_id: str, decision: ReviewDecision) -> ReviewReceipt:
         return await self._update(order_id, "review", decision, ReviewReceipt)
+
+    async def claim(self, order_id: str, node: str, role: str) -> ClaimReceipt:
+        """Take a user task to decide it: nobody else may decide it until it is released or the claim ends."""
+        return await self._update(order_id, "claim", ClaimRequest(node=node, agent=self._agent(), role=role), ClaimReceipt)
+
+    async def release(self, order_id: str, node: str, role: str) -> ClaimReceipt:
+        return await self._update(order_id, "release", ClaimRequest(node=node, agent=self._agent(), role=role), ClaimReceipt)
+
+    def _agent(self) -> str:
+        if self.actor is None:
+            raise ClientError("only a signed-in person claims a task (OrderClient.acting_as)")
+        return self.actor.id
 
     async def cancel(self, order_id: str, request: CancelRequest) -> CancelReceipt:
         return await self._update(order_id, "cancel", request, CancelReceipt)

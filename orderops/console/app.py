@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -129,6 +129,28 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         except ClientError as err:
             return await order_page(request, person, order_id, 409, error=str(err))
         done = f"{receipt.decision} taken at {receipt.node}: the order goes on to {receipt.next}"
+        return await order_page(request, person, order_id, done=done)
+
+    @app.post("/orders/{order_id}/claim", response_class=HTMLResponse)
+    async def claim(
+        request: Request,
+        order_id: str,
+        node: Annotated[str, Form(max_length=200)],
+        action: Annotated[Literal["claim", "release"], Form()],
+        csrf: Annotated[str, Form(max_length=64)],
+    ) -> HTMLResponse:
+        person = require(request)
+        check_csrf(csrf, session_token(request))
+        actor = Actor(id=person.id, name=person.name, roles=person.roles, via="console")
+        try:
+            task = next(t for t in (await orders.status(order_id)).pending_user_tasks if t.node == node)
+            acting = orders.acting_as(actor)
+            receipt = await (acting.claim if action == "claim" else acting.release)(order_id, node, task.role)
+        except StopIteration:
+            return await order_page(request, person, order_id, 409, error=f"order {order_id} no longer waits at {node}")
+        except ClientError as err:
+            return await order_page(request, person, order_id, 409, error=str(err))
+        done = f"you hold {node} until {receipt.until:%H:%M UTC}" if receipt.until else f"{node} released"
         return await order_page(request, person, order_id, done=done)
 
     return app

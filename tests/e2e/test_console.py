@@ -30,6 +30,7 @@ async def console(client, worker, tmp_path):
     people = People(tmp_path / "people.db")
     people.add("amy.chen", "Amy Chen", ["support_agent"], PASSWORD)
     people.add("wes.li", "Wes Li", ["warehouse_supervisor"], PASSWORD)
+    people.add("bo.wu", "Bo Wu", ["support_agent"], PASSWORD)
     signer = new_key(tmp_path / "keys")
     orders = OrderClient(client, signer=signer)
     app = create_app(orders, people, user_tasks(ROOT / "process_defs"), secure_cookies=False)
@@ -114,3 +115,39 @@ async def test_signing_out_ends_the_session(console):
     page = await http.get("/")
     assert (await http.post("/signout", data={"csrf": csrf_of(page)})).headers["location"] == "/signin"
     assert (await http.get("/")).headers["location"] == "/signin"
+
+
+async def test_a_claimed_task_is_decided_only_by_its_holder_until_released(console):
+    http, orders, keys = console
+    order = Order.model_validate(order_data(order_id="console-claim", customer_id="c-console-claim", phone="12345"))
+    handle = await orders.start(order, definition("standard.yaml"), trusted_keys=keys)
+    await wait_until(handle, awaiting_decision)
+    task = {"node": "manual_review"}
+
+    await sign_in(http, "amy.chen")
+    page = await http.get("/orders/console-claim")
+    claimed = await http.post("/orders/console-claim/claim", data={**task, "action": "claim", "csrf": csrf_of(page)})
+    assert claimed.status_code == 200 and "you hold manual_review until" in claimed.text
+    await http.post("/signout", data={"csrf": csrf_of(claimed)})
+
+    await sign_in(http, "bo.wu")
+    page = await http.get("/orders/console-claim")
+    assert "Held by amy.chen" in page.text
+    refused = await http.post("/orders/console-claim/decide", data={**task, "decision": "approve", "csrf": csrf_of(page)})
+    assert refused.status_code == 409 and "is claimed by amy.chen until" in html.unescape(refused.text)
+    stolen = await http.post("/orders/console-claim/claim", data={**task, "action": "claim", "csrf": csrf_of(page)})
+    assert stolen.status_code == 409 and "is claimed by amy.chen" in html.unescape(stolen.text)
+    await http.post("/signout", data={"csrf": csrf_of(page)})
+
+    await sign_in(http, "amy.chen")
+    page = await http.get("/orders/console-claim")
+    released = await http.post("/orders/console-claim/claim", data={**task, "action": "release", "csrf": csrf_of(page)})
+    assert "manual_review released" in released.text
+    await http.post("/signout", data={"csrf": csrf_of(released)})
+
+    await sign_in(http, "bo.wu")
+    page = await http.get("/orders/console-claim")
+    done = await http.post("/orders/console-claim/decide", data={**task, "decision": "approve", "csrf": csrf_of(page)})
+    assert done.status_code == 200 and "approve taken at manual_review" in done.text
+    assert [d.agent for d in (await status(handle)).decisions] == ["bo.wu"]
+    await handle.terminate("test done")
