@@ -3,7 +3,8 @@
 Kept in a SQLite file of their own (`people.db` under ORDEROPS_HOME), apart from the warehouse
 store: who may decide is not warehouse data, and the file can be guarded apart (mode 0600).
 Passwords are kept as argon2id hashes; a token (a console session, `orderops login`, a service
-account) is kept as its SHA-256 only, so a copy of the file lets nobody sign in.
+account) is kept as its SHA-256 only, so a copy of the file lets nobody sign in. The file also
+remembers which event ids each webhook source has delivered (orderops/console/hooks.py).
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ CREATE TABLE IF NOT EXISTS people (
     failures INTEGER NOT NULL DEFAULT 0,
     locked_until TEXT,
     created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hook_deliveries (
+    source TEXT NOT NULL,
+    id TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (source, id)
 );
 CREATE TABLE IF NOT EXISTS tokens (
     digest TEXT PRIMARY KEY,
@@ -223,6 +230,22 @@ class People:
     def revoke(self, token: str) -> None:
         with self._db() as db:
             db.execute("DELETE FROM tokens WHERE digest = ?", (_digest(token),))
+
+    def first_delivery(self, source: str, event_id: str) -> bool:
+        """Whether an event source's event id is new (and from now on, seen): webhooks are idempotent on it."""
+        with self._db() as db:
+            try:
+                db.execute(
+                    "INSERT INTO hook_deliveries (source, id, received_at) VALUES (?, ?, ?)",
+                    (source, event_id, datetime.now(UTC).isoformat()),
+                )
+            except sqlite3.IntegrityError:
+                return False
+        return True
+
+    def forget_delivery(self, source: str, event_id: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM hook_deliveries WHERE source = ? AND id = ?", (source, event_id))
 
 
 def _verify(password_hash: str, password: str) -> bool:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from orderops.client import OrderClient
 from orderops.client.errors import ClientError
 from orderops.console.auth import SESSION_COOKIE, SIGNIN_COOKIE, check_csrf, csrf_token, session_token, signed_in, signin_seed
+from orderops.console.hooks import hooks_router
 from orderops.console.inbox import TaskKind, inbox
 from orderops.limits import ORDER_ID_PATTERN
 from orderops.messages import ReviewDecision
@@ -39,6 +40,7 @@ def mask_name(name: str) -> str:
 
 def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str], TaskKind], secure_cookies: bool = True) -> FastAPI:
     app = FastAPI(title="orderops console", docs_url=None, redoc_url=None)
+    app.include_router(hooks_router(orders, people))
     TEMPLATES.env.filters.update(mask_phone=mask_phone, mask_name=mask_name)
 
     def page(request: Request, template: str, person: Person | None, status_code: int = 200, **context) -> HTMLResponse:
