@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/orderops demo
+	$(BIN)/orderops demo --console
 
 # Every level but replay (unit, store, workflow, e2e), which leaves its order histories behind; then
 # the replay step replays them and the golden histories on the current code (docs/testing.md).

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import uvicorn
 from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -32,8 +35,11 @@ from orderops.cli.decisions import item_specs
 from orderops.cli.report import print_report
 from orderops.client import OrderClient
 from orderops.connect import Unreachable, connect
+from orderops.console.app import create_app
+from orderops.console.inbox import user_tasks
 from orderops.messages import AddressChange, CancelRequest, ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
 from orderops.order import Address, Order, OrderEdit, tally
+from orderops.people import open_people
 from orderops.process.lint import load_definition
 from orderops.proof import Actor
 from orderops.report import build, facts
@@ -369,7 +375,9 @@ def _summary(tracked: list[Tracked]) -> Table:
     return table
 
 
-async def run(address: str, namespace: str, count: int | None) -> int:
+async def run(address: str, namespace: str, count: int | None, console_port: int | None = None) -> int:
+    if console_port is not None:
+        _check_free(console_port)  # before anything starts: a taken port is one line, not a half-run demo
     client, server_process = await _client_with_server(address, namespace)
     # The progress bars own the terminal; the worker's log lines go to a file.
     log_file = config.home() / "demo.log"
@@ -381,7 +389,10 @@ async def run(address: str, namespace: str, count: int | None) -> int:
     store = open_store()
     worker_task = asyncio.create_task(serve(client, store, config.PROCESS_DIR, stop))
     try:
-        return await _drive(client, store, count, worker_task)
+        code = await _drive(client, store, count, worker_task)
+        if console_port is not None:
+            await _console_for_people(client, console_port, worker_task)
+        return code
     finally:
         stop.set()
         await worker_task
@@ -392,6 +403,55 @@ async def run(address: str, namespace: str, count: int | None) -> int:
                 f"The demo's server has stopped; its orders are kept in {config.home() / 'temporal.db'}. "
                 "Run `orderops server` and `orderops worker` to browse them in the Web UI or with `orderops status`."
             )
+
+
+# The people of `make run`: the console's sign-ins, with passwords new at every run (printed once).
+DEMO_PEOPLE = (
+    ("demo.agent", "Demo Agent", ["support_agent"]),
+    ("demo.supervisor", "Demo Supervisor", ["support_agent", "support_supervisor", "warehouse_supervisor", "supervisor"]),
+)
+FOR_PEOPLE = 3  # orders left waiting at manual review for the people to decide in the console
+
+
+def _check_free(port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise Unreachable(f"port {port} is taken: the console needs it (choose another with --console-port)") from None
+
+
+async def _console_for_people(client: Client, port: int, worker_task: asyncio.Task) -> None:
+    """The console beside the demo, with orders that wait for a person, until Ctrl-C."""
+    people = open_people()
+    password = secrets.token_urlsafe(12)
+    for person_id, name, roles in DEMO_PEOPLE:
+        if people.get(person_id) is None:
+            people.add(person_id, name, roles, password)
+        else:
+            people.set_password(person_id, password)
+            people.set_disabled(person_id, False)
+    orders, keys = OrderClient(client, signer=proof.signer()), proof.trusted_keys()
+    snapshot = load_definition(config.DEFAULT_PROCESS, ACTIVITY_NAMES)
+    template = load_scenarios(1, "")[0].order
+    run_tag = datetime.now().strftime("%m%d%H%M%S")
+    for number in range(1, FOR_PEOPLE + 1):
+        order_id = f"people-{run_tag}-{number}"
+        waiting = template.model_copy(update={"order_id": order_id, "customer_id": f"c-{order_id}", "phone": "12345"})
+        await orders.start(waiting, snapshot, trusted_keys=keys)  # the invalid phone sends it to manual review
+    app = create_app(orders, people, user_tasks(config.PROCESS_DIR), secure_cookies=False)
+    server_ = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    console.print(f"Console: http://127.0.0.1:{port}  ({FOR_PEOPLE} orders wait there for a person's review)")
+    for person_id, _, roles in DEMO_PEOPLE:
+        console.print(f"  sign in as {person_id} / {password}  ({', '.join(roles)})")
+    console.print("Ctrl-C stops the console, the worker and the server.")
+    sys.stdout.flush()
+    serving = asyncio.create_task(server_.serve())
+    await asyncio.wait({serving, worker_task}, return_when=asyncio.FIRST_COMPLETED)
+    server_.should_exit = True
+    await serving
+    if worker_task.done():
+        worker_task.result()  # surfaces the worker's error
 
 
 async def _drive(client: Client, store: Store, count: int | None, worker_task: asyncio.Task) -> int:

@@ -152,6 +152,8 @@ def _runtime(commands: _Commands) -> None:
 
     p = commands.add("demo", "orderops.cli.runtime:run_demo", "server + worker + sample orders, decided and delivered, then a summary")
     p.add_argument("--orders", type=_positive, help="how many orders (default: each sample scenario once)")
+    p.add_argument("--console", action="store_true", help="then serve the console, with orders waiting for a person, until Ctrl-C")
+    p.add_argument("--console-port", type=_port, default=8280, help="the console's port, with --console")
 
 
 def _orders(commands: _Commands) -> None:

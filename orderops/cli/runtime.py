@@ -39,7 +39,7 @@ async def run_worker(args) -> int:
 
 
 async def run_demo(args) -> int:
-    return await demo.run(args.address, args.namespace, args.orders)
+    return await demo.run(args.address, args.namespace, args.orders, args.console_port if args.console else None)
 
 
 async def run_console(args) -> int:
