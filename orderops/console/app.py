@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from orderops.client import OrderClient
 from orderops.client.errors import ClientError
+from orderops.console.api import api_router
 from orderops.console.auth import SESSION_COOKIE, SIGNIN_COOKIE, check_csrf, csrf_token, session_token, signed_in, signin_seed
 from orderops.console.hooks import hooks_router
 from orderops.console.inbox import TaskKind, inbox
@@ -39,8 +40,9 @@ def mask_name(name: str) -> str:
 
 
 def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str], TaskKind], secure_cookies: bool = True) -> FastAPI:
-    app = FastAPI(title="orderops console", docs_url=None, redoc_url=None)
+    app = FastAPI(title="orderops console", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.include_router(hooks_router(orders, people))
+    app.include_router(api_router(orders, people, tasks))
     TEMPLATES.env.filters.update(mask_phone=mask_phone, mask_name=mask_name)
 
     def page(request: Request, template: str, person: Person | None, status_code: int = 200, **context) -> HTMLResponse:
@@ -56,14 +58,14 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
     def cookie(response: Response, name: str, value: str, max_age: int) -> None:
         response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict", secure=secure_cookies)
 
-    @app.get("/signin", response_class=HTMLResponse)
+    @app.get("/signin", response_class=HTMLResponse, include_in_schema=False)
     async def signin_form(request: Request) -> HTMLResponse:
         seed = signin_seed(request)
         response = page(request, "signin.html", None, signin_csrf=csrf_token(seed))
         cookie(response, SIGNIN_COOKIE, seed, 3600)
         return response
 
-    @app.post("/signin")
+    @app.post("/signin", include_in_schema=False)
     async def signin(
         request: Request, person_id: Annotated[str, Form(max_length=64)], password: Text, csrf: Annotated[str, Form(max_length=64)]
     ) -> Response:
@@ -78,7 +80,7 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         response.delete_cookie(SIGNIN_COOKIE)
         return response
 
-    @app.post("/signout")
+    @app.post("/signout", include_in_schema=False)
     async def signout(request: Request, csrf: Annotated[str, Form(max_length=64)]) -> Response:
         token = session_token(request)
         check_csrf(csrf, token)
@@ -88,7 +90,7 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         response.delete_cookie(SESSION_COOKIE)
         return response
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def inbox_page(request: Request) -> HTMLResponse:
         person = require(request)
         return page(request, "inbox.html", person, waiting=await inbox(orders, tasks, person))
@@ -103,11 +105,11 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         mine = [t for t in view.pending_user_tasks if person.holds(t.role)]
         return page(request, "order.html", person, status_code, view=view, mine=mine, **context)
 
-    @app.get("/orders/{order_id}", response_class=HTMLResponse)
+    @app.get("/orders/{order_id}", response_class=HTMLResponse, include_in_schema=False)
     async def order(request: Request, order_id: str) -> HTMLResponse:
         return await order_page(request, require(request), order_id)
 
-    @app.post("/orders/{order_id}/decide", response_class=HTMLResponse)
+    @app.post("/orders/{order_id}/decide", response_class=HTMLResponse, include_in_schema=False)
     async def decide(
         request: Request,
         order_id: str,
@@ -133,7 +135,7 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         done = f"{receipt.decision} taken at {receipt.node}: the order goes on to {receipt.next}"
         return await order_page(request, person, order_id, done=done)
 
-    @app.post("/orders/{order_id}/claim", response_class=HTMLResponse)
+    @app.post("/orders/{order_id}/claim", response_class=HTMLResponse, include_in_schema=False)
     async def claim(
         request: Request,
         order_id: str,

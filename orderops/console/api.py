@@ -1,0 +1,172 @@
+"""The console's JSON API under /api, for tools and service accounts: the same rules as the pages.
+
+A caller proves who they are with `Authorization: Bearer <token>`: a token `POST /api/tokens` gave
+a person for their password (what `orderops login` keeps), or a service account's. Every decision
+is signed for that person, so the order checks their roles and claims itself. The schema is at
+/api/openapi.json.
+"""
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orderops.client import OrderClient
+from orderops.client.errors import ClientError
+from orderops.console.inbox import TaskKind, inbox
+from orderops.limits import ORDER_ID_PATTERN
+from orderops.messages import ClaimReceipt, DecisionRecord, PendingUserTask, ReviewDecision, ReviewReceipt, StepRecord
+from orderops.people import MAX_PASSWORD, People, Person, SignInRefused
+from orderops.proof import Actor
+
+OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN)]
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    person_id: str = Field(max_length=64)
+    password: str = Field(max_length=MAX_PASSWORD)
+
+
+class Token(BaseModel):
+    token: str
+    person: Person
+    expires_in_s: int
+
+
+class InboxRow(BaseModel):
+    order_id: str
+    node: str
+    role: str
+    process: str
+    region: str
+    service: str
+    promise_at: datetime | None
+    at_risk: bool
+    breached: bool
+
+
+class TaskView(BaseModel):
+    """An order as a person deciding it sees it: no name, phone or address."""
+
+    order_id: str
+    status: str
+    pending_user_tasks: list[PendingUserTask]
+    steps: list[StepRecord]
+    decisions: list[DecisionRecord]
+
+
+class Decide(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node: str = Field(max_length=200)
+    decision: str = Field(max_length=200)
+    reason: str = Field("", max_length=2000)
+
+
+class Claim(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node: str = Field(max_length=200)
+
+
+def api_router(orders: OrderClient, people: People, tasks: dict[tuple[str, str], TaskKind]) -> APIRouter:
+    router = APIRouter(prefix="/api")
+
+    def caller(request: Request) -> Person:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        person = people.holder(token) if scheme.lower() == "bearer" and token else None
+        if person is None:
+            raise HTTPException(401, "no valid token: send Authorization: Bearer <token> (POST /api/tokens, or orderops login)")
+        return person
+
+    Caller = Annotated[Person, Depends(caller)]
+
+    def acting(person: Person) -> OrderClient:
+        return orders.acting_as(Actor(id=person.id, name=person.name, roles=person.roles, via="api"))
+
+    async def task_of(order_id: str, node: str) -> PendingUserTask:
+        try:
+            view = await orders.status(order_id)
+        except ClientError as err:
+            raise HTTPException(404, str(err)) from None
+        task = next((t for t in view.pending_user_tasks if t.node == node), None)
+        if task is None:
+            raise HTTPException(409, f"order {order_id} does not wait at {node!r} (status: {view.status})")
+        return task
+
+    def refused(err: Exception) -> HTTPException:
+        if isinstance(err, ValidationError):
+            first = err.errors()[0]
+            return HTTPException(400, f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+        return HTTPException(409, str(err))
+
+    @router.post("/tokens", status_code=201)
+    async def token(credentials: Credentials) -> Token:
+        """A token for a person's password (the lockout applies), lasting 7 days."""
+        try:
+            person = people.authenticate(credentials.person_id, credentials.password)
+        except SignInRefused as err:
+            raise HTTPException(401, str(err)) from None
+        return Token(token=people.issue_token(person.id, "cli"), person=person, expires_in_s=7 * 24 * 3600)
+
+    @router.get("/inbox")
+    async def api_inbox(person: Caller) -> list[InboxRow]:
+        """The orders waiting at a user task of the caller's roles."""
+        return [
+            InboxRow(
+                order_id=w.order.order_id,
+                node=w.task.node,
+                role=w.task.role,
+                process=w.order.process,
+                region=w.order.region,
+                service=w.order.service,
+                promise_at=w.order.promise_at,
+                at_risk=w.order.at_risk,
+                breached=w.order.breached,
+            )
+            for w in await inbox(orders, tasks, person)
+        ]
+
+    @router.get("/orders/{order_id}")
+    async def order(order_id: OrderId, person: Caller) -> TaskView:
+        try:
+            view = await orders.status(order_id)
+        except ClientError as err:
+            raise HTTPException(404, str(err)) from None
+        return TaskView(
+            order_id=view.order_id,
+            status=view.status,
+            pending_user_tasks=view.pending_user_tasks,
+            steps=view.steps,
+            decisions=view.decisions,
+        )
+
+    @router.post("/orders/{order_id}/review")
+    async def review(order_id: OrderId, body: Decide, person: Caller) -> ReviewReceipt:
+        task = await task_of(order_id, body.node)
+        try:
+            decision = ReviewDecision(decision=body.decision, agent=person.id, role=task.role, reason=body.reason, node=body.node)
+            return await acting(person).decide(order_id, decision)
+        except (ClientError, ValidationError) as err:
+            raise refused(err) from None
+
+    @router.post("/orders/{order_id}/claim")
+    async def claim(order_id: OrderId, body: Claim, person: Caller) -> ClaimReceipt:
+        task = await task_of(order_id, body.node)
+        try:
+            return await acting(person).claim(order_id, body.node, task.role)
+        except ClientError as err:
+            raise refused(err) from None
+
+    @router.post("/orders/{order_id}/release")
+    async def release(order_id: OrderId, body: Claim, person: Caller) -> ClaimReceipt:
+        task = await task_of(order_id, body.node)
+        try:
+            return await acting(person).release(order_id, body.node, task.role)
+        except ClientError as err:
+            raise refused(err) from None
+
+    return router

@@ -1,0 +1,77 @@
+"""The JSON API under /api against the real server: tokens, the inbox by role, claim and review, its schema."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from orderops.client import OrderClient
+from orderops.console.app import create_app
+from orderops.console.inbox import user_tasks
+from orderops.order import Order
+from orderops.people import People
+from orderops.proof import new_key, trusted_keys
+from tests.helpers import ROOT, awaiting_decision, definition, order_data, wait_until
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def api(client, worker, tmp_path):
+    people = People(tmp_path / "people.db")
+    for person_id, roles in (("amy.chen", ["support_agent"]), ("bo.wu", ["support_agent"]), ("wes.li", ["warehouse_supervisor"])):
+        people.add(person_id, person_id.title(), roles, PASSWORD)
+    orders = OrderClient(client, signer=new_key(tmp_path / "keys"))
+    app = create_app(orders, people, user_tasks(ROOT / "process_defs"), secure_cookies=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as http:
+        yield http, orders, trusted_keys(tmp_path / "keys")
+
+
+async def bearer(http: httpx.AsyncClient, person_id: str) -> dict[str, str]:
+    answer = await http.post("/api/tokens", json={"person_id": person_id, "password": PASSWORD})
+    assert answer.status_code == 201, answer.text
+    return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+
+async def test_the_api_needs_a_token_and_its_schema_lists_every_route(api):
+    http, _, _ = api
+    assert (await http.post("/api/tokens", json={"person_id": "amy.chen", "password": "wrong one here"})).status_code == 401
+    assert (await http.get("/api/inbox")).status_code == 401
+    assert (await http.get("/api/inbox", headers={"Authorization": "Bearer forged"})).status_code == 401
+    extra = await http.post("/api/tokens", json={"person_id": "amy.chen", "password": PASSWORD, "admin": True})
+    assert extra.status_code == 422
+    paths = (await http.get("/api/openapi.json")).json()["paths"]
+    assert {"/api/tokens", "/api/inbox", "/api/orders/{order_id}", "/api/orders/{order_id}/review", "/hooks/{source}"} <= set(paths)
+    assert "/signin" not in paths  # the pages are not the API
+
+
+async def test_claim_and_review_through_the_api_with_the_orders_own_checks(api):
+    http, orders, keys = api
+    order = Order.model_validate(order_data(order_id="api-review", customer_id="c-api-review", phone="12345"))
+    handle = await orders.start(order, definition("standard.yaml"), trusted_keys=keys)
+    await wait_until(handle, awaiting_decision)
+    amy, bo, wes = [await bearer(http, p) for p in ("amy.chen", "bo.wu", "wes.li")]
+
+    deadline, rows = time.monotonic() + 20, []
+    while not rows and time.monotonic() < deadline:
+        rows = [r for r in (await http.get("/api/inbox", headers=amy)).json() if r["order_id"] == "api-review"]
+        await asyncio.sleep(0.2)
+    assert rows and rows[0]["node"] == "manual_review" and rows[0]["role"] == "support_agent"
+    assert [r for r in (await http.get("/api/inbox", headers=wes)).json() if r["order_id"] == "api-review"] == []
+
+    shown = (await http.get("/api/orders/api-review", headers=amy)).text
+    assert "Li Wei" not in shown and "12345" not in shown.replace("phone '12345'", "")  # no customer fields, only the finding
+    task = {"node": "manual_review"}
+    assert (await http.post("/api/orders/api-review/claim", json=task, headers=amy)).json()["claimed_by"] == "amy.chen"
+    held = await http.post("/api/orders/api-review/review", json={**task, "decision": "approve"}, headers=bo)
+    assert held.status_code == 409 and "claimed by amy.chen" in held.json()["detail"]
+    wrong_role = await http.post("/api/orders/api-review/review", json={**task, "decision": "approve"}, headers=wes)
+    assert wrong_role.status_code == 409 and "does not hold the role 'support_agent'" in wrong_role.json()["detail"]
+    not_an_outcome = await http.post("/api/orders/api-review/review", json={**task, "decision": "ship-it"}, headers=amy)
+    assert not_an_outcome.status_code == 409 and "'ship-it' is not an outcome" in not_an_outcome.json()["detail"]
+    done = await http.post("/api/orders/api-review/review", json={**task, "decision": "approve", "reason": "ok"}, headers=amy)
+    assert done.status_code == 200 and (done.json()["agent"], done.json()["next"]) == ("amy.chen", "stock_gate")
+    await handle.terminate("test done")
