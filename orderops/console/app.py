@@ -24,6 +24,7 @@ from orderops.console.hooks import hooks_router
 from orderops.console.inbox import TaskKind, inbox
 from orderops.limits import ORDER_ID_PATTERN
 from orderops.messages import ReviewDecision
+from orderops.order import OrderEdit
 from orderops.people import People, Person, SignInRefused
 from orderops.proof import Actor
 
@@ -37,6 +38,11 @@ def mask_phone(phone: str) -> str:
 
 def mask_name(name: str) -> str:
     return " ".join(part[:1] + "*" * (len(part) - 1) for part in name.split())
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
 
 
 def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str], TaskKind], secure_cookies: bool = True) -> FastAPI:
@@ -120,20 +126,53 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
     ) -> HTMLResponse:
         person = require(request)
         check_csrf(csrf, session_token(request))
+        return await _decide(request, person, order_id, node, decision, reason, None)
+
+    async def _decide(
+        request: Request, person: Person, order_id: str, node: str, decision: str, reason: str, changes: OrderEdit | None
+    ) -> HTMLResponse:
         actor = Actor(id=person.id, name=person.name, roles=person.roles, via="console")
         try:
             task = next(t for t in (await orders.status(order_id)).pending_user_tasks if t.node == node)
-            choice = ReviewDecision(decision=decision, agent=person.id, role=task.role, reason=reason, node=node)
+            choice = ReviewDecision(decision=decision, agent=person.id, role=task.role, reason=reason, node=node, changes=changes)
             receipt = await orders.acting_as(actor).decide(order_id, choice)
         except StopIteration:
             return await order_page(request, person, order_id, 409, error=f"order {order_id} no longer waits at {node}")
         except ValidationError as err:
-            first = err.errors()[0]
-            return await order_page(request, person, order_id, 400, error=f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+            return await order_page(request, person, order_id, 400, error=_first_error(err))
         except ClientError as err:
             return await order_page(request, person, order_id, 409, error=str(err))
         done = f"{receipt.decision} taken at {receipt.node}: the order goes on to {receipt.next}"
         return await order_page(request, person, order_id, done=done)
+
+    @app.post("/orders/{order_id}/edit", response_class=HTMLResponse, include_in_schema=False)
+    async def edit(
+        request: Request,
+        order_id: str,
+        node: Annotated[str, Form(max_length=200)],
+        csrf: Annotated[str, Form(max_length=64)],
+        reason: Text = "",
+        phone: Text = "",
+        province: Text = "",
+        city: Text = "",
+        district: Text = "",
+        street: Text = "",
+        postcode: Text = "",
+    ) -> HTMLResponse:
+        """The edit outcome: the fields filled in replace the order's, checked by the same models as `orderops review --changes`."""
+        person = require(request)
+        check_csrf(csrf, session_token(request))
+        address = {"province": province, "city": city, "district": district, "street": street, "postcode": postcode}
+        changes: dict[str, object] = {"phone": phone} if phone else {}
+        if any(address.values()):
+            changes["address"] = address
+        if not changes:
+            return await order_page(request, person, order_id, 400, error="fill in the phone or the address to change")
+        try:
+            edited = OrderEdit.model_validate(changes)
+        except ValidationError as err:
+            return await order_page(request, person, order_id, 400, error=_first_error(err))
+        return await _decide(request, person, order_id, node, "edit", reason, edited)
 
     @app.post("/orders/{order_id}/claim", response_class=HTMLResponse, include_in_schema=False)
     async def claim(

@@ -20,7 +20,7 @@ from orderops.console.inbox import user_tasks
 from orderops.order import Order
 from orderops.people import MAX_FAILURES, People
 from orderops.proof import new_key, trusted_keys
-from tests.helpers import ROOT, awaiting_decision, definition, order_data, status, wait_until
+from tests.helpers import ROOT, awaiting_decision, definition, order_data, status, wait_until, waiting_for
 
 PASSWORD = "correct horse battery"
 
@@ -150,4 +150,23 @@ async def test_a_claimed_task_is_decided_only_by_its_holder_until_released(conso
     done = await http.post("/orders/console-claim/decide", data={**task, "decision": "approve", "csrf": csrf_of(page)})
     assert done.status_code == 200 and "approve taken at manual_review" in done.text
     assert [d.agent for d in (await status(handle)).decisions] == ["bo.wu"]
+    await handle.terminate("test done")
+
+
+async def test_the_edit_form_fixes_a_phone_with_the_clis_models_and_refuses_a_bad_one_inline(console):
+    http, orders, keys = console
+    order = Order.model_validate(order_data(order_id="console-edit", customer_id="c-console-edit", phone="12345"))
+    handle = await orders.start(order, definition("standard.yaml"), trusted_keys=keys)
+    await wait_until(handle, awaiting_decision)
+    await sign_in(http, "amy.chen")
+    page = await http.get("/orders/console-edit")
+    form = {"node": "manual_review", "csrf": csrf_of(page)}
+    empty = await http.post("/orders/console-edit/edit", data=form)
+    assert empty.status_code == 400 and "fill in the phone or the address" in empty.text
+    no_city = await http.post("/orders/console-edit/edit", data={**form, "street": "1 Main Road"})
+    assert no_city.status_code == 400 and "address.province:" in html.unescape(no_city.text)
+    fixed = await http.post("/orders/console-edit/edit", data={**form, "phone": "13812345678", "reason": "called, new number"})
+    assert fixed.status_code == 200 and "edit taken at manual_review: the order goes on to checks" in fixed.text
+    view = await wait_until(handle, waiting_for("scanned"))  # reviewed again, clean this time, and on to picking
+    assert [(d.decision, d.agent, d.changes) for d in view.decisions] == [("edit", "amy.chen", {"phone": "13812345678"})]
     await handle.terminate("test done")
