@@ -8,6 +8,7 @@ signed for the signed-in person (orderops/proof.py): the order, not the page, ch
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from orderops.client import OrderClient
+from orderops.client import OrderClient, OrderQuery
 from orderops.client.errors import ClientError
 from orderops.console.api import api_router
 from orderops.console.auth import SESSION_COOKIE, SIGNIN_COOKIE, check_csrf, csrf_token, session_token, signed_in, signin_seed
@@ -27,7 +28,10 @@ from orderops.messages import ReviewDecision
 from orderops.order import OrderEdit
 from orderops.people import People, Person, SignInRefused
 from orderops.proof import Actor
+from orderops.report import build, to_html
 
+# Who may read the KPI report: the roles that answer for the figures, and the auditors who check them.
+REPORT_ROLES = frozenset({"ops", "auditor", "support_supervisor", "supervisor"})
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 Text = Annotated[str, Form(max_length=2000)]
 
@@ -110,6 +114,17 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
             raise HTTPException(404, str(err)) from None
         mine = [t for t in view.pending_user_tasks if person.holds(t.role)]
         return page(request, "order.html", person, status_code, view=view, mine=mine, **context)
+
+    @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
+    async def report(request: Request) -> HTMLResponse:
+        """The KPI report of the last 30 days (`orderops report --html`), for ops, supervisors and auditors."""
+        person = require(request)
+        if not set(person.roles) & REPORT_ROLES:
+            raise HTTPException(403, f"the KPI report is for the roles {', '.join(sorted(REPORT_ROLES))}")
+        until = datetime.now(UTC)
+        since = until - timedelta(days=30)
+        query = OrderQuery().running(False).where("CloseTime", since, ">=").where("CloseTime", until, "<")
+        return HTMLResponse(to_html(build(await orders.facts(query), since, until)))
 
     @app.get("/orders/{order_id}", response_class=HTMLResponse, include_in_schema=False)
     async def order(request: Request, order_id: str) -> HTMLResponse:

@@ -31,6 +31,7 @@ async def console(client, worker, tmp_path):
     people.add("amy.chen", "Amy Chen", ["support_agent"], PASSWORD)
     people.add("wes.li", "Wes Li", ["warehouse_supervisor"], PASSWORD)
     people.add("bo.wu", "Bo Wu", ["support_agent"], PASSWORD)
+    people.add("ada.ops", "Ada Ops", ["ops"], PASSWORD)
     signer = new_key(tmp_path / "keys")
     orders = OrderClient(client, signer=signer)
     app = create_app(orders, people, user_tasks(ROOT / "process_defs"), secure_cookies=False)
@@ -170,3 +171,14 @@ async def test_the_edit_form_fixes_a_phone_with_the_clis_models_and_refuses_a_ba
     view = await wait_until(handle, waiting_for("scanned"))  # reviewed again, clean this time, and on to picking
     assert [(d.decision, d.agent, d.changes) for d in view.decisions] == [("edit", "amy.chen", {"phone": "13812345678"})]
     await handle.terminate("test done")
+
+
+async def test_the_kpi_report_is_for_ops_and_auditors_only(console):
+    http, _, _ = console
+    await sign_in(http, "amy.chen")
+    assert (await http.get("/report")).status_code == 403
+    page = await http.get("/")
+    await http.post("/signout", data={"csrf": csrf_of(page)})
+    await sign_in(http, "ada.ops")
+    report = await http.get("/report")
+    assert report.status_code == 200 and "<title>orderops KPIs</title>" in report.text and "target 98%" in report.text
