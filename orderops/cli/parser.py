@@ -362,6 +362,10 @@ def _people(commands: _Commands) -> None:
         p.set_defaults(run=f"orderops.cli.people:{action}")
         p.add_argument("person_id", help="who")
 
+    p = people.add_parser("token", help="a new token for a service account's calls to the console's /api (printed once, valid a year)")
+    p.set_defaults(run="orderops.cli.people:token")
+    p.add_argument("person_id", help="the service account (a person with the roles it acts in)")
+
     p = people.add_parser("list", help="everyone, with their roles")
     p.set_defaults(run="orderops.cli.people:list_people")
     p.add_argument("--json", action="store_true", help="as JSON")

@@ -79,6 +79,17 @@ def enable(args) -> int:
     return 0
 
 
+@_people_errors
+def token(args) -> int:
+    people = open_people()
+    person = people.get(args.person_id)
+    if person is None or person.disabled:
+        raise CliError(f"no active person {args.person_id!r} (orderops people list shows who there is)")
+    print(people.issue_token(person.id, "service"))
+    print(f"a token for {person.id} ({', '.join(person.roles)}), valid for a year: send it as Authorization: Bearer", file=sys.stderr)
+    return 0
+
+
 def list_people(args) -> int:
     people = open_people().all()
     if args.json:

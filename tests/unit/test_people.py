@@ -116,6 +116,11 @@ def test_the_people_commands(tmp_path, monkeypatch):
     assert len(unknown.stderr.splitlines()) == 1
     no_terminal = run_cli("people", "passwd", "li.wei")
     assert no_terminal.returncode == 1 and "--password-stdin" in no_terminal.stderr
+    issued = run_cli("people", "token", "li.wei")
+    assert issued.returncode == 0
+    holder = People(tmp_path / "people.db").holder(issued.stdout.strip())
+    assert holder is not None and holder.id == "li.wei"
+    assert run_cli("people", "token", "nobody").returncode == 1
     assert run_cli("people", "disable", "li.wei").returncode == 0
     listed = run_cli("people", "list", "--json")
     assert listed.returncode == 0
