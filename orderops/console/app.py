@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from orderops.client import OrderClient, OrderQuery
+from orderops.client.api import OrderSummary
 from orderops.client.errors import ClientError
 from orderops.console.api import api_router
 from orderops.console.auth import SESSION_COOKIE, SIGNIN_COOKIE, check_csrf, csrf_token, session_token, signed_in, signin_seed
@@ -32,6 +33,7 @@ from orderops.report import build, to_html
 
 # Who may read the KPI report: the roles that answer for the figures, and the auditors who check them.
 REPORT_ROLES = frozenset({"ops", "auditor", "support_supervisor", "supervisor"})
+AT_RISK_SHOWN = 200  # of each kind, breached first
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 Text = Annotated[str, Form(max_length=2000)]
 
@@ -125,6 +127,18 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         since = until - timedelta(days=30)
         query = OrderQuery().running(False).where("CloseTime", since, ">=").where("CloseTime", until, "<")
         return HTMLResponse(to_html(build(await orders.facts(query), since, until)))
+
+    @app.get("/at-risk", response_class=HTMLResponse, include_in_schema=False)
+    async def at_risk(request: Request) -> HTMLResponse:
+        """Running orders at risk of a deadline or past one, for the same roles as the report."""
+        person = require(request)
+        if not set(person.roles) & REPORT_ROLES:
+            raise HTTPException(403, f"orders at risk are for the roles {', '.join(sorted(REPORT_ROLES))}")
+        found: dict[str, OrderSummary] = {}
+        for flag in ("Breached", "AtRisk"):
+            async for summary in orders.listing(OrderQuery().running().where(flag, True), limit=AT_RISK_SHOWN):
+                found.setdefault(summary.order_id, summary)
+        return page(request, "at_risk.html", person, orders_at_risk=list(found.values()))
 
     @app.get("/orders/{order_id}", response_class=HTMLResponse, include_in_schema=False)
     async def order(request: Request, order_id: str) -> HTMLResponse:

@@ -173,12 +173,15 @@ async def test_the_edit_form_fixes_a_phone_with_the_clis_models_and_refuses_a_ba
     await handle.terminate("test done")
 
 
-async def test_the_kpi_report_is_for_ops_and_auditors_only(console):
+async def test_the_kpi_report_and_orders_at_risk_are_for_ops_and_auditors_only(console):
     http, _, _ = console
     await sign_in(http, "amy.chen")
     assert (await http.get("/report")).status_code == 403
+    assert (await http.get("/at-risk")).status_code == 403
     page = await http.get("/")
     await http.post("/signout", data={"csrf": csrf_of(page)})
     await sign_in(http, "ada.ops")
+    at_risk = await http.get("/at-risk")
+    assert at_risk.status_code == 200 and "Orders at risk or past a deadline" in at_risk.text
     report = await http.get("/report")
     assert report.status_code == 200 and "<title>orderops KPIs</title>" in report.text and "target 98%" in report.text
