@@ -7,6 +7,7 @@ signed for the signed-in person (orderops/proof.py): the order, not the page, ch
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,9 @@ from typing import Annotated, Literal
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from pydantic import ValidationError
+from rich.console import Console
 
 from orderops.client import OrderClient, OrderQuery
 from orderops.client.api import OrderSummary
@@ -24,6 +27,8 @@ from orderops.console.api import api_router
 from orderops.console.auth import SESSION_COOKIE, SIGNIN_COOKIE, check_csrf, csrf_token, session_token, signed_in, signin_seed
 from orderops.console.hooks import hooks_router
 from orderops.console.inbox import TaskKind, inbox
+from orderops.history.show import print_timeline
+from orderops.history.timeline import build_timeline
 from orderops.limits import ORDER_ID_PATTERN
 from orderops.messages import ReviewDecision
 from orderops.order import OrderEdit
@@ -139,6 +144,24 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
             async for summary in orders.listing(OrderQuery().running().where(flag, True), limit=AT_RISK_SHOWN):
                 found.setdefault(summary.order_id, summary)
         return page(request, "at_risk.html", person, orders_at_risk=list(found.values()))
+
+    @app.get("/orders/{order_id}/audit", response_class=HTMLResponse, include_in_schema=False)
+    async def audit(request: Request, order_id: str) -> HTMLResponse:
+        """The order's timeline from its history, as `orderops audit` prints it: read-only, for auditors and ops."""
+        person = require(request)
+        if not set(person.roles) & REPORT_ROLES:
+            raise HTTPException(403, f"audit timelines are for the roles {', '.join(sorted(REPORT_ROLES))}")
+        if not re.fullmatch(ORDER_ID_PATTERN, order_id):
+            raise HTTPException(404, "no such order")
+        try:
+            timeline = build_timeline(await orders.history(order_id))
+        except ClientError as err:
+            raise HTTPException(404, str(err)) from None
+        recorder = Console(record=True, width=160, file=io.StringIO(), color_system="truecolor")
+        print_timeline(recorder, timeline)
+        # rich escapes the text it exports; the page embeds its <pre> as it is.
+        shown = recorder.export_html(inline_styles=True, code_format='<pre class="audit">{code}</pre>')
+        return page(request, "audit.html", person, order_id=order_id, timeline_html=Markup(shown))
 
     @app.get("/orders/{order_id}", response_class=HTMLResponse, include_in_schema=False)
     async def order(request: Request, order_id: str) -> HTMLResponse:

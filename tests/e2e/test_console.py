@@ -173,15 +173,23 @@ async def test_the_edit_form_fixes_a_phone_with_the_clis_models_and_refuses_a_ba
     await handle.terminate("test done")
 
 
-async def test_the_kpi_report_and_orders_at_risk_are_for_ops_and_auditors_only(console):
-    http, _, _ = console
+async def test_the_kpi_report_orders_at_risk_and_audits_are_for_ops_and_auditors_only(console):
+    http, orders, keys = console
+    order = Order.model_validate(order_data(order_id="console-audit", customer_id="c-console-audit", phone="12345"))
+    handle = await orders.start(order, definition("standard.yaml"), trusted_keys=keys)
+    await wait_until(handle, awaiting_decision)
     await sign_in(http, "amy.chen")
     assert (await http.get("/report")).status_code == 403
     assert (await http.get("/at-risk")).status_code == 403
+    assert (await http.get("/orders/console-audit/audit")).status_code == 403
     page = await http.get("/")
     await http.post("/signout", data={"csrf": csrf_of(page)})
     await sign_in(http, "ada.ops")
+    audited = await http.get("/orders/console-audit/audit")
+    assert audited.status_code == 200 and "process: standard v5" in audited.text and "manual_review" in audited.text
+    assert (await http.get("/orders/no-such-order/audit")).status_code == 404
     at_risk = await http.get("/at-risk")
     assert at_risk.status_code == 200 and "Orders at risk or past a deadline" in at_risk.text
     report = await http.get("/report")
     assert report.status_code == 200 and "<title>orderops KPIs</title>" in report.text and "target 98%" in report.text
+    await handle.terminate("test done")
