@@ -281,6 +281,8 @@ class OrderResult(BaseModel):
 
 # What an order takes from outside, by name: the workflow and the audit timeline read each message
 # against this table, so they agree on what was refused and why.
+# The field in which a message names its sender: with a proof, it must be the signer's actor (orderops/proof.py).
+SENDER_FIELD = {"review": "agent", "cancel": "by", "change_address": "by", "claim": "agent", "release": "agent"}
 SIGNALS: dict[str, type[BaseModel]] = {"event": ExternalEvent, "review": ReviewDecision}
 UPDATES: dict[str, type[BaseModel]] = {
     "review": ReviewDecision,

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from orderops import config
 from orderops.limits import plain_line
+from orderops.proof import Actor
 
 # The roles the source documents name; a definition may declare more (a user task's `role`).
 STANDARD_ROLES = ("support_agent", "support_supervisor", "warehouse_supervisor", "supervisor", "ops", "auditor")
@@ -82,6 +83,10 @@ class Person(BaseModel):
 
     def holds(self, role: str) -> bool:
         return role in self.roles
+
+    def actor(self, via: str) -> Actor:
+        """This person as the signer vouches for them (orderops/proof.py), authenticated through `via`."""
+        return Actor(id=self.id, name=self.name, roles=self.roles, via=via)
 
 
 def check_person_id(person_id: str) -> str:

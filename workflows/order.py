@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
 
     from orderops import search_attributes as sa
     from orderops.messages import (
+        SENDER_FIELD,
         WORKFLOW_NAME,
         AddressChange,
         AddressChangeReceipt,
@@ -666,7 +667,7 @@ class OrderWorkflow:
         actor = verify(proof, workflow.info().workflow_id, name, message, self._trusted_keys, workflow.now())
         if signature_digest(proof) in self._signatures:
             raise Unproven(f"{name} was taken once already with this very signature; a new one needs a new signature")
-        claimed = {"review": "agent", "cancel": "by", "change_address": "by", "claim": "agent", "release": "agent"}.get(name)
+        claimed = SENDER_FIELD.get(name)
         if claimed and getattr(message, claimed) != actor.id:
             raise Unproven(f"{name} names {getattr(message, claimed)!r} as its sender but is signed for {actor.id!r}")
         if name in ("review", "claim", "release") and message.role not in actor.roles:

@@ -43,6 +43,7 @@ from orderops.client.errors import ClientError, InvalidRequest, NoWorker
 from orderops.client.visibility import OrderQuery
 from orderops.connect import connect
 from orderops.messages import (
+    SENDER_FIELD,
     TASK_QUEUE,
     WORKFLOW_NAME,
     AddressChange,
@@ -187,7 +188,7 @@ class OrderClient:
         """The message with its proof, naming the actor as its sender; as it is when no one acts."""
         if self.signer is None or self.actor is None:
             return message
-        claimed = {"review": "agent", "cancel": "by", "change_address": "by"}.get(name)
+        claimed = SENDER_FIELD.get(name)
         if claimed:
             message = message.model_copy(update={claimed: self.actor.id})
         proof = self.signer.sign(workflow_id(order_id), name, message, self.actor, datetime.now(UTC))

@@ -7,18 +7,18 @@ is signed for that person, so the order checks their roles and claims itself. Th
 """
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orderops.client import OrderClient
 from orderops.client.errors import ClientError
+from orderops.console.errors import first_error
 from orderops.console.inbox import TaskKind, inbox
 from orderops.limits import ORDER_ID_PATTERN
 from orderops.messages import ClaimReceipt, DecisionRecord, PendingUserTask, ReviewDecision, ReviewReceipt, StepRecord
 from orderops.people import MAX_PASSWORD, People, Person, SignInRefused
-from orderops.proof import Actor
 
 OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN)]
 
@@ -85,7 +85,7 @@ def api_router(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
     Caller = Annotated[Person, Depends(caller)]
 
     def acting(person: Person) -> OrderClient:
-        return orders.acting_as(Actor(id=person.id, name=person.name, roles=person.roles, via="api"))
+        return orders.acting_as(person.actor("api"))
 
     async def task_of(order_id: str, node: str) -> PendingUserTask:
         try:
@@ -99,8 +99,7 @@ def api_router(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
 
     def refused(err: Exception) -> HTTPException:
         if isinstance(err, ValidationError):
-            first = err.errors()[0]
-            return HTTPException(400, f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+            return HTTPException(400, first_error(err))
         return HTTPException(409, str(err))
 
     @router.post("/tokens", status_code=201)
@@ -153,20 +152,20 @@ def api_router(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         except (ClientError, ValidationError) as err:
             raise refused(err) from None
 
-    @router.post("/orders/{order_id}/claim")
-    async def claim(order_id: OrderId, body: Claim, person: Caller) -> ClaimReceipt:
+    async def hold(order_id: str, body: Claim, person: Person, action: Literal["claim", "release"]) -> ClaimReceipt:
         task = await task_of(order_id, body.node)
+        acting_client = acting(person)
         try:
-            return await acting(person).claim(order_id, body.node, task.role)
+            return await (acting_client.claim if action == "claim" else acting_client.release)(order_id, body.node, task.role)
         except ClientError as err:
             raise refused(err) from None
 
+    @router.post("/orders/{order_id}/claim")
+    async def claim(order_id: OrderId, body: Claim, person: Caller) -> ClaimReceipt:
+        return await hold(order_id, body, person, "claim")
+
     @router.post("/orders/{order_id}/release")
     async def release(order_id: OrderId, body: Claim, person: Caller) -> ClaimReceipt:
-        task = await task_of(order_id, body.node)
-        try:
-            return await acting(person).release(order_id, body.node, task.role)
-        except ClientError as err:
-            raise refused(err) from None
+        return await hold(order_id, body, person, "release")
 
     return router

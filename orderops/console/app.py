@@ -25,6 +25,7 @@ from orderops.client.api import OrderSummary
 from orderops.client.errors import ClientError
 from orderops.console.api import api_router
 from orderops.console.auth import SESSION_COOKIE, SIGNIN_COOKIE, check_csrf, csrf_token, session_token, signed_in, signin_seed
+from orderops.console.errors import first_error
 from orderops.console.hooks import hooks_router
 from orderops.console.inbox import TaskKind, inbox
 from orderops.history.show import print_timeline
@@ -33,7 +34,6 @@ from orderops.limits import ORDER_ID_PATTERN
 from orderops.messages import ReviewDecision
 from orderops.order import OrderEdit
 from orderops.people import People, Person, SignInRefused
-from orderops.proof import Actor
 from orderops.report import build, to_html
 
 # Who may read the KPI report: the roles that answer for the figures, and the auditors who check them.
@@ -51,11 +51,6 @@ def mask_name(name: str) -> str:
     return " ".join(part[:1] + "*" * (len(part) - 1) for part in name.split())
 
 
-def _first_error(err: ValidationError) -> str:
-    first = err.errors()[0]
-    return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
-
-
 def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str], TaskKind], secure_cookies: bool = True) -> FastAPI:
     app = FastAPI(title="orderops console", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.include_router(hooks_router(orders, people))
@@ -70,6 +65,13 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         person = signed_in(request, people)
         if person is None:
             raise HTTPException(303, headers={"Location": "/signin"})
+        return person
+
+    def require_reader(request: Request, what: str) -> Person:
+        """The signed-in person, when they hold a role that reads the figures and the audit."""
+        person = require(request)
+        if not set(person.roles) & REPORT_ROLES:
+            raise HTTPException(403, f"{what} for the roles {', '.join(sorted(REPORT_ROLES))}")
         return person
 
     def cookie(response: Response, name: str, value: str, max_age: int) -> None:
@@ -125,9 +127,7 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
     @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
     async def report(request: Request) -> HTMLResponse:
         """The KPI report of the last 30 days (`orderops report --html`), for ops, supervisors and auditors."""
-        person = require(request)
-        if not set(person.roles) & REPORT_ROLES:
-            raise HTTPException(403, f"the KPI report is for the roles {', '.join(sorted(REPORT_ROLES))}")
+        require_reader(request, "the KPI report is")
         until = datetime.now(UTC)
         since = until - timedelta(days=30)
         query = OrderQuery().running(False).where("CloseTime", since, ">=").where("CloseTime", until, "<")
@@ -136,9 +136,7 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
     @app.get("/at-risk", response_class=HTMLResponse, include_in_schema=False)
     async def at_risk(request: Request) -> HTMLResponse:
         """Running orders at risk of a deadline or past one, for the same roles as the report."""
-        person = require(request)
-        if not set(person.roles) & REPORT_ROLES:
-            raise HTTPException(403, f"orders at risk are for the roles {', '.join(sorted(REPORT_ROLES))}")
+        person = require_reader(request, "orders at risk are")
         found: dict[str, OrderSummary] = {}
         for flag in ("Breached", "AtRisk"):
             async for summary in orders.listing(OrderQuery().running().where(flag, True), limit=AT_RISK_SHOWN):
@@ -148,9 +146,7 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
     @app.get("/orders/{order_id}/audit", response_class=HTMLResponse, include_in_schema=False)
     async def audit(request: Request, order_id: str) -> HTMLResponse:
         """The order's timeline from its history, as `orderops audit` prints it: read-only, for auditors and ops."""
-        person = require(request)
-        if not set(person.roles) & REPORT_ROLES:
-            raise HTTPException(403, f"audit timelines are for the roles {', '.join(sorted(REPORT_ROLES))}")
+        person = require_reader(request, "audit timelines are")
         if not re.fullmatch(ORDER_ID_PATTERN, order_id):
             raise HTTPException(404, "no such order")
         try:
@@ -183,7 +179,7 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
     async def _decide(
         request: Request, person: Person, order_id: str, node: str, decision: str, reason: str, changes: OrderEdit | None
     ) -> HTMLResponse:
-        actor = Actor(id=person.id, name=person.name, roles=person.roles, via="console")
+        actor = person.actor("console")
         try:
             task = next(t for t in (await orders.status(order_id)).pending_user_tasks if t.node == node)
             choice = ReviewDecision(decision=decision, agent=person.id, role=task.role, reason=reason, node=node, changes=changes)
@@ -191,7 +187,7 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         except StopIteration:
             return await order_page(request, person, order_id, 409, error=f"order {order_id} no longer waits at {node}")
         except ValidationError as err:
-            return await order_page(request, person, order_id, 400, error=_first_error(err))
+            return await order_page(request, person, order_id, 400, error=first_error(err))
         except ClientError as err:
             return await order_page(request, person, order_id, 409, error=str(err))
         done = f"{receipt.decision} taken at {receipt.node}: the order goes on to {receipt.next}"
@@ -223,7 +219,7 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         try:
             edited = OrderEdit.model_validate(changes)
         except ValidationError as err:
-            return await order_page(request, person, order_id, 400, error=_first_error(err))
+            return await order_page(request, person, order_id, 400, error=first_error(err))
         return await _decide(request, person, order_id, node, "edit", reason, edited)
 
     @app.post("/orders/{order_id}/claim", response_class=HTMLResponse, include_in_schema=False)
@@ -236,7 +232,7 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
     ) -> HTMLResponse:
         person = require(request)
         check_csrf(csrf, session_token(request))
-        actor = Actor(id=person.id, name=person.name, roles=person.roles, via="console")
+        actor = person.actor("console")
         try:
             task = next(t for t in (await orders.status(order_id)).pending_user_tasks if t.node == node)
             acting = orders.acting_as(actor)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orderops import config
 from orderops.client import OrderClient
 from orderops.client.errors import ClientError
+from orderops.console.errors import first_error
 from orderops.limits import ORDER_ID_PATTERN
 from orderops.messages import ExternalEvent
 from orderops.people import People
@@ -91,8 +92,7 @@ def hooks_router(orders: OrderClient, people: People) -> APIRouter:
             hooked = HookEvent.model_validate_json(body)
             event = ExternalEvent(name=hooked.event, data=hooked.data)
         except ValidationError as err:
-            first = err.errors()[0]
-            raise HTTPException(400, f"{'.'.join(map(str, first['loc'])) or 'body'}: {first['msg']}") from None
+            raise HTTPException(400, first_error(err)) from None
         if hooked.event not in SOURCES[source]:
             raise HTTPException(403, f"source {source} does not report {hooked.event!r} (it reports: {', '.join(sorted(SOURCES[source]))})")
         if not people.first_delivery(source, hooked.id):
