@@ -73,6 +73,20 @@ def signature(secret: bytes, timestamp: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
+async def _bounded_body(request: Request) -> bytes:
+    """The body, read no further than MAX_BODY: a sender cannot make the console hold more."""
+    too_big = HTTPException(413, f"the body is over {MAX_BODY} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_big
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise too_big
+    return bytes(body)
+
+
 def hooks_router(orders: OrderClient, people: People) -> APIRouter:
     router = APIRouter()
 
@@ -80,9 +94,7 @@ def hooks_router(orders: OrderClient, people: People) -> APIRouter:
     async def hook(source: str, request: Request) -> dict:
         if source not in SOURCES:
             raise HTTPException(404, f"no event source {source[:40]!r} (sources: {', '.join(sorted(SOURCES))})")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise HTTPException(413, f"the body is over {MAX_BODY} bytes")
+        body = await _bounded_body(request)
         timestamp, sent = request.headers.get("x-orderops-timestamp", ""), request.headers.get("x-orderops-signature", "")
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > REPLAY_WINDOW_S:
             raise HTTPException(401, f"X-Orderops-Timestamp missing or more than {REPLAY_WINDOW_S} s from now")

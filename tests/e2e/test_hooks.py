@@ -68,3 +68,10 @@ async def test_only_a_signed_fresh_payment_moves_an_unpaid_order_and_only_once(h
 async def test_an_unknown_source_is_not_found(hooks):
     http, _, _ = hooks
     assert (await post(http, "bank", {"id": "x", "order_id": "a", "event": "paid"})).status_code == 404
+
+
+async def test_a_body_over_64_kib_is_refused_before_it_is_read_whole(hooks):
+    http, _, _ = hooks
+    huge = {"id": "evt-huge", "order_id": "hook-paid", "event": "paid", "data": {"pad": "x" * 70_000}}
+    answer = await post(http, "payments", huge)
+    assert answer.status_code == 413 and "over 65536 bytes" in answer.json()["detail"]
