@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from orderops.limits import plain_line, plain_text
 from orderops.order import Address, Order, OrderEdit
@@ -29,6 +29,18 @@ def _not_blank(value: str) -> str:
 Name = Annotated[str, Field(max_length=200), AfterValidator(plain_line), AfterValidator(_not_blank)]
 Reason = Annotated[str, Field(max_length=2000), AfterValidator(plain_text)]
 Label = Annotated[str, Field(max_length=200), AfterValidator(plain_line)]
+
+
+def _deliverable(address: Address) -> Address:
+    blank = [name for name in ("province", "city", "street") if not getattr(address, name).strip()]
+    if blank:
+        raise ValueError(f"{', '.join(blank)} must not be blank")
+    if address.postcode and not re.fullmatch(r"[0-9]{6}", address.postcode):
+        raise ValueError(f"postcode {address.postcode!r} is not 6 digits")
+    return address
+
+
+DeliverableAddress = Annotated[Address, AfterValidator(_deliverable)]
 
 
 class OrderInput(BaseModel):
@@ -105,20 +117,10 @@ class AddressChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    address: Address
+    address: DeliverableAddress
     by: Name = Field(description="Who asked: the customer, or the agent on their behalf")
     reason: Reason = ""
     proof: Proof | None = Field(None, description="Who asked, signed (orderops/proof.py); `by` must be its actor")
-
-    @field_validator("address")
-    @classmethod
-    def _deliverable(cls, address: Address) -> Address:
-        blank = [name for name in ("province", "city", "street") if not getattr(address, name).strip()]
-        if blank:
-            raise ValueError(f"{', '.join(blank)} must not be blank")
-        if address.postcode and not re.fullmatch(r"[0-9]{6}", address.postcode):
-            raise ValueError(f"postcode {address.postcode!r} is not 6 digits")
-        return address
 
 
 class AddressChangeReceipt(BaseModel):

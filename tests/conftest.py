@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -26,11 +30,12 @@ from orderops.client import OrderClient
 from orderops.config import SAMPLES_DIR
 from orderops.messages import WORKFLOW_NAME
 from orderops.order import Order
+from orderops.people import People
 from orderops.process.load import DefinitionSnapshot
 from orderops.server import PRIORITY_CONFIG, SQLITE_PRAGMAS, temporal_binary
 from orderops.worker import build_worker
 from tests import support
-from tests.helpers import SESSION_HISTORIES, definition, order_data
+from tests.helpers import ROOT, SESSION_HISTORIES, SignIns, definition, free_port, order_data
 
 
 async def export_histories(client: Client, server: str) -> None:
@@ -89,6 +94,42 @@ async def worker(client: Client, store: Store):
 @pytest.fixture(scope="session")
 def address(client: Client) -> str:
     return client.service_client.config.target_host
+
+
+# The people of the session's console, each with one role: deciding commands run signed in as one of them.
+CONSOLE_PEOPLE = {"amy": ["support_agent"], "wes": ["warehouse_supervisor"], "olga": ["ops"]}
+
+
+@pytest.fixture(scope="session")
+def console(home: Path, address: str):
+    """`orderops console` as people run it, on this session's server and home (its people, its signing key)."""
+    people = People(home / "people.db")
+    tokens = {}
+    for person_id, roles in CONSOLE_PEOPLE.items():
+        people.add(person_id, person_id.title(), roles, "a session password")
+        tokens[person_id] = people.issue_token(person_id, "cli")
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "orderops"), "console", "--address", address, "--port", str(port)]
+    log = home / "console.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while not _answers(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"orderops console did not start: {log.read_text()}")
+        time.sleep(0.1)
+    yield SignIns(url, tokens)
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/signin", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 # `make golden` sets this: each finished order a test started is exported as a golden history.

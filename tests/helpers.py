@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from activities import ACTIVITY_NAMES
 from activities.store import Store
-from orderops.messages import CancelRequest, ExternalEvent, OrderInput, OrderResult, OrderStatusView, StepRecord
+from orderops import proof
+from orderops.messages import SENDER_FIELD, CancelRequest, ExternalEvent, OrderInput, OrderResult, OrderStatusView, StepRecord
 from orderops.order import workflow_id
 from orderops.process.lint import lint_text, load_definition
 from orderops.process.load import DefinitionSnapshot
@@ -26,6 +31,7 @@ from orderops.process.model import ProcessDefinition
 from tests import support
 
 ROOT = Path(__file__).resolve().parent.parent
+M = TypeVar("M", bound=BaseModel)
 
 
 DEFINITIONS = Path(__file__).resolve().parent / "definitions"
@@ -145,6 +151,23 @@ def waiting_for(event: str) -> Callable[[OrderStatusView], bool]:
     return lambda view: event in view.waiting_for_events
 
 
+# The tests' scanners, couriers, customers and agents, signed for as the console signs, with the session
+# home's key: orders the CLI starts trust it, and orders started without keys take the message all the same.
+EVENT_SOURCE = proof.Actor(id="test-source", name="the tests' event sources", roles=[], via="test")
+AGENT = proof.Actor(id="amy", name="Amy", roles=["support_agent", "support_supervisor"], via="test")
+
+
+def signed(handle: WorkflowHandle, name: str, message: M, actor: proof.Actor = EVENT_SOURCE) -> M:
+    sender = SENDER_FIELD.get(name)
+    if sender:
+        message = message.model_copy(update={sender: actor.id})
+    return message.model_copy(update={"proof": proof.signer().sign(handle.id, name, message, actor, datetime.now(UTC))})
+
+
+def from_source(handle: WorkflowHandle, event: ExternalEvent) -> ExternalEvent:
+    return signed(handle, "event", event)
+
+
 def scan_of(order) -> dict:
     """What a picker's scanner reports for a correctly picked order."""
     totals: dict[str, int] = {}
@@ -157,19 +180,21 @@ async def shipped(handle: WorkflowHandle, timeout: float = 30) -> OrderStatusVie
     """Play the picker's scanner (a correct scan), then wait until the order waits for courier scans."""
     view = await wait_until(handle, lambda v: "scanned" in v.waiting_for_events or "delivered" in v.waiting_for_events, timeout)
     if "scanned" in view.waiting_for_events:
-        await handle.signal("event", ExternalEvent(name="scanned", data=scan_of(view.order)))
+        await handle.signal("event", from_source(handle, ExternalEvent(name="scanned", data=scan_of(view.order))))
         view = await wait_until(handle, waiting_for("delivered"), timeout)
     return view
 
 
-async def cli(*args: str, address: str | None = None) -> subprocess.CompletedProcess:
+async def cli(*args: str, address: str | None = None, signed: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """run_cli without blocking the event loop that this session's worker runs on."""
-    return await asyncio.to_thread(run_cli, *args, address=address)
+    return await asyncio.to_thread(run_cli, *args, address=address, signed=signed)
 
 
-def run_cli(*args: str, address: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """The installed console script, as a user runs it."""
-    env = dict(os.environ)
+def run_cli(
+    *args: str, address: str | None = None, stdin: str | None = None, signed: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it; `signed` is a person's sign-in (SignIns.of)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ORDEROPS_TOKEN", "ORDEROPS_CONSOLE")} | (signed or {})
     if address:
         env["TEMPORAL_ADDRESS"] = address
     return subprocess.run(
@@ -181,6 +206,24 @@ def run_cli(*args: str, address: str | None = None, stdin: str | None = None) ->
         cwd=ROOT,
         timeout=120,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class SignIns:
+    """`orderops console` running for the session, and a token for each of its people (what `orderops login` keeps)."""
+
+    url: str
+    tokens: dict[str, str]
+
+    def of(self, person_id: str) -> dict[str, str]:
+        """The environment a deciding command signed in as the person runs with."""
+        return {"ORDEROPS_CONSOLE": self.url, "ORDEROPS_TOKEN": self.tokens[person_id]}
 
 
 async def fast_forward_to(ts_env, handle, when: datetime) -> bool:
@@ -195,7 +238,7 @@ async def fast_forward_to(ts_env, handle, when: datetime) -> bool:
 
 async def finish(handle, store: Store) -> OrderResult:
     await wait_until(handle, waiting_for("feedback"))
-    await handle.signal("event", ExternalEvent(name="feedback", data={"rating": 4}))
+    await handle.signal("event", from_source(handle, ExternalEvent(name="feedback", data={"rating": 4})))
     return await settled(handle, store)
 
 
@@ -213,14 +256,14 @@ async def fast_forward(ts_env, handle, delta: timedelta) -> None:
 async def track(handle, *events: str, signer: str = "Li Wei") -> None:
     for name in events:
         await wait_until(handle, waiting_for(name))
-        await handle.signal("event", ExternalEvent(name=name, data={"signer": signer} if name == "delivered" else {}))
+        await handle.signal("event", from_source(handle, ExternalEvent(name=name, data={"signer": signer} if name == "delivered" else {})))
 
 
 async def deliver(handle, rating: int = 5) -> None:
     await shipped(handle)
     await track(handle, "delivered")
     await wait_until(handle, waiting_for("feedback"))
-    await handle.signal("event", ExternalEvent(name="feedback", data={"rating": rating, "comment": "ok"}))
+    await handle.signal("event", from_source(handle, ExternalEvent(name="feedback", data={"rating": rating, "comment": "ok"})))
 
 
 async def exists(client: Client, order_id: str) -> bool:

@@ -20,6 +20,7 @@ from orderops.messages import OrderStatusView
 from orderops.order import Order
 from orderops.payloads import Refused
 from orderops.process.lint import load_definition
+from orderops.proof import trusted_keys
 
 
 def _parse_json_documents(path: str, text: str) -> list:
@@ -77,7 +78,8 @@ async def start(args) -> int:
     orders = read_orders(args.orders)
     snapshot = load_definition(Path(args.process), ACTIVITY_NAMES)
     client = await order_client(args)
-    for handle in await client.start_all(orders, snapshot, args.orders):
+    # The order takes decisions and events only as the console signs them (orderops/proof.py).
+    for handle in await client.start_all(orders, snapshot, args.orders, trusted_keys=trusted_keys()):
         print(handle.id)
     return 0
 
@@ -94,10 +96,10 @@ async def _start_csv(args) -> int:
     for problem in batch.problems:
         print(problem, file=sys.stderr)
     started, skipped = 0, []
-    client = await order_client(args)
+    client, keys = await order_client(args), trusted_keys()
     for order in batch.orders:
         try:
-            handle = await client.start(order, snapshot)
+            handle = await client.start(order, snapshot, trusted_keys=keys)
         except ClientError as err:  # already submitted: the workflow id reuse policy refused it
             print(f"{batch.path}:{batch.lines[order.order_id][0]}: {err}", file=sys.stderr)
             skipped.append(order.order_id)

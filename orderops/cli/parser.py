@@ -183,28 +183,50 @@ def _orders(commands: _Commands) -> None:
     p.add_argument("--json", action="store_true", help="rows as JSON")
 
 
+def _console_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--console", metavar="URL", help="the console that signs for you (default: env ORDEROPS_CONSOLE, then the one you logged in to)"
+    )
+
+
 def _decisions(commands: _Commands) -> None:
-    p = commands.add("review", "orderops.cli.decisions:review", "decide an order waiting at a user task (e.g. manual review)")
+    p = commands.add(
+        "login", "orderops.cli.session:login", "sign in to the console: the deciding commands act as you for 7 days", connects=False
+    )
+    p.add_argument("person_id", help="your person id, e.g. amy.chen")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin (for scripts)")
+    _console_option(p)
+    commands.add("logout", "orderops.cli.session:logout", "end the sign-in `orderops login` keeps", connects=False)
+
+    # The deciding commands go through the console, which signs them for the signed-in person.
+    p = commands.add(
+        "review", "orderops.cli.decisions:review", "decide an order waiting at a user task (e.g. manual review)", connects=False
+    )
     p.add_argument("order_id", type=_order_id, help="the order's id")
     p.add_argument("--decision", required=True, help="an outcome of the pending user task, e.g. approve, edit, reject")
-    p.add_argument("--agent", required=True, help="who decides")
     p.add_argument("--reason", default="", help="why, for the audit trail")
-    p.add_argument("--role", default="support_agent", help="the role the user task requires")
     p.add_argument("--node", help="the user task, when several are open")
     p.add_argument("--changes", help='with --decision edit: JSON of corrected fields, e.g. \'{"phone": "13800138000"}\'')
+    _console_option(p)
 
-    p = commands.add("event", "orderops.cli.decisions:event", "deliver an external event (courier scan, sign-off, feedback)")
+    p = commands.add(
+        "event", "orderops.cli.decisions:event", "report an external event by hand (ops): a scan, a delivery, feedback", connects=False
+    )
     p.add_argument("order_id", type=_order_id, help="the order's id")
     p.add_argument("name", help="event name, e.g. delivered, feedback")
     p.add_argument("--data", help="JSON object payload")
+    _console_option(p)
 
-    p = commands.add("cancel", "orderops.cli.decisions:cancel", "cancel an order; completed steps are undone in reverse")
+    p = commands.add("cancel", "orderops.cli.decisions:cancel", "cancel an order; completed steps are undone in reverse", connects=False)
     p.add_argument("order_id", type=_order_id, help="the order's id")
     p.add_argument("--reason", required=True, help="why, for the audit trail and the customer")
-    p.add_argument("--by", default="support", help="who asked for the cancellation")
+    _console_option(p)
 
     p = commands.add(
-        "change-address", "orderops.cli.decisions:change_address", "change the delivery address; accepted until the courier handoff"
+        "change-address",
+        "orderops.cli.decisions:change_address",
+        "change the delivery address; accepted until the courier handoff",
+        connects=False,
     )
     p.add_argument("order_id", type=_order_id, help="the order's id")
     p.add_argument("--province", required=True, help="province of the new address")
@@ -212,16 +234,19 @@ def _decisions(commands: _Commands) -> None:
     p.add_argument("--district", default="", help="district")
     p.add_argument("--street", required=True, help="street and number")
     p.add_argument("--postcode", default="", help="six-digit postcode")
-    p.add_argument("--by", required=True, help="who asked: the customer, or the agent for them")
     p.add_argument("--reason", default="", help="why, for the audit trail")
+    _console_option(p)
 
     p = commands.add(
-        "merge", "orderops.cli.decisions:merge", "at manual review: move an order's items into another order of the same customer"
+        "merge",
+        "orderops.cli.decisions:merge",
+        "at manual review: move an order's items into another order of the same customer",
+        connects=False,
     )
     p.add_argument("order_id", type=_order_id, help="the order that ends, merged")
     p.add_argument("--into", required=True, type=_order_id, help="the order that takes its items and is reviewed again")
-    p.add_argument("--agent", required=True, help="who decides")
     p.add_argument("--reason", default="", help="why, for the audit trail")
+    _console_option(p)
 
     p = commands.add(
         "return", "orderops.cli.decisions:start_return", "start a return or exchange of a delivered order (process_defs/returns.yaml)"

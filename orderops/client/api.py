@@ -227,12 +227,14 @@ class OrderClient:
                 f"order {order.order_id} was already submitted (workflow {workflow_id(order.order_id)}); not started again"
             ) from None
 
-    async def start_all(self, orders: Sequence[Order], snapshot: DefinitionSnapshot, source: str) -> list[WorkflowHandle]:
+    async def start_all(
+        self, orders: Sequence[Order], snapshot: DefinitionSnapshot, source: str, trusted_keys: dict[str, str] | None = None
+    ) -> list[WorkflowHandle]:
         """All or nothing, like validation: a batch with one resubmitted order starts none."""
         already = [order.order_id for order in orders if await self.submitted(order.order_id)]
         if already:
             raise ClientError(f"{source}: already submitted: {', '.join(already)}; no order was started")
-        return [await self.start(order, snapshot) for order in orders]
+        return [await self.start(order, snapshot, trusted_keys=trusted_keys) for order in orders]
 
     async def submitted(self, order_id: str) -> bool:
         try:

@@ -10,30 +10,35 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from orderops.client import OrderClient
 from orderops.client.errors import ClientError
+from orderops.client.remote import Cancel, Claim, Credentials, Decide, Delivered, Merge, MoveDelivery, OrderId, SendEvent, Token
 from orderops.console.errors import first_error
 from orderops.console.inbox import TaskKind, inbox
-from orderops.limits import ORDER_ID_PATTERN
-from orderops.messages import ClaimReceipt, DecisionRecord, PendingUserTask, ReviewDecision, ReviewReceipt, StepRecord
-from orderops.people import MAX_PASSWORD, People, Person, SignInRefused
+from orderops.messages import (
+    AddressChange,
+    AddressChangeReceipt,
+    CancelReceipt,
+    CancelRequest,
+    ClaimReceipt,
+    DecisionRecord,
+    ExternalEvent,
+    PendingUserTask,
+    ReviewDecision,
+    ReviewReceipt,
+    StepRecord,
+)
+from orderops.order import OrderItem
+from orderops.people import People, Person, SignInRefused
 
-OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN)]
-
-
-class Credentials(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    person_id: str = Field(max_length=64)
-    password: str = Field(max_length=MAX_PASSWORD)
-
-
-class Token(BaseModel):
-    token: str
-    person: Person
-    expires_in_s: int
+# Who may change an order outside its user tasks (a user task's own role is checked by the order).
+ACTS: dict[str, frozenset[str]] = {
+    "event": frozenset({"ops"}),
+    "cancel": frozenset({"support_agent", "support_supervisor", "ops"}),
+    "change_address": frozenset({"support_agent", "support_supervisor", "ops"}),
+}
 
 
 class InboxRow(BaseModel):
@@ -58,20 +63,6 @@ class TaskView(BaseModel):
     decisions: list[DecisionRecord]
 
 
-class Decide(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    node: str = Field(max_length=200)
-    decision: str = Field(max_length=200)
-    reason: str = Field("", max_length=2000)
-
-
-class Claim(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    node: str = Field(max_length=200)
-
-
 def api_router(orders: OrderClient, people: People, tasks: dict[tuple[str, str], TaskKind]) -> APIRouter:
     router = APIRouter(prefix="/api")
 
@@ -87,15 +78,30 @@ def api_router(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
     def acting(person: Person) -> OrderClient:
         return orders.acting_as(person.actor("api"))
 
-    async def task_of(order_id: str, node: str) -> PendingUserTask:
+    async def task_of(order_id: str, node: str | None, person: Person) -> PendingUserTask:
+        """The user task named, or the only one open (of the caller's roles, when several are)."""
         try:
             view = await orders.status(order_id)
         except ClientError as err:
             raise HTTPException(404, str(err)) from None
+        if node is None:
+            open_tasks = view.pending_user_tasks
+            if len(open_tasks) > 1:
+                open_tasks = [t for t in open_tasks if person.holds(t.role)] or open_tasks
+            if len(open_tasks) == 1:
+                return open_tasks[0]
+            if not open_tasks:
+                raise HTTPException(409, f"order {order_id} waits for no decision (status: {view.status})")
+            raise HTTPException(409, f"order {order_id} waits at {', '.join(t.node for t in open_tasks)}: name one as node")
         task = next((t for t in view.pending_user_tasks if t.node == node), None)
         if task is None:
             raise HTTPException(409, f"order {order_id} does not wait at {node!r} (status: {view.status})")
         return task
+
+    def allowed(person: Person, act: str) -> OrderClient:
+        if not set(person.roles) & ACTS[act]:
+            raise HTTPException(403, f"{act.replace('_', ' ')} is for the roles {', '.join(sorted(ACTS[act]))}; {person.id} holds none")
+        return acting(person)
 
     def refused(err: Exception) -> HTTPException:
         if isinstance(err, ValidationError):
@@ -110,6 +116,11 @@ def api_router(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         except SignInRefused as err:
             raise HTTPException(401, str(err)) from None
         return Token(token=people.issue_token(person.id, "cli"), person=person, expires_in_s=7 * 24 * 3600)
+
+    @router.delete("/tokens", status_code=204)
+    async def revoke(request: Request, person: Caller) -> None:
+        """End the caller's own token (`orderops logout`)."""
+        people.revoke(request.headers["authorization"].partition(" ")[2])
 
     @router.get("/inbox")
     async def api_inbox(person: Caller) -> list[InboxRow]:
@@ -145,15 +156,51 @@ def api_router(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
 
     @router.post("/orders/{order_id}/review")
     async def review(order_id: OrderId, body: Decide, person: Caller) -> ReviewReceipt:
-        task = await task_of(order_id, body.node)
+        """Decide a user task; the order checks the outcome, the caller's role and anyone's claim."""
+        task = await task_of(order_id, body.node, person)
         try:
-            decision = ReviewDecision(decision=body.decision, agent=person.id, role=task.role, reason=body.reason, node=body.node)
+            decision = ReviewDecision(
+                decision=body.decision, agent=person.id, role=task.role, reason=body.reason, node=task.node, changes=body.changes
+            )
             return await acting(person).decide(order_id, decision)
         except (ClientError, ValidationError) as err:
             raise refused(err) from None
 
+    @router.post("/orders/{order_id}/merge")
+    async def merge(order_id: OrderId, body: Merge, person: Caller) -> list[OrderItem]:
+        """At a merge decision: end this order and move its items into another of the same customer's."""
+        try:
+            return await acting(person).merge(order_id, body.into, person.id, body.reason)
+        except ClientError as err:
+            raise refused(err) from None
+
+    @router.post("/orders/{order_id}/events")
+    async def event(order_id: OrderId, body: SendEvent, person: Caller) -> Delivered:
+        """An event an operator reports by hand (ops); the event sources' own door is /hooks."""
+        try:
+            delivery = await allowed(person, "event").send_event(order_id, ExternalEvent(name=body.name, data=body.data))
+        except ClientError as err:
+            raise refused(err) from None
+        return Delivered(event=delivery.name, outcome=delivery.outcome)
+
+    @router.post("/orders/{order_id}/cancel")
+    async def cancel(order_id: OrderId, body: Cancel, person: Caller) -> CancelReceipt:
+        try:
+            return await allowed(person, "cancel").cancel(order_id, CancelRequest(reason=body.reason, by=person.id))
+        except (ClientError, ValidationError) as err:
+            raise refused(err) from None
+
+    @router.post("/orders/{order_id}/address")
+    async def change_address(order_id: OrderId, body: MoveDelivery, person: Caller) -> AddressChangeReceipt:
+        """Move the delivery before the courier's handoff."""
+        try:
+            change = AddressChange(address=body.address, by=person.id, reason=body.reason)
+            return await allowed(person, "change_address").change_address(order_id, change)
+        except (ClientError, ValidationError) as err:
+            raise refused(err) from None
+
     async def hold(order_id: str, body: Claim, person: Person, action: Literal["claim", "release"]) -> ClaimReceipt:
-        task = await task_of(order_id, body.node)
+        task = await task_of(order_id, body.node, person)
         acting_client = acting(person)
         try:
             return await (acting_client.claim if action == "claim" else acting_client.release)(order_id, body.node, task.role)

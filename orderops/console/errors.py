@@ -7,4 +7,4 @@ from pydantic import ValidationError
 
 def first_error(err: ValidationError) -> str:
     first = err.errors()[0]
-    return f"{'.'.join(map(str, first['loc'])) or 'body'}: {first['msg']}"
+    return f"{'.'.join(map(str, first['loc'])) or 'body'}: {first['msg'].removeprefix('Value error, ')}"

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orderops import config
 from orderops.client import OrderClient
 from orderops.client.errors import ClientError
+from orderops.client.remote import SendEvent
 from orderops.console.errors import first_error
 from orderops.limits import ORDER_ID_PATTERN
 from orderops.messages import ExternalEvent
@@ -102,7 +103,7 @@ def hooks_router(orders: OrderClient, people: People) -> APIRouter:
             raise HTTPException(401, "X-Orderops-Signature missing or not this source's signature of the timestamp and body")
         try:
             hooked = HookEvent.model_validate_json(body)
-            event = ExternalEvent(name=hooked.event, data=hooked.data)
+            event = ExternalEvent(name=hooked.event, data=SendEvent(name=hooked.event, data=hooked.data).data)
         except ValidationError as err:
             raise HTTPException(400, first_error(err)) from None
         if hooked.event not in SOURCES[source]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,7 +45,7 @@ from orderops.connect import Unreachable, connect
 from orderops.messages import CancelReceipt, CancelRequest, ExternalEvent, OrderResult, OrderStatusView, ReviewDecision, ReviewReceipt
 from orderops.order import Order, workflow_id
 from orderops.process.lint import load_definition
-from tests.helpers import KNOWN_ACTIVITIES, ROOT, order_data, scan_of, settled
+from tests.helpers import KNOWN_ACTIVITIES, ROOT, free_port, order_data, scan_of, settled
 
 pytestmark = [
     pytest.mark.skipif(not os.environ.get("ORDEROPS_CHAOS"), reason="the chaos test runs on its own: make chaos"),
@@ -92,12 +91,6 @@ CUSTOMER_MESSAGES: dict[Kind, list[str]] = {
     "review": ["shipped", "in_transit", "delivered", "feedback_request"],
     "cancel": ["shipped", "in_transit"],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

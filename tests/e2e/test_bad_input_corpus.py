@@ -139,13 +139,13 @@ COMMAND_LINES: list[tuple[list[str], str]] = [
     (["status", ""], "'' is not an order id"),
     (["status", "a" * 300], "is not an order id"),
     (["export", "--out", "exports", "a/b"], "'a/b' is not an order id"),
-    (["merge", WAITING, "--into", "../x", "--agent", "amy"], "'../x' is not an order id"),
+    (["merge", WAITING, "--into", "../x"], "'../x' is not an order id"),
     (["status", "no-such-order"], "no order 'no-such-order'"),
-    (["review", WAITING, "--decision", "ship-it", "--agent", "amy"], "'ship-it' is not an outcome of 'manual_review'"),
-    (["review", WAITING, "--decision", "approve"], "the following arguments are required: --agent"),
-    (["review", WAITING, "--decision", "approve", "--agent", "a\x1b[31mmy"], "must not contain the control character U+001B"),
-    (["review", WAITING, "--decision", "approve", "--agent", "amy", "--role", "warehouse_supervisor"], "must be decided by role"),
-    (["review", WAITING, "--decision", "approve", "--agent", "amy", "--changes", '{"phone":"1"}'], "only with the 'edit' decision"),
+    (["review", WAITING, "--decision", "ship-it"], "'ship-it' is not an outcome of 'manual_review'"),
+    (["review", WAITING, "--decision", "approve", "--agent", "amy"], "unrecognized arguments: --agent amy"),
+    (["review", WAITING, "--decision", "approve", "--node", "a\x1b[31mmy"], "must not contain the control character U+001B"),
+    (["review", WAITING, "--decision", "approve", "--role", "warehouse_supervisor"], "unrecognized arguments: --role"),
+    (["review", WAITING, "--decision", "approve", "--changes", '{"phone":"1"}'], "only with the 'edit' decision"),
     (["event", WAITING, "scanned", "--data", "{bad"], "--data: malformed JSON"),
     (["event", WAITING, "scanned", "--data", "[1]"], "--data: expected a JSON object, got list"),
     (["event", WAITING, "scanned", "--data", '{"a":1,"a":2}'], "--data: duplicate key 'a'"),
@@ -197,7 +197,7 @@ async def waiting(client: Client, worker, tmp_path_factory, address: str):
 
 
 @pytest.fixture(scope="module")
-async def outcomes(tmp_path_factory, address: str, store: Store, waiting) -> dict:
+async def outcomes(tmp_path_factory, address: str, store: Store, waiting, console) -> dict:
     """Every case run once, four at a time (each is a process of its own), with the store around them."""
     good = tmp_path_factory.mktemp("corpus") / "good.json"
     good.write_text(json.dumps(order_data(order_id="corpus-good-order-under-bad-definition")))
@@ -215,8 +215,8 @@ async def outcomes(tmp_path_factory, address: str, store: Store, waiting) -> dic
     slots = asyncio.Semaphore(4)
 
     async def run(args: list[str]) -> subprocess.CompletedProcess:
-        async with slots:
-            return await cli(*args, address=address)
+        async with slots:  # signed in, so that what is refused is the command, not the caller
+            return await cli(*args, address=address, signed=console.of("olga" if args[0] == "event" else "amy"))
 
     results = await asyncio.gather(*(run(args) for args in cases.values()))
     return {"results": dict(zip(cases, results, strict=True)), "stock_before": before, "stock_after": store.stock_levels()}
@@ -261,10 +261,12 @@ async def test_nothing_of_the_corpus_started_and_the_store_is_unchanged(outcomes
     assert [order_id for order_id in sorted(named) if await exists(client, order_id)] == []
 
 
-async def test_the_order_the_bad_commands_were_aimed_at_still_completes(outcomes, waiting, store: Store, address: str):
+async def test_the_order_the_bad_commands_were_aimed_at_still_completes(outcomes, waiting, store: Store, address: str, console):
     view = await wait_until(waiting, awaiting_decision)
     assert view.decisions == [] and view.events == [] and view.refused_signal_count == 0
-    approved = await cli("review", WAITING, "--decision", "approve", "--agent", "amy", "--reason", "called the customer", address=address)
+    approved = await cli(
+        "review", WAITING, "--decision", "approve", "--reason", "called the customer", address=address, signed=console.of("amy")
+    )
     assert approved.returncode == 0, approved.stderr
     await deliver(waiting)
     assert (await settled(waiting, store)).status == "completed"

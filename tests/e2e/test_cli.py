@@ -73,15 +73,15 @@ async def test_start_json_lines_then_duplicate_is_refused(tmp_path, client, work
         await client.get_workflow_handle(workflow_id(order["order_id"])).cancel()
 
 
-async def test_review_and_status_from_the_command_line(tmp_path, worker, address):
+async def test_review_and_status_from_the_command_line(tmp_path, worker, address, console):
     order = order_data(phone="12345")
     assert (await cli("start", str(write(tmp_path, order)), address=address)).returncode == 0
     oid = order["order_id"]
 
-    wrong = await cli("review", oid, "--decision", "maybe", "--agent", "amy", address=address)
+    amy = console.of("amy")
+    wrong = await cli("review", oid, "--decision", "maybe", address=address, signed=amy)
     # The first review may arrive before the order reaches the user task; both answers are immediate and clear.
-    assert wrong.returncode == 1
-    assert wrong.stderr.startswith("orderops: refused: ")
+    assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
 
     status = None
     for _ in range(200):
@@ -95,14 +95,21 @@ async def test_review_and_status_from_the_command_line(tmp_path, worker, address
     assert "  - phone_invalid: phone '12345' is not a valid mobile number" in pending
     assert "ships to: Shanghai Shanghai Pudong 88 Century Avenue 200120" in pending and "items: TEA-001 x2, MUG-002 x1 (181.50)" in pending
 
-    wrong = await cli("review", oid, "--decision", "maybe", "--agent", "amy", address=address)
+    wrong = await cli("review", oid, "--decision", "maybe", address=address, signed=amy)
     assert wrong.returncode == 1
     assert wrong.stderr.strip() == "orderops: refused: 'maybe' is not an outcome of 'manual_review'; allowed: approve, edit, merge, reject"
 
-    blank = await cli("review", oid, "--decision", "approve", "--agent", "  ", address=address)
-    assert (blank.returncode, blank.stderr.strip()) == (1, "orderops: invalid review: field 'agent': must not be blank")
+    # Nobody decides as whoever they type: the name comes from the sign-in, and the role from the person.
+    typed = await cli("review", oid, "--decision", "approve", "--agent", "amy", address=address)
+    assert typed.returncode == 2 and "unrecognized arguments: --agent amy" in typed.stderr
+    anonymous = await cli("review", oid, "--decision", "approve", address=address)
+    assert anonymous.returncode == 1 and anonymous.stderr.startswith("orderops: not signed in to the console at ")
+    forged = await cli("review", oid, "--decision", "approve", address=address, signed={**amy, "ORDEROPS_TOKEN": "made-up"})
+    assert forged.returncode == 1 and "refused the token" in forged.stderr
+    other_role = await cli("review", oid, "--decision", "approve", address=address, signed=console.of("wes"))
+    assert other_role.returncode == 1 and "wes does not hold the role 'support_agent'" in other_role.stderr
 
-    ok = await cli("review", oid, "--decision", "reject", "--agent", "amy", "--reason", "fraud", address=address)
+    ok = await cli("review", oid, "--decision", "reject", "--reason", "fraud", address=address, signed=amy)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip() == f"order {oid}: reject by amy recorded at manual_review; next: notify_rejected"
 
@@ -111,39 +118,40 @@ async def test_review_and_status_from_the_command_line(tmp_path, worker, address
     assert "decision: manual_review -> reject by amy (support_agent)" in text.stdout
 
 
-async def test_unknown_order_gets_a_clear_message(address, worker):
+async def test_unknown_order_gets_a_clear_message(address, worker, console):
     for command in (
         ["status", "nope"],
-        ["review", "nope", "--decision", "approve", "--agent", "a"],
+        ["review", "nope", "--decision", "approve"],
         ["event", "nope", "delivered"],
         ["cancel", "nope", "--reason", "x"],
     ):
-        result = await cli(*command, address=address)
+        result = await cli(*command, address=address, signed=console.of("olga"))
         assert result.returncode == 1
         assert result.stderr.strip() == "orderops: no order 'nope' (no workflow order-nope)"
 
 
-async def test_event_name_and_payload_are_checked(tmp_path, client, worker, address, store: Store):
+async def test_event_name_and_payload_are_checked(tmp_path, client, worker, address, store: Store, console):
     order = order_data()
+    olga = console.of("olga")
     assert (await cli("start", str(write(tmp_path, order)), address=address)).returncode == 0
     oid = order["order_id"]
-    bad_json = await cli("event", oid, "delivered", "--data", "{signer:", address=address)
+    bad_json = await cli("event", oid, "delivered", "--data", "{signer:", address=address, signed=olga)
     assert (bad_json.returncode, bad_json.stderr.strip()) == (
         1,
         "orderops: --data: malformed JSON: Expecting property name enclosed in double quotes at column 2",
     )
-    unknown = await cli("event", oid, "teleported", address=address)
+    unknown = await cli("event", oid, "teleported", address=address, signed=olga)
     assert unknown.returncode == 1
     assert (
         unknown.stderr.strip()
         == f"orderops: order {oid}'s process has no receive for event 'teleported'; it accepts: address_changed, delivered, delivery_failed, delivery_refused, delivery_rescheduled, feedback, in_transit, lost, out_for_delivery, paid, restocked, scanned"
     )
-    sent = await cli("event", oid, "delivered", "--data", '{"signer": "Li"}', address=address)
+    sent = await cli("event", oid, "delivered", "--data", '{"signer": "Li"}', address=address, signed=olga)
     assert sent.returncode == 0 and "event 'delivered' delivered to order" in sent.stdout
-    cancelled = await cli("cancel", oid, "--reason", "test", address=address)
+    cancelled = await cli("cancel", oid, "--reason", "test", address=address, signed=olga)
     assert cancelled.returncode == 0, cancelled.stderr
     await settled(client.get_workflow_handle(workflow_id(oid), result_type=OrderResult), store)
-    after = await cli("event", oid, "feedback", "--data", '{"rating": 4}', address=address)
+    after = await cli("event", oid, "feedback", "--data", '{"rating": 4}', address=address, signed=olga)
     assert (after.returncode, after.stderr.strip()) == (1, f"orderops: order {oid} has already ended (cancelled); nothing changed")
 
 
@@ -202,9 +210,7 @@ async def test_global_options_also_work_after_the_command(address, worker):
 
 
 def test_new_commands_check_their_input_before_any_server():
-    blank = run_cli(
-        "--address", "127.0.0.1:1", "change-address", "A1", "--province", " ", "--city", "Hangzhou", "--street", "1 Road", "--by", "c"
-    )
+    blank = run_cli("--address", "127.0.0.1:1", "change-address", "A1", "--province", " ", "--city", "Hangzhou", "--street", "1 Road")
     assert (blank.returncode, blank.stderr.strip()) == (1, "orderops: invalid address: field 'address': province must not be blank")
     postcode = run_cli(
         "--address",
@@ -219,11 +225,9 @@ def test_new_commands_check_their_input_before_any_server():
         "1 Road",
         "--postcode",
         "31",
-        "--by",
-        "c",
     )
     assert postcode.stderr.strip() == "orderops: invalid address: field 'address': postcode '31' is not 6 digits"
-    itself = run_cli("--address", "127.0.0.1:1", "merge", "A1", "--into", "A1", "--agent", "amy")
+    itself = run_cli("--address", "127.0.0.1:1", "merge", "A1", "--into", "A1")
     assert (itself.returncode, itself.stderr.strip()) == (2, "orderops: an order cannot be merged into itself")
     unknown = run_cli("carrier-outage", "FastCat", "--reason", "down")
     assert unknown.returncode == 1 and unknown.stderr.strip().startswith(
@@ -233,7 +237,7 @@ def test_new_commands_check_their_input_before_any_server():
     assert quantity.returncode == 2 and "0 must be at least 1" in quantity.stderr
 
 
-async def test_an_event_is_sent_even_when_no_worker_answers(client, address):
+async def test_an_event_is_sent_even_when_no_worker_answers(client, address, console):
     from orderops.client import OrderClient
     from orderops.process.lint import load_definition
 
@@ -244,7 +248,7 @@ async def test_an_event_is_sent_even_when_no_worker_answers(client, address):
     assert (
         status.returncode == 1 and "no worker answered the status query" in status.stderr and len(status.stderr.strip().splitlines()) == 1
     )
-    sent = await cli("event", order.order_id, "paid", "--data", '{"provider": "alipay"}', address=address)
+    sent = await cli("event", order.order_id, "paid", "--data", '{"provider": "alipay"}', address=address, signed=console.of("olga"))
     assert sent.returncode == 0, sent.stderr
     assert "no worker is running to check it, one applies it when it starts" in sent.stdout
     signals = [e for e in (await handle.fetch_history()).events if e.HasField("workflow_execution_signaled_event_attributes")]
@@ -256,11 +260,11 @@ def test_documented_event_payloads_are_checked_before_sending():
     rating = run_cli("--address", "127.0.0.1:1", "event", "A1", "feedback", "--data", '{"rating": 7}')
     assert (rating.returncode, rating.stderr.strip()) == (
         1,
-        "orderops: invalid 'feedback' event: field 'rating': Input should be less than or equal to 5",
+        "orderops: invalid 'feedback' event: field 'data': rating: Input should be less than or equal to 5",
     )
     scan = run_cli("--address", "127.0.0.1:1", "event", "A1", "scanned", "--data", '{"items": [{"sku": "TEA-001", "quantity": "2"}]}')
-    assert scan.returncode == 1 and scan.stderr.strip().startswith("orderops: invalid 'scanned' event: field 'items.0.quantity'")
-    edit = run_cli("--address", "127.0.0.1:1", "review", "A1", "--decision", "edit", "--agent", "amy")
+    assert scan.returncode == 1 and scan.stderr.strip().startswith("orderops: invalid 'scanned' event: field 'data': items.0.quantity")
+    edit = run_cli("--address", "127.0.0.1:1", "review", "A1", "--decision", "edit")
     assert (edit.returncode, edit.stderr.strip()) == (2, "orderops: --decision edit needs --changes: the corrected fields as JSON")
 
 

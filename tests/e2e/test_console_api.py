@@ -14,7 +14,7 @@ from orderops.console.inbox import user_tasks
 from orderops.order import Order
 from orderops.people import People
 from orderops.proof import new_key, trusted_keys
-from tests.helpers import ROOT, awaiting_decision, definition, order_data, wait_until
+from tests.helpers import ROOT, awaiting_decision, definition, order_data, status, wait_until, waiting_for
 
 PASSWORD = "correct horse battery"
 
@@ -22,7 +22,12 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 async def api(client, worker, tmp_path):
     people = People(tmp_path / "people.db")
-    for person_id, roles in (("amy.chen", ["support_agent"]), ("bo.wu", ["support_agent"]), ("wes.li", ["warehouse_supervisor"])):
+    for person_id, roles in (
+        ("amy.chen", ["support_agent"]),
+        ("bo.wu", ["support_agent"]),
+        ("wes.li", ["warehouse_supervisor"]),
+        ("olga.ops", ["ops"]),
+    ):
         people.add(person_id, person_id.title(), roles, PASSWORD)
     orders = OrderClient(client, signer=new_key(tmp_path / "keys"))
     app = create_app(orders, people, user_tasks(ROOT / "process_defs"), secure_cookies=False)
@@ -75,3 +80,40 @@ async def test_claim_and_review_through_the_api_with_the_orders_own_checks(api):
     done = await http.post("/api/orders/api-review/review", json={**task, "decision": "approve", "reason": "ok"}, headers=amy)
     assert done.status_code == 200 and (done.json()["agent"], done.json()["next"]) == ("amy.chen", "stock_gate")
     await handle.terminate("test done")
+
+
+async def test_events_address_changes_and_cancellations_through_the_api_by_role(api):
+    http, orders, keys = api
+    order = Order.model_validate(order_data(order_id="api-acts", customer_id="c-api-acts", paid=False))
+    handle = await orders.start(order, definition("standard.yaml"), trusted_keys=keys)
+    await wait_until(handle, waiting_for("paid"))
+    amy, olga = await bearer(http, "amy.chen"), await bearer(http, "olga.ops")
+
+    paid = {"name": "paid", "data": {"provider": "alipay"}}
+    not_ops = await http.post("/api/orders/api-acts/events", json=paid, headers=amy)
+    assert not_ops.status_code == 403 and not_ops.json()["detail"] == "event is for the roles ops; amy.chen holds none"
+    bad_feedback = await http.post("/api/orders/api-acts/events", json={"name": "feedback", "data": {"rating": 9}}, headers=olga)
+    assert bad_feedback.status_code == 422
+    assert (await status(handle)).waiting_for_events == ["paid"]  # nothing refused reached the order
+    sent = await http.post("/api/orders/api-acts/events", json=paid, headers=olga)
+    assert sent.status_code == 200 and sent.json() == {"event": "paid", "outcome": "waiting"}
+
+    view = await wait_until(handle, waiting_for("scanned"))
+    assert [e.sent_by for e in view.events if e.name == "paid"] == ["olga.ops"]  # proven, not typed
+    move = {"address": {"province": "Zhejiang", "city": "Hangzhou", "street": "1 West Lake Road", "postcode": "310000"}, "reason": "moved"}
+    blank = await http.post("/api/orders/api-acts/address", json={**move, "address": {**move["address"], "city": " "}}, headers=amy)
+    assert blank.status_code == 422
+    moved = await http.post("/api/orders/api-acts/address", json=move, headers=amy)
+    assert moved.status_code == 200 and moved.json()["address"]["city"] == "Hangzhou"
+    assert (await http.post("/api/orders/api-acts/cancel", json={"reason": "x"}, headers=await bearer(http, "wes.li"))).status_code == 403
+    cancelled = await http.post("/api/orders/api-acts/cancel", json={"reason": "customer called"}, headers=amy)
+    assert cancelled.status_code == 200, cancelled.text
+    assert (await handle.result()).status == "cancelled"
+
+
+async def test_a_token_ends_when_its_holder_signs_out(api):
+    http, _, _ = api
+    amy = await bearer(http, "amy.chen")
+    assert (await http.get("/api/inbox", headers=amy)).status_code == 200
+    assert (await http.delete("/api/tokens", headers=amy)).status_code == 204
+    assert (await http.get("/api/inbox", headers=amy)).status_code == 401

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from activities.store import Store
-from orderops.messages import ExternalEvent, OrderResult, ReviewDecision
+from orderops.messages import CancelRequest, ExternalEvent, OrderResult, ReviewDecision
 from orderops.order import workflow_id
-from tests.helpers import awaiting_decision, cli, deliver, settled, shipped, wait_until, waiting_for
+from tests.helpers import AGENT, awaiting_decision, cli, deliver, from_source, settled, shipped, signed, wait_until, waiting_for
 
 # `make golden` records the histories of the orders these tests start (tests/golden).
 pytestmark = pytest.mark.golden
@@ -30,7 +30,10 @@ async def test_a_return_is_restocked_and_refunded(start, client, store: Store, a
     handle = client.get_workflow_handle(workflow_id(return_id), result_type=OrderResult)
     await wait_until(handle, waiting_for("return_received"))  # 45.50 is under the approval threshold: no person
     await handle.signal(
-        "event", ExternalEvent(name="return_received", data={"items": [{"sku": "MUG-002", "outcome": "restock"}], "inspector": "wu"})
+        "event",
+        from_source(
+            handle, ExternalEvent(name="return_received", data={"items": [{"sku": "MUG-002", "outcome": "restock"}], "inspector": "wu"})
+        ),
     )
     result = await settled(handle, store)
     assert result.status == "completed"
@@ -59,11 +62,14 @@ async def test_a_valuable_exchange_needs_a_person_then_ships_a_replacement(start
     handle = client.get_workflow_handle(workflow_id(f"{order.order_id}-R1"), result_type=OrderResult)
     view = await wait_until(handle, awaiting_decision)
     assert view.pending_user_tasks[0].node == "approve_return"
-    await handle.execute_update("review", ReviewDecision(decision="approve", agent="amy", reason="photo shows the wrong tea"))
+    approve = ReviewDecision(decision="approve", agent="amy", role="support_agent", reason="photo shows the wrong tea")
+    await handle.execute_update("review", signed(handle, "review", approve, AGENT))
     await wait_until(handle, waiting_for("return_received"))
-    await handle.signal("event", ExternalEvent(name="return_received", data={"items": [{"sku": "TEA-001", "outcome": "scrap"}]}))
+    await handle.signal(
+        "event", from_source(handle, ExternalEvent(name="return_received", data={"items": [{"sku": "TEA-001", "outcome": "scrap"}]}))
+    )
     await shipped(handle)
-    await handle.signal("event", ExternalEvent(name="delivered", data={"signer": "Li Wei"}))
+    await handle.signal("event", from_source(handle, ExternalEvent(name="delivered", data={"signer": "Li Wei"})))
     result = await settled(handle, store)
     assert result.status == "completed"
     assert store.rows("SELECT outcome FROM return_inspections WHERE return_id = ?", f"{order.order_id}-R1") == [{"outcome": "scrap"}]
@@ -92,12 +98,12 @@ async def test_return_refuses_bad_requests_in_one_line(start, address: str, stor
     assert bad_reason.returncode == 2 and "invalid choice: 'bored'" in bad_reason.stderr
 
 
-async def test_a_cancelled_return_frees_its_items_for_another(start, client, store: Store, address: str):
+async def test_a_cancelled_return_frees_its_items_for_another(start, client, store: Store, address: str, console):
     order = await completed_order(start, store, items=[{"sku": "TEA-001", "quantity": 4, "unit_price": "68.00"}])  # above the threshold
     assert (await cli("return", order.order_id, "--kind", "refund", "--reason", "quality", address=address)).returncode == 0
     first = client.get_workflow_handle(workflow_id(f"{order.order_id}-R1"), result_type=OrderResult)
     await wait_until(first, awaiting_decision)
-    cancelled = await cli("cancel", f"{order.order_id}-R1", "--reason", "customer keeps it", address=address)
+    cancelled = await cli("cancel", f"{order.order_id}-R1", "--reason", "customer keeps it", address=address, signed=console.of("amy"))
     assert cancelled.returncode == 0, cancelled.stderr
     assert (await settled(first, store)).status == "cancelled"
     assert store.rows("SELECT state FROM returns WHERE return_id = ?", f"{order.order_id}-R1") == [{"state": "cancelled"}]
@@ -105,4 +111,4 @@ async def test_a_cancelled_return_frees_its_items_for_another(start, client, sto
     second = client.get_workflow_handle(workflow_id(f"{order.order_id}-R2"), result_type=OrderResult)
     view = await wait_until(second, awaiting_decision)  # assessed: the four teas may come back after all
     assert view.pending_user_tasks[0].node == "approve_return"
-    await second.execute_update("cancel", {"reason": "test over"})
+    await second.execute_update("cancel", signed(second, "cancel", CancelRequest(reason="test over"), AGENT))

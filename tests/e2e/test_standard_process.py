@@ -294,12 +294,12 @@ async def test_cancel_in_transit_becomes_an_intercept_request(start, store: Stor
     assert store.stock_levels()["TEA-001"][0] == before["TEA-001"][0] - 2
 
 
-async def test_a_delivered_order_is_returned_not_cancelled(start, store: Store, address: str):
+async def test_a_delivered_order_is_returned_not_cancelled(start, store: Store, address: str, console):
     order, handle = await start()
     await shipped(handle)
     await track(handle, "delivered")
     await wait_until(handle, waiting_for("feedback"))
-    refused = await cli("cancel", order.order_id, "--reason", "changed my mind", address=address)
+    refused = await cli("cancel", order.order_id, "--reason", "changed my mind", address=address, signed=console.of("amy"))
     assert refused.returncode == 1
     assert refused.stderr.strip().startswith(f"orderops: refused: order {order.order_id} passed 'record_delivery' at ")
     assert refused.stderr.strip().endswith("a delivered order is returned instead (orderops return)")
@@ -489,7 +489,7 @@ async def test_failed_deliveries_are_reattempted_then_go_to_a_person(start, stor
 # -- changes -----------------------------------------------------------------------------------
 
 
-async def test_address_change_is_accepted_until_handoff_and_refused_after(start, store: Store, address: str):
+async def test_address_change_is_accepted_until_handoff_and_refused_after(start, store: Store, address: str, console):
     order, handle = await start()
     await wait_until(handle, waiting_for("scanned"))
     changed = await cli(
@@ -503,9 +503,8 @@ async def test_address_change_is_accepted_until_handoff_and_refused_after(start,
         "1 West Lake Road",
         "--postcode",
         "310000",
-        "--by",
-        "customer",
         address=address,
+        signed=console.of("amy"),
     )
     assert changed.returncode == 0, changed.stderr
     assert "delivery address is now Zhejiang Hangzhou 1 West Lake Road 310000" in changed.stdout
@@ -523,9 +522,8 @@ async def test_address_change_is_accepted_until_handoff_and_refused_after(start,
         "Beijing",
         "--street",
         "2 Chang'an Avenue",
-        "--by",
-        "customer",
         address=address,
+        signed=console.of("amy"),
     )
     assert late.returncode == 1 and late.stderr.count("\n") == 1
     assert "reached 'handoff'" in late.stderr and "ask the carrier to redirect it" in late.stderr
@@ -535,14 +533,14 @@ async def test_address_change_is_accepted_until_handoff_and_refused_after(start,
     assert (await settled(handle, store)).status == "cancelled"
 
 
-async def test_orders_of_one_customer_waiting_at_review_merge(start, store: Store, address: str):
+async def test_orders_of_one_customer_waiting_at_review_merge(start, store: Store, address: str, console):
     keep, keep_handle = await start(**NEEDS_REVIEW)
     other, other_handle = await start(
         phone="12345", customer_id=keep.customer_id, items=[{"sku": "BOOK-006", "quantity": 1, "unit_price": "59.00"}]
     )
     for handle in (keep_handle, other_handle):
         await wait_until(handle, awaiting_decision)
-    merged = await cli("merge", other.order_id, "--into", keep.order_id, "--agent", "amy", address=address)
+    merged = await cli("merge", other.order_id, "--into", keep.order_id, address=address, signed=console.of("amy"))
     assert merged.returncode == 0, merged.stderr
     result = await settled(other_handle, store)
     assert (result.status, result.end_node) == ("cancelled", "merged")
