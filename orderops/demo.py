@@ -36,7 +36,7 @@ from orderops.cli.report import print_report
 from orderops.client import OrderClient
 from orderops.connect import Unreachable, connect
 from orderops.console.app import create_app
-from orderops.console.inbox import user_tasks
+from orderops.console.inbox import catalog
 from orderops.messages import AddressChange, CancelRequest, ExternalEvent, OrderResult, OrderStatusView, ReviewDecision
 from orderops.order import Address, Order, OrderEdit, tally
 from orderops.people import open_people
@@ -439,7 +439,7 @@ async def _console_for_people(client: Client, port: int, worker_task: asyncio.Ta
         order_id = f"people-{run_tag}-{number}"
         waiting = template.model_copy(update={"order_id": order_id, "customer_id": f"c-{order_id}", "phone": "12345"})
         await orders.start(waiting, snapshot, trusted_keys=keys)  # the invalid phone sends it to manual review
-    app = create_app(orders, people, user_tasks(config.PROCESS_DIR), secure_cookies=False)
+    app = create_app(orders, people, catalog(config.PROCESS_DIR), secure_cookies=False)
     server_ = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     console.print(f"Console: http://127.0.0.1:{port}  ({FOR_PEOPLE} orders wait there for a person's review)")
     for person_id, _, roles in DEMO_PEOPLE:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from orderops.limits import plain_line, plain_text
-from orderops.order import Address, Order, OrderEdit
+from orderops.order import Address, Order, OrderEdit, mask_name, mask_phone
 from orderops.payloads import MAX_INPUT_BYTES, Refused, read_payload
 from orderops.process.load import DefinitionSnapshot
 from orderops.proof import Proof
@@ -214,6 +214,36 @@ class PendingUserTask(BaseModel):
     details: Any = None
     claimed_by: str | None = Field(None, description="Who holds it (orderops console's claim); nobody else decides it until")
     claimed_until: datetime | None = None
+
+
+# An order waiting at a user task says so in its memo, under this prefix and the node's id, for the
+# console's inbox to show without asking each order (no personal data: the customer is masked).
+WAITING_MEMO = "waiting:"
+
+
+class WaitingTask(BaseModel):
+    node: str
+    role: str
+    since: datetime
+    deadline: datetime
+    codes: list[str] = Field(description="The codes of the task's findings, e.g. phone_invalid")
+    amount: str
+    customer: str = Field(description="Masked, e.g. L* W*")
+    phone: str = Field(description="Masked, e.g. 138****5678")
+
+    @classmethod
+    def of(cls, task: PendingUserTask, order: Order) -> WaitingTask:
+        findings = task.details if isinstance(task.details, list) else []
+        return cls(
+            node=task.node,
+            role=task.role,
+            since=task.since,
+            deadline=task.deadline,
+            codes=[str(f["code"]) for f in findings if isinstance(f, dict) and "code" in f][:20],
+            amount=str(order.amount),
+            customer=mask_name(order.customer_name),
+            phone=mask_phone(order.phone),
+        )
 
 
 class ProcessRef(BaseModel):

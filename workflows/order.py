@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from orderops import search_attributes as sa
     from orderops.messages import (
         SENDER_FIELD,
+        WAITING_MEMO,
         WORKFLOW_NAME,
         AddressChange,
         AddressChangeReceipt,
@@ -50,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewDecision,
         ReviewReceipt,
         StepRecord,
+        WaitingTask,
         read_input,
         read_message,
     )
@@ -98,6 +100,8 @@ ENGINE_2_INCLUDES = frozenset(
 # The order's KPI facts written to its memo when it ends (orderops/report.py), so `orderops report`
 # reads them from the visibility listing instead of fetching every order's result.
 REPORT_FACTS = "report-facts"
+# An order waiting at a user task writes what the console's inbox shows to its memo (WaitingTask).
+INBOX_MEMO = "inbox-memo"
 # Engine 3: engine 2 and the report facts, again under one marker for a new order.
 ENGINE_3 = "engine-3"
 ENGINE_INCLUDES = {2: ENGINE_2_INCLUDES, 3: ENGINE_2_INCLUDES | {ENGINE_2, REPORT_FACTS}}
@@ -489,7 +493,7 @@ class OrderWorkflow:
         step = self._record(node)
         now = workflow.now()
         timeout, deadline_binds = _limit(node.timeout, deadline)
-        self._pending[node.id] = PendingUserTask(
+        pending = self._pending[node.id] = PendingUserTask(
             node=node.id,
             role=node.role,
             outcomes=list(node.outcomes),
@@ -498,18 +502,27 @@ class OrderWorkflow:
             details=self._evaluate(node, node.details) if node.details else None,
         )
         self._publish()
+        in_memo = self._has(INBOX_MEMO)
+        if in_memo:
+            workflow.upsert_memo({WAITING_MEMO + node.id: WaitingTask.of(pending, self._order).model_dump(mode="json")})
         try:
             await workflow.wait_condition(
                 lambda: node.id in self._answers, timeout=timeout, timeout_summary=f"{node.id}: decision deadline"
             )
+            timed_out = False
         except TimeoutError:
+            timed_out = True
+        finally:
+            self._pending.pop(node.id, None)
+        # Not in `finally`: a cancelled order leaves the task behind anyway, and an evicted one must issue nothing.
+        if in_memo:
+            workflow.upsert_memo({WAITING_MEMO + node.id: None})
+        if timed_out:
             if deadline_binds:
                 assert deadline is not None  # _limit binds only to a deadline
                 return self._breach(node, deadline, step)
             self._finish(step, "timed_out", f"no decision within {node.timeout}")
             return node.on_timeout
-        finally:
-            self._pending.pop(node.id, None)
         decision = self._answers.pop(node.id)
         if decision.changes is not None:
             self._order = decision.changes.apply(self._order)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from orderops.cli.common import CliError, UsageError, order_client, write
@@ -72,37 +71,30 @@ async def diff(args) -> int:
 
 
 async def render(args) -> int:
+    from orderops.history.diagram import definition_of, order_diagram
     from orderops.history.timeline import build_timeline
     from orderops.process.render import RenderError
     from orderops.process.render import render as draw
-    from orderops.process.runtime import parse_for_run
 
     if args.file is None and args.order is None:
         raise UsageError("render takes a definition FILE, --order ORDER_ID, or both")
-    visited: Sequence[str] = ()
-    current: Sequence[str] = ()
-    definition, snapshot = None, None
-    if args.file:
-        definition, snapshot = load(Path(args.file), None)
-    if args.order:
-        timeline = build_timeline(await (await order_client(args)).history(args.order))
-        visited, current = timeline.visited(), timeline.current()
-        if snapshot is None or snapshot.sha256 != timeline.process.sha256:
-            if snapshot is not None:
+    if args.format == "png" and not args.out:
+        raise UsageError("--format png writes binary data: give --out FILE.png")
+    definition, snapshot = load(Path(args.file), None) if args.file else (None, None)
+    try:
+        if args.order is None:
+            assert definition is not None  # a FILE, or the usage error above
+            data = draw(definition, args.format)
+        else:
+            timeline = build_timeline(await (await order_client(args)).history(args.order))
+            if snapshot is not None and snapshot.sha256 != timeline.process.sha256:
                 print(
                     f"orderops: note: order {args.order} ran under {timeline.process.id} v{timeline.process.version} "
                     f"(sha256 {timeline.process.sha256[:12]}), not {args.file}; drawing that one",
                     file=sys.stderr,
                 )
-            # The definition the order ran under, as the workflow read it (today's lint may be stricter).
-            definition, problems = parse_for_run(timeline.definition_source)
-            if definition is None:
-                raise CliError(f"order {args.order}'s definition cannot be read: {problems[0].format(timeline.process.path)}")
-    if args.format == "png" and not args.out:
-        raise UsageError("--format png writes binary data: give --out FILE.png")
-    assert definition is not None  # loaded from FILE or from the order's history; either failure raised above
-    try:
-        data = draw(definition, args.format, visited, current)
+                definition = definition_of(timeline)
+            data = order_diagram(timeline, args.format, definition)
     except RenderError as err:
         raise CliError(str(err)) from None
     if args.out:

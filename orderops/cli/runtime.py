@@ -48,13 +48,13 @@ async def run_console(args) -> int:
     from orderops import proof
     from orderops.client import OrderClient
     from orderops.console.app import create_app
-    from orderops.console.inbox import user_tasks
+    from orderops.console.inbox import catalog
     from orderops.people import open_people
 
-    tasks = user_tasks(Path(args.process_dir))
+    served = catalog(Path(args.process_dir))
     orders = OrderClient((await order_client(args)).temporal, signer=proof.signer())
     # Plain HTTP on the loopback address; anywhere else HTTPS is in front, and the cookies say Secure.
-    app = create_app(orders, open_people(), tasks, secure_cookies=args.host not in ("127.0.0.1", "localhost"))
+    app = create_app(orders, open_people(), served, secure_cookies=args.host not in ("127.0.0.1", "localhost"))
     print(f"orderops console on http://{args.host}:{args.port} (people: orderops people list)")
     sys.stdout.flush()
     await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve()

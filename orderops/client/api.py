@@ -33,6 +33,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
+from temporalio.client import WorkflowExecution as ListedWorkflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -45,6 +46,7 @@ from orderops.connect import connect
 from orderops.messages import (
     SENDER_FIELD,
     TASK_QUEUE,
+    WAITING_MEMO,
     WORKFLOW_NAME,
     AddressChange,
     AddressChangeReceipt,
@@ -58,6 +60,7 @@ from orderops.messages import (
     OrderStatusView,
     ReviewDecision,
     ReviewReceipt,
+    WaitingTask,
 )
 from orderops.order import Order, OrderEdit, OrderItem, tally, workflow_id
 from orderops.payloads import MAX_MESSAGE_BYTES
@@ -133,6 +136,22 @@ def initial_search_attributes(snapshot: DefinitionSnapshot) -> TypedSearchAttrib
 def _update_error(err: WorkflowUpdateFailedError) -> str:
     cause = err.cause
     return getattr(cause, "message", None) or str(cause or err)
+
+
+def _summary(wf: ListedWorkflow) -> OrderSummary:
+    attrs = wf.typed_search_attributes
+    return OrderSummary(
+        order_id=wf.id.removeprefix("order-"),
+        status=attrs.get(sa.ORDER_STATUS) or "",
+        step=attrs.get(sa.CURRENT_STEP) or "",
+        process=f"{attrs.get(sa.PROCESS_ID) or '?'} v{attrs.get(sa.PROCESS_VERSION) or '?'}",
+        promise_at=attrs.get(sa.PROMISE_AT),
+        region=attrs.get(sa.REGION) or "",
+        service=attrs.get(sa.SERVICE_LEVEL) or "",
+        at_risk=bool(attrs.get(sa.AT_RISK)),
+        breached=bool(attrs.get(sa.BREACHED)),
+        started=wf.start_time,
+    )
 
 
 def _state(description: WorkflowExecutionDescription) -> str:
@@ -326,19 +345,25 @@ class OrderClient:
 
     async def listing(self, query: OrderQuery, limit: int | None = None) -> AsyncIterator[OrderSummary]:
         async for wf in self._workflows(query, limit):
-            attrs = wf.typed_search_attributes
-            yield OrderSummary(
-                order_id=wf.id.removeprefix("order-"),
-                status=attrs.get(sa.ORDER_STATUS) or "",
-                step=attrs.get(sa.CURRENT_STEP) or "",
-                process=f"{attrs.get(sa.PROCESS_ID) or '?'} v{attrs.get(sa.PROCESS_VERSION) or '?'}",
-                promise_at=attrs.get(sa.PROMISE_AT),
-                region=attrs.get(sa.REGION) or "",
-                service=attrs.get(sa.SERVICE_LEVEL) or "",
-                at_risk=bool(attrs.get(sa.AT_RISK)),
-                breached=bool(attrs.get(sa.BREACHED)),
-                started=wf.start_time,
-            )
+            yield _summary(wf)
+
+    async def page(
+        self, query: OrderQuery, size: int, token: bytes | None = None
+    ) -> tuple[list[tuple[OrderSummary, list[WaitingTask]]], bytes | None]:
+        """One page of the listing, each order with the user tasks its memo says it waits at, and the next page's token.
+
+        One visibility request a page, however many orders wait: what the console's inbox pages through."""
+        listed = self.temporal.list_workflows(str(query), page_size=size, next_page_token=token)
+        try:
+            await listed.fetch_next_page()
+        except RPCError as err:
+            raise ClientError(f"visibility query refused: {err.message}") from None
+        rows = []
+        for wf in listed.current_page or ():
+            memo = await wf.memo()
+            waiting = [WaitingTask.model_validate(value) for key, value in memo.items() if key.startswith(WAITING_MEMO)]
+            rows.append((_summary(wf), waiting))
+        return rows, listed.next_page_token or None
 
     async def workflow_ids(self, query: OrderQuery) -> list[str]:
         return [wf.id async for wf in self._workflows(query)]

@@ -9,14 +9,14 @@ is signed for that person, so the order checks their roles and claims itself. Th
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ValidationError
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field, ValidationError
 
 from orderops.client import OrderClient
 from orderops.client.errors import ClientError
 from orderops.client.remote import Cancel, Claim, Credentials, Decide, Delivered, Merge, MoveDelivery, OrderId, SendEvent, Token
 from orderops.console.errors import first_error
-from orderops.console.inbox import TaskKind, inbox
+from orderops.console.inbox import Filters, TaskKind, inbox
 from orderops.messages import (
     AddressChange,
     AddressChangeReceipt,
@@ -29,6 +29,7 @@ from orderops.messages import (
     ReviewDecision,
     ReviewReceipt,
     StepRecord,
+    WaitingTask,
 )
 from orderops.order import OrderItem
 from orderops.people import People, Person, SignInRefused
@@ -51,6 +52,12 @@ class InboxRow(BaseModel):
     promise_at: datetime | None
     at_risk: bool
     breached: bool
+    waiting: WaitingTask | None = Field(description="Since when, decide by, finding codes, amount, the customer masked")
+
+
+class InboxPage(BaseModel):
+    rows: list[InboxRow]
+    next: str | None = Field(description="The next page's URL; None on the last")
 
 
 class TaskView(BaseModel):
@@ -123,9 +130,13 @@ def api_router(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         people.revoke(request.headers["authorization"].partition(" ")[2])
 
     @router.get("/inbox")
-    async def api_inbox(person: Caller) -> list[InboxRow]:
-        """The orders waiting at a user task of the caller's roles."""
-        return [
+    async def api_inbox(person: Caller, filters: Annotated[Filters, Query()]) -> InboxPage:
+        """A page of the orders waiting at a user task of the caller's roles; `next` asks for the following one."""
+        try:
+            waiting, following = await inbox(orders, tasks, person, filters)
+        except ClientError as err:
+            raise HTTPException(400, str(err)) from None
+        rows = [
             InboxRow(
                 order_id=w.order.order_id,
                 node=w.task.node,
@@ -136,9 +147,11 @@ def api_router(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
                 promise_at=w.order.promise_at,
                 at_risk=w.order.at_risk,
                 breached=w.order.breached,
+                waiting=w.memo,
             )
-            for w in await inbox(orders, tasks, person)
+            for w in waiting
         ]
+        return InboxPage(rows=rows, next=f"/api/inbox?{filters.next(following)}" if following else None)
 
     @router.get("/orders/{order_id}")
     async def order(order_id: OrderId, person: Caller) -> TaskView:

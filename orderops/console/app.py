@@ -7,17 +7,19 @@ signed for the signed-in person (orderops/proof.py): the order, not the page, ch
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
-from pydantic import ValidationError
+from pydantic import StringConstraints, ValidationError
 from rich.console import Console
 
 from orderops.client import OrderClient, OrderQuery
@@ -27,13 +29,15 @@ from orderops.console.api import api_router
 from orderops.console.auth import SESSION_COOKIE, SIGNIN_COOKIE, check_csrf, csrf_token, session_token, signed_in, signin_seed
 from orderops.console.errors import first_error
 from orderops.console.hooks import hooks_router
-from orderops.console.inbox import TaskKind, inbox
+from orderops.console.inbox import Catalog, Filters, inbox
+from orderops.history.diagram import order_diagram
 from orderops.history.show import print_timeline
-from orderops.history.timeline import build_timeline
-from orderops.limits import ORDER_ID_PATTERN
+from orderops.history.timeline import HistoryError, build_timeline
+from orderops.limits import ORDER_ID_PATTERN, whole_number
 from orderops.messages import ReviewDecision
-from orderops.order import OrderEdit
+from orderops.order import OrderEdit, mask_name, mask_phone
 from orderops.people import People, Person, SignInRefused
+from orderops.process.render import RenderError, render
 from orderops.report import build, to_html
 
 # Who may read the KPI report: the roles that answer for the figures, and the auditors who check them.
@@ -41,20 +45,38 @@ REPORT_ROLES = frozenset({"ops", "auditor", "support_supervisor", "supervisor"})
 AT_RISK_SHOWN = 200  # of each kind, breached first
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 Text = Annotated[str, Form(max_length=2000)]
+MAX_ITEM_ROWS = 100
+Rows = Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Form(max_length=MAX_ITEM_ROWS)]
 
 
-def mask_phone(phone: str) -> str:
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
+def _item_rows(skus: list[str], quantities: list[str], prices: list[str]) -> list[dict]:
+    """The edit form's item lines as OrderItem data: a blank SKU is no line, quantity 0 removes one."""
+    if not len(skus) == len(quantities) == len(prices):
+        raise ValueError("the item lines came incomplete; reload the page and try again")
+    lines = []
+    for number, (sku, quantity, price) in enumerate(zip(skus, quantities, prices, strict=True), start=1):
+        if not sku.strip():
+            continue
+        count = whole_number(quantity.strip())
+        if count is None:
+            raise ValueError(f"item line {number}: quantity {quantity[:20]!r} is not a whole number")
+        if count:
+            lines.append({"sku": sku.strip(), "quantity": count, "unit_price": price.strip()})
+    return lines
 
 
-def mask_name(name: str) -> str:
-    return " ".join(part[:1] + "*" * (len(part) - 1) for part in name.split())
+async def _svg(draw: Callable[[], bytes]) -> Response:
+    """Graphviz runs as a process of its own: off the event loop, and a 503 in one line where it is missing."""
+    try:
+        return Response(await asyncio.to_thread(draw), media_type="image/svg+xml")
+    except RenderError as err:
+        return Response(str(err).replace("--format svg", "the diagram"), status_code=503, media_type="text/plain")
 
 
-def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str], TaskKind], secure_cookies: bool = True) -> FastAPI:
+def create_app(orders: OrderClient, people: People, served: Catalog, secure_cookies: bool = True) -> FastAPI:
     app = FastAPI(title="orderops console", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.include_router(hooks_router(orders, people))
-    app.include_router(api_router(orders, people, tasks))
+    app.include_router(api_router(orders, people, served.tasks))
     TEMPLATES.env.filters.update(mask_phone=mask_phone, mask_name=mask_name)
 
     def page(request: Request, template: str, person: Person | None, status_code: int = 200, **context) -> HTMLResponse:
@@ -110,9 +132,14 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         return response
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def inbox_page(request: Request) -> HTMLResponse:
+    async def inbox_page(request: Request, filters: Annotated[Filters, Query()]) -> HTMLResponse:
         person = require(request)
-        return page(request, "inbox.html", person, waiting=await inbox(orders, tasks, person))
+        tasks = sorted({(t.process, t.node) for t in served.tasks.values() if person.holds(t.role)})
+        try:
+            waiting, following = await inbox(orders, served.tasks, person, filters)
+        except ClientError as err:
+            return page(request, "inbox.html", person, 400, waiting=[], filters=filters, tasks=tasks, error=str(err))
+        return page(request, "inbox.html", person, waiting=waiting, filters=filters, tasks=tasks, next_page=filters.next(following))
 
     async def order_page(request: Request, person: Person, order_id: str, status_code: int = 200, **context) -> HTMLResponse:
         if not re.fullmatch(ORDER_ID_PATTERN, order_id):
@@ -158,6 +185,31 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         # rich escapes the text it exports; the page embeds its <pre> as it is.
         shown = recorder.export_html(inline_styles=True, code_format='<pre class="audit">{code}</pre>')
         return page(request, "audit.html", person, order_id=order_id, timeline_html=Markup(shown))
+
+    @app.get("/orders/{order_id}/diagram.svg", include_in_schema=False)
+    async def order_diagram_svg(request: Request, order_id: str) -> Response:
+        """The definition the order ran under, its visited steps green and where it stands yellow."""
+        require(request)
+        if not re.fullmatch(ORDER_ID_PATTERN, order_id):
+            raise HTTPException(404, "no such order")
+        try:
+            timeline = build_timeline(await orders.history(order_id))
+        except (ClientError, HistoryError) as err:
+            raise HTTPException(404, str(err)) from None
+        return await _svg(lambda: order_diagram(timeline, "svg"))
+
+    @app.get("/definitions", response_class=HTMLResponse, include_in_schema=False)
+    async def definitions_page(request: Request) -> HTMLResponse:
+        person = require(request)
+        return page(request, "definitions.html", person, definitions=list(served.definitions.values()))
+
+    @app.get("/definitions/{process_id}.svg", include_in_schema=False)
+    async def definition_svg(request: Request, process_id: str) -> Response:
+        require(request)
+        definition = served.definitions.get(process_id)
+        if definition is None:
+            raise HTTPException(404, f"no definition {process_id[:40]!r} (definitions: {', '.join(served.definitions)})")
+        return await _svg(lambda: render(definition, "svg"))
 
     @app.get("/orders/{order_id}", response_class=HTMLResponse, include_in_schema=False)
     async def order(request: Request, order_id: str) -> HTMLResponse:
@@ -206,6 +258,9 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         district: Text = "",
         street: Text = "",
         postcode: Text = "",
+        sku: Rows = [],  # noqa: B006 (FastAPI reads the default, never mutates it)
+        quantity: Rows = [],  # noqa: B006
+        unit_price: Rows = [],  # noqa: B006
     ) -> HTMLResponse:
         """The edit outcome: the fields filled in replace the order's, checked by the same models as `orderops review --changes`."""
         person = require(request)
@@ -214,8 +269,17 @@ def create_app(orders: OrderClient, people: People, tasks: dict[tuple[str, str],
         changes: dict[str, object] = {"phone": phone} if phone else {}
         if any(address.values()):
             changes["address"] = address
+        try:
+            items = _item_rows(sku, quantity, unit_price)
+            current = (await orders.status(order_id)).order
+        except ValueError as err:
+            return await order_page(request, person, order_id, 400, error=str(err))
+        except ClientError as err:
+            raise HTTPException(404, str(err)) from None
+        if sku and current is not None and items != [i.model_dump(mode="json") for i in current.items]:
+            changes["items"] = items
         if not changes:
-            return await order_page(request, person, order_id, 400, error="fill in the phone or the address to change")
+            return await order_page(request, person, order_id, 400, error="change the phone, the address or an item line")
         try:
             edited = OrderEdit.model_validate(changes)
         except ValidationError as err:

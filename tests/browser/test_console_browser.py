@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from playwright.async_api import async_playwright, expect
 
 from orderops.client import OrderClient
 from orderops.console.app import create_app
-from orderops.console.inbox import user_tasks
+from orderops.console.inbox import catalog
 from orderops.order import Order
 from orderops.people import People
 from orderops.proof import new_key, trusted_keys
@@ -38,7 +39,7 @@ async def console_url(client, worker, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_app(orders, people, user_tasks(ROOT / "process_defs"), secure_cookies=False)
+    app = create_app(orders, people, catalog(ROOT / "process_defs"), secure_cookies=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -89,6 +90,11 @@ async def test_an_agent_signs_in_claims_and_decides_in_the_browser(console_url):
         await expect(page.get_by_text("phone_invalid")).to_be_visible()
         await page.get_by_role("button", name="Claim").click()
         await expect(page.get_by_role("status")).to_contain_text("you hold manual_review until")
+        diagram = page.locator("img.diagram")
+        await diagram.scroll_into_view_if_needed()
+        await page.wait_for_function("() => document.querySelector('img.diagram').complete")
+        drawn = await diagram.evaluate("img => img.naturalWidth")
+        assert drawn > 0 if shutil.which("dot") else drawn == 0  # the order's path, where Graphviz is installed
         if shots:
             await page.screenshot(path=f"{shots}/console-task.png", full_page=True)
         await page.fill("#reason-manual_review", "called the customer")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import shutil
 import time
 
 import httpx
@@ -16,9 +17,10 @@ import pytest
 
 from orderops.client import OrderClient
 from orderops.console.app import create_app
-from orderops.console.inbox import user_tasks
+from orderops.console.inbox import catalog
 from orderops.order import Order
 from orderops.people import MAX_FAILURES, People
+from orderops.process.render import CURRENT, VISITED
 from orderops.proof import new_key, trusted_keys
 from tests.helpers import ROOT, awaiting_decision, definition, order_data, status, wait_until, waiting_for
 
@@ -34,7 +36,7 @@ async def console(client, worker, tmp_path):
     people.add("ada.ops", "Ada Ops", ["ops"], PASSWORD)
     signer = new_key(tmp_path / "keys")
     orders = OrderClient(client, signer=signer)
-    app = create_app(orders, people, user_tasks(ROOT / "process_defs"), secure_cookies=False)
+    app = create_app(orders, people, catalog(ROOT / "process_defs"), secure_cookies=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as http:
         yield http, orders, trusted_keys(tmp_path / "keys")
 
@@ -163,7 +165,7 @@ async def test_the_edit_form_fixes_a_phone_with_the_clis_models_and_refuses_a_ba
     page = await http.get("/orders/console-edit")
     form = {"node": "manual_review", "csrf": csrf_of(page)}
     empty = await http.post("/orders/console-edit/edit", data=form)
-    assert empty.status_code == 400 and "fill in the phone or the address" in empty.text
+    assert empty.status_code == 400 and "change the phone, the address or an item line" in empty.text
     no_city = await http.post("/orders/console-edit/edit", data={**form, "street": "1 Main Road"})
     assert no_city.status_code == 400 and "address.province:" in html.unescape(no_city.text)
     fixed = await http.post("/orders/console-edit/edit", data={**form, "phone": "13812345678", "reason": "called, new number"})
@@ -171,6 +173,52 @@ async def test_the_edit_form_fixes_a_phone_with_the_clis_models_and_refuses_a_ba
     view = await wait_until(handle, waiting_for("scanned"))  # reviewed again, clean this time, and on to picking
     assert [(d.decision, d.agent, d.changes) for d in view.decisions] == [("edit", "amy.chen", {"phone": "13812345678"})]
     await handle.terminate("test done")
+
+
+async def test_the_edit_form_changes_item_lines_and_the_page_draws_the_orders_path(console):
+    http, orders, keys = console
+    order = Order.model_validate(order_data(order_id="console-items", customer_id="c-console-items", phone="12345"))
+    handle = await orders.start(order, definition("standard.yaml"), trusted_keys=keys)
+    await wait_until(handle, awaiting_decision)
+    await sign_in(http, "amy.chen")
+    page = await http.get("/orders/console-items")
+    assert 'name="sku" value="TEA-001"' in page.text and 'src="/orders/console-items/diagram.svg"' in page.text
+    rows = {"sku": ["TEA-001", "MUG-002", ""], "quantity": ["2", "1", ""], "unit_price": ["68.00", "45.50", ""]}
+    form = {"node": "manual_review", "csrf": csrf_of(page), "phone": "13812345678"}
+    bad = await http.post("/orders/console-items/edit", data={**form, **rows, "quantity": ["two", "1", ""]})
+    assert bad.status_code == 400 and "item line 1: quantity 'two' is not a whole number" in html.unescape(bad.text)
+    none_left = await http.post("/orders/console-items/edit", data={**form, **rows, "quantity": ["0", "0", ""]})
+    assert none_left.status_code == 400 and "items: List should have at least 1 item" in html.unescape(none_left.text)
+
+    diagram = await http.get("/orders/console-items/diagram.svg")
+    if shutil.which("dot"):
+        assert diagram.headers["content-type"] == "image/svg+xml" and diagram.text.lstrip().startswith("<?xml")
+        assert VISITED in diagram.text and CURRENT in diagram.text  # the path so far, and manual_review where it waits
+    else:
+        assert diagram.status_code == 503 and "needs Graphviz's `dot`" in diagram.text
+
+    changed = {"sku": ["TEA-001", "MUG-002", "BOOK-006"], "quantity": ["3", "0", "1"], "unit_price": ["68.00", "45.50", "59.00"]}
+    fixed = await http.post("/orders/console-items/edit", data={**form, **changed, "reason": "customer wants more tea, no mug"})
+    assert fixed.status_code == 200, html.unescape(fixed.text)[-800:]
+    view = await wait_until(handle, waiting_for("scanned"))
+    assert sorted((i.sku, i.quantity) for i in view.order.items) == [("BOOK-006", 1), ("TEA-001", 3)]
+    assert view.decisions[0].changes["items"][0] == {"sku": "TEA-001", "quantity": 3, "unit_price": "68.00"}
+    await handle.terminate("test done")
+
+
+async def test_the_definitions_page_lists_each_served_definition_with_its_diagram(console):
+    http, _, _ = console
+    assert (await http.get("/definitions")).headers["location"] == "/signin"
+    await sign_in(http, "amy.chen")
+    page = await http.get("/definitions")
+    assert "standard v5" in page.text and "returns v1" in page.text and "manual_review (support_agent)" in page.text
+    assert 'src="/definitions/standard.svg"' in page.text
+    missing = await http.get("/definitions/nope.svg")
+    assert missing.status_code == 404 and "no definition 'nope'" in missing.json()["detail"]
+    drawn = await http.get("/definitions/returns.svg")
+    assert drawn.status_code == (200 if shutil.which("dot") else 503)
+    if drawn.status_code == 200:
+        assert "approve_return" in drawn.text and VISITED not in drawn.text  # no order, no path
 
 
 async def test_the_kpi_report_orders_at_risk_and_audits_are_for_ops_and_auditors_only(console):

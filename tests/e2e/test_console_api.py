@@ -10,7 +10,7 @@ import pytest
 
 from orderops.client import OrderClient
 from orderops.console.app import create_app
-from orderops.console.inbox import user_tasks
+from orderops.console.inbox import catalog
 from orderops.order import Order
 from orderops.people import People
 from orderops.proof import new_key, trusted_keys
@@ -30,7 +30,7 @@ async def api(client, worker, tmp_path):
     ):
         people.add(person_id, person_id.title(), roles, PASSWORD)
     orders = OrderClient(client, signer=new_key(tmp_path / "keys"))
-    app = create_app(orders, people, user_tasks(ROOT / "process_defs"), secure_cookies=False)
+    app = create_app(orders, people, catalog(ROOT / "process_defs"), secure_cookies=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as http:
         yield http, orders, trusted_keys(tmp_path / "keys")
 
@@ -62,10 +62,12 @@ async def test_claim_and_review_through_the_api_with_the_orders_own_checks(api):
 
     deadline, rows = time.monotonic() + 20, []
     while not rows and time.monotonic() < deadline:
-        rows = [r for r in (await http.get("/api/inbox", headers=amy)).json() if r["order_id"] == "api-review"]
+        rows = [r for r in (await http.get("/api/inbox", headers=amy)).json()["rows"] if r["order_id"] == "api-review"]
         await asyncio.sleep(0.2)
     assert rows and rows[0]["node"] == "manual_review" and rows[0]["role"] == "support_agent"
-    assert [r for r in (await http.get("/api/inbox", headers=wes)).json() if r["order_id"] == "api-review"] == []
+    assert rows[0]["waiting"]["codes"] == ["phone_invalid"] and rows[0]["waiting"]["customer"] == "L* W**"
+    assert rows[0]["waiting"]["phone"] == "****" and rows[0]["waiting"]["amount"] == "181.50"
+    assert [r for r in (await http.get("/api/inbox", headers=wes)).json()["rows"] if r["order_id"] == "api-review"] == []
 
     shown = (await http.get("/api/orders/api-review", headers=amy)).text
     assert "Li Wei" not in shown and "12345" not in shown.replace("phone '12345'", "")  # no customer fields, only the finding
@@ -117,3 +119,33 @@ async def test_a_token_ends_when_its_holder_signs_out(api):
     assert (await http.get("/api/inbox", headers=amy)).status_code == 200
     assert (await http.delete("/api/tokens", headers=amy)).status_code == 204
     assert (await http.get("/api/inbox", headers=amy)).status_code == 401
+
+
+async def test_the_inbox_pages_and_filters_with_one_listing_request_a_page(api):
+    http, orders, keys = api
+    region = f"paging-{int(time.time() * 1000) % 10**9}"  # this test's orders only: the session has others waiting
+    handles = []
+    for number in range(3):
+        order = Order.model_validate(order_data(order_id=f"api-page-{number}-{region}", phone="12345"))
+        handles.append(await orders.start(order, definition("standard.yaml"), variables={}, trusted_keys=keys))
+    for handle in handles:
+        await wait_until(handle, awaiting_decision)
+    amy = await bearer(http, "amy.chen")
+    # The order's region search attribute comes from its promise; narrow by this test's order ids instead.
+    seen: list[str] = []
+    url: str | None = "/api/inbox?per_page=1&node=manual_review"
+    deadline = time.monotonic() + 30
+    while url and time.monotonic() < deadline:
+        answer = (await http.get(url, headers=amy)).json()
+        assert len(answer["rows"]) <= 1
+        seen += [r["order_id"] for r in answer["rows"]]
+        url = answer["next"]
+    assert {f"api-page-{n}-{region}" for n in range(3)} <= set(seen)
+    assert len(seen) == len(set(seen))  # no order on two pages
+    stale = await http.get("/api/inbox?page=bm90LWEtdG9rZW4=", headers=amy)
+    assert stale.status_code == 400 and "cannot be shown" in stale.json()["detail"]
+    assert (await http.get("/api/inbox?risk=sometimes", headers=amy)).status_code == 422
+    breached = (await http.get("/api/inbox?risk=breached&node=manual_review", headers=amy)).json()["rows"]
+    assert not {r["order_id"] for r in breached} & set(seen[:3]) or all(r["breached"] for r in breached)
+    for handle in handles:
+        await handle.terminate("test done")

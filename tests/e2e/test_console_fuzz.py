@@ -15,7 +15,7 @@ from schemathesis import GenerationMode
 
 from orderops.client import OrderClient
 from orderops.console.app import create_app
-from orderops.console.inbox import user_tasks
+from orderops.console.inbox import catalog
 from orderops.people import People
 from orderops.proof import new_key
 from tests.helpers import ROOT
@@ -28,9 +28,7 @@ async def test_no_request_to_the_api_gets_a_server_error(client, worker, tmp_pat
     people = People(tmp_path / "people.db")
     people.add("amy.chen", "Amy Chen", ["support_agent"], "correct horse battery")
     token = people.issue_token("amy.chen", "cli")
-    app = create_app(
-        OrderClient(client, signer=new_key(tmp_path / "keys")), people, user_tasks(ROOT / "process_defs"), secure_cookies=False
-    )
+    app = create_app(OrderClient(client, signer=new_key(tmp_path / "keys")), people, catalog(ROOT / "process_defs"), secure_cookies=False)
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
     failures, sent = [], 0
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as http:

@@ -12,7 +12,7 @@ import pytest
 from orderops.client import OrderClient
 from orderops.console.app import create_app
 from orderops.console.hooks import signature
-from orderops.console.inbox import user_tasks
+from orderops.console.inbox import catalog
 from orderops.order import Order
 from orderops.people import People
 from orderops.proof import new_key, trusted_keys
@@ -25,7 +25,7 @@ SECRET = "a-test-secret-of-the-payment-provider"
 async def hooks(client, worker, tmp_path, monkeypatch):
     monkeypatch.setenv("ORDEROPS_HOOK_SECRET_PAYMENTS", SECRET)
     orders = OrderClient(client, signer=new_key(tmp_path / "keys"))
-    app = create_app(orders, People(tmp_path / "people.db"), user_tasks(ROOT / "process_defs"), secure_cookies=False)
+    app = create_app(orders, People(tmp_path / "people.db"), catalog(ROOT / "process_defs"), secure_cookies=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as http:
         yield http, orders, trusted_keys(tmp_path / "keys")
 

@@ -22,7 +22,7 @@ from orderops.messages import OrderResult
 from orderops.process.load import load_text
 from tests.helpers import cli
 from workflows import OrderWorkflow
-from workflows.order import ENGINE_2, ENGINE_2_INCLUDES, ENGINE_3
+from workflows.order import ENGINE_2, ENGINE_2_INCLUDES, ENGINE_3, INBOX_MEMO
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 FILES = sorted(GOLDEN.glob("*.json"))
@@ -72,9 +72,12 @@ def patch_ids(path: Path) -> list[str]:
 
 
 def test_new_orders_carry_one_engine_marker_and_older_engines_orders_stay():
-    assert {name: patch_ids(path) for path in FILES if (name := path.name).startswith("test_")} == {
-        path.name: [ENGINE_3] for path in FILES if path.name.startswith("test_")
-    }
+    # A new order carries engine 3's marker, and the inbox memo's once it waits for a person.
+    new = {path.name: patch_ids(path) for path in FILES if path.name.startswith("test_")}
+    assert {tuple(ids) for ids in new.values()} == {(ENGINE_3,), (ENGINE_3, INBOX_MEMO)}
+    assert new["test_anomalous_order_waits_for_a_person_then_approve.json"] == [ENGINE_3, INBOX_MEMO]
+    before_inbox = [patch_ids(path) for path in FILES if path.name.startswith("legacy-before-inbox-memo-")]
+    assert len(before_inbox) == 3 and all(ids == [ENGINE_3] for ids in before_inbox)
     engine_2 = {path.name: patch_ids(path) for path in FILES if path.name.startswith("legacy-engine-2-")}
     assert len(engine_2) >= 10 and all(ids == [ENGINE_2] for ids in engine_2.values())
     engine_1 = {path.name: patch_ids(path) for path in FILES if path.name.startswith("legacy-engine-1-")}
