@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from pydantic import StringConstraints, ValidationError
@@ -78,6 +80,15 @@ def create_app(orders: OrderClient, people: People, served: Catalog, secure_cook
     app.include_router(hooks_router(orders, people))
     app.include_router(api_router(orders, people, served.tasks))
     TEMPLATES.env.filters.update(mask_phone=mask_phone, mask_name=mask_name)
+
+    @app.exception_handler(RequestValidationError)
+    async def refused_request(request: Request, err: RequestValidationError) -> Response:
+        """The API answers with FastAPI's 422 detail; a page or a form with the first field's one line."""
+        if request.url.path.startswith(("/api/", "/hooks/")):
+            return await request_validation_exception_handler(request, err)
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"][1:]) or "request"
+        return PlainTextResponse(f"{where}: {first['msg']} (go back and try again)", status_code=400)
 
     def page(request: Request, template: str, person: Person | None, status_code: int = 200, **context) -> HTMLResponse:
         csrf = csrf_token(session_token(request) or "") if person else None

@@ -206,6 +206,16 @@ async def test_the_edit_form_changes_item_lines_and_the_page_draws_the_orders_pa
     await handle.terminate("test done")
 
 
+async def test_a_form_or_page_missing_a_field_is_refused_in_one_line(console):
+    http, _, _ = console
+    await sign_in(http, "amy.chen")
+    page = await http.get("/")
+    missing = await http.post("/orders/nope/decide", data={"csrf": csrf_of(page), "node": "manual_review"})
+    assert (missing.status_code, missing.text) == (400, "decision: Field required (go back and try again)")
+    bad_filter = await http.get("/?risk=sometimes")
+    assert bad_filter.status_code == 400 and bad_filter.text.startswith("risk: Input should be")
+
+
 async def test_the_definitions_page_lists_each_served_definition_with_its_diagram(console):
     http, _, _ = console
     assert (await http.get("/definitions")).headers["location"] == "/signin"
