@@ -11,6 +11,9 @@ SAMPLES_DIR = PROJECT_ROOT / "samples"
 DEFAULT_PROCESS = PROCESS_DIR / "standard.yaml"
 DEFAULT_ADDRESS = "localhost:7233"
 UI_PORT = 8233
+CONSOLE_PORT = 8280
+# Where the Web UI asks the console to decrypt payloads (orderops/console/codec.py).
+CODEC_ENDPOINT = f"http://127.0.0.1:{CONSOLE_PORT}/codec"
 
 
 def home() -> Path:

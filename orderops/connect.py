@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+
+from orderops.codec import data_converter
 
 
 class Unreachable(Exception):
@@ -12,7 +13,7 @@ class Unreachable(Exception):
 
 async def connect(address: str, namespace: str) -> Client:
     try:
-        return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+        return await Client.connect(address, namespace=namespace, data_converter=data_converter())
     except ValueError as err:  # the SDK's own check of the address, before any connection
         raise Unreachable(f"--address {address!r} is not HOST:PORT ({err})") from None
     except RuntimeError as err:

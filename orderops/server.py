@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from orderops import search_attributes
-from orderops.config import UI_PORT, home
+from orderops.config import CODEC_ENDPOINT, UI_PORT, home
 
 # WAL with synchronous=normal is about 2.7x faster than SQLite's defaults here,
 # and still durable across a crash of the server process.
@@ -35,7 +35,9 @@ def temporal_binary() -> str:
     return found
 
 
-def command(port: int = 7233, ui_port: int = UI_PORT, db: Path | None = None, namespace: str = "default") -> list[str]:
+def command(
+    port: int = 7233, ui_port: int = UI_PORT, db: Path | None = None, namespace: str = "default", codec_endpoint: str = CODEC_ENDPOINT
+) -> list[str]:
     db = db or home() / "temporal.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     return [
@@ -57,6 +59,7 @@ def command(port: int = 7233, ui_port: int = UI_PORT, db: Path | None = None, na
         *SQLITE_PRAGMAS,
         *PRIORITY_CONFIG,
         *search_attributes.dev_server_flags(),
+        *(["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []),
     ]
 
 

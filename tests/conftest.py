@@ -20,13 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
 from activities.store import Store
 from orderops import search_attributes as sa
 from orderops.cli.history import history_file_name
 from orderops.client import OrderClient
+from orderops.codec import data_converter, key_dir
 from orderops.config import SAMPLES_DIR
 from orderops.messages import WORKFLOW_NAME
 from orderops.order import Order
@@ -48,6 +48,8 @@ async def export_histories(client: Client, server: str) -> None:
     async for history in client.list_workflows(query).map_histories():
         # Workflow ids come from tests that send hostile ones: the export's own safe file names.
         (target / history_file_name(history.workflow_id)).write_text(history.to_json(), encoding="utf-8")
+    # The histories are encrypted: the replay step reads them with the session's keys (test keys, never committed).
+    shutil.copytree(key_dir(), SESSION_HISTORIES / "codec-keys", dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")
@@ -65,11 +67,11 @@ def store(home: Path) -> Store:
 
 
 @pytest.fixture(scope="session")
-async def env():
+async def env(home: Path):
     environment = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),  # the session home's keys, as every orderops client has
         dev_server_extra_args=[*SQLITE_PRAGMAS, *PRIORITY_CONFIG],
     )
     try:
@@ -169,7 +171,7 @@ async def start(request, client: Client, worker):
 
 
 @pytest.fixture(scope="session")
-async def ts_env():
+async def ts_env(home: Path):
     """The same dev server binary with per-workflow time skipping (v2), off until a test fast-forwards.
 
     Chosen over the Java time-skipping test server because it is the real server: search
@@ -180,7 +182,7 @@ async def ts_env():
         ts_config=TimeSkippingConfig(enabled=False),
         dev_server_existing_path=temporal_binary(),
         search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),
         dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
     )
     try:

@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 from activities import ACTIVITY_NAMES
 from activities.store import Store
 from orderops import proof
+from orderops.codec import default_codec
 from orderops.messages import SENDER_FIELD, CancelRequest, ExternalEvent, OrderInput, OrderResult, OrderStatusView, StepRecord
 from orderops.order import workflow_id
 from orderops.process.lint import lint_text, load_definition
@@ -137,7 +138,8 @@ async def _definition_of(handle: WorkflowHandle) -> ProcessDefinition:
     """The definition the order really ran under, from its start event (not today's YAML)."""
     history = await handle.fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
-    [inp] = pydantic_data_converter.payload_converter.from_payloads(list(started.input.payloads), [OrderInput])
+    payloads = [default_codec().decrypt(p) for p in started.input.payloads]
+    [inp] = pydantic_data_converter.payload_converter.from_payloads(payloads, [OrderInput])
     parsed, problems = lint_text(inp.definition.source, known_activities=None)
     assert parsed is not None, problems
     return parsed

@@ -20,9 +20,10 @@ def report(err: Exception) -> int | None:
         return 1
     # Imported here: a lint run never reaches Temporal or the store, and should not load them.
     from activities.store import StaleStore
+    from orderops.codec import CodecError
     from orderops.history.timeline import HistoryError
 
-    if isinstance(err, (ClientError, Unreachable, HistoryError, StaleStore)):
+    if isinstance(err, (ClientError, Unreachable, HistoryError, StaleStore, CodecError)):
         print(f"orderops: {err}", file=sys.stderr)
         return 1
     from temporalio.service import RPCError

@@ -8,10 +8,12 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError
 
 from orderops.cli.common import CliError, UsageError, order_client, out, write
 from orderops.client import ClientError, OrderQuery
+from orderops.codec import CodecError, decrypted, default_codec
 from orderops.history.replay import replay as replay_histories
 from orderops.history.show import print_timeline
 from orderops.history.timeline import HistoryError, build_timeline, load_history_file
@@ -38,6 +40,14 @@ async def audit(args) -> int:
 _KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 # Longer names are cut, with a hash of the whole id (names stay under the usual 255-byte limit).
 MAX_NAME = 200
+
+
+def plain(history: WorkflowHistory) -> WorkflowHistory:
+    """The history with its payloads decrypted with this machine's keys."""
+    codec = default_codec()
+    for event in history.events:
+        decrypted(event, codec)
+    return history
 
 
 def history_file_name(wf_id: str) -> str:
@@ -96,8 +106,8 @@ async def export(args) -> int:
             if path.exists() and any(_same_file(path, other) for other in written):
                 # Only on a case-insensitive file system: order-A and order-a are one file there.
                 raise CliError(f"{path.name} is the file just written for another workflow id (a case-insensitive file system?)")
-            write(path, history.to_json().encode())
-        except (ClientError, RPCError, OSError) as err:
+            write(path, (history if args.encrypted else plain(history)).to_json().encode())
+        except (ClientError, CodecError, RPCError, OSError) as err:
             failed += 1
             message = err.message if isinstance(err, RPCError) else str(err)
             print(f"orderops: export {_shown(wf_id)}: {message}", file=sys.stderr)

@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     _definitions(commands)
     _history(commands)
     _people(commands)
+    _keys(commands)
     return parser
 
 
@@ -141,19 +142,24 @@ def _runtime(commands: _Commands) -> None:
     p = commands.add("server", "orderops.cli.runtime:run_server", f"run the embedded Temporal dev server (data in {config.home()})")
     p.add_argument("--port", type=_port, default=7233, help="the frontend's port (gRPC), where workers and this CLI connect")
     p.add_argument("--ui-port", type=_port, default=config.UI_PORT, help="the Web UI's port")
+    p.add_argument(
+        "--codec-endpoint",
+        default=config.CODEC_ENDPOINT,
+        help="where the Web UI decrypts payloads for a signed-in person (the console's /codec); '' for none",
+    )
 
     p = commands.add("worker", "orderops.cli.runtime:run_worker", "run a worker for order workflows and activities")
     p.add_argument("--process-dir", default=str(config.PROCESS_DIR), help="the definitions checked before serving")
 
     p = commands.add("console", "orderops.cli.runtime:run_console", "the web console where people sign in and decide waiting orders")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on; another than 127.0.0.1 needs HTTPS in front")
-    p.add_argument("--port", type=_port, default=8280, help="the console's port")
+    p.add_argument("--port", type=_port, default=config.CONSOLE_PORT, help="the console's port")
     p.add_argument("--process-dir", default=str(config.PROCESS_DIR), help="the definitions whose user tasks fill the inbox")
 
     p = commands.add("demo", "orderops.cli.runtime:run_demo", "server + worker + sample orders, decided and delivered, then a summary")
     p.add_argument("--orders", type=_positive, help="how many orders (default: each sample scenario once)")
     p.add_argument("--console", action="store_true", help="then serve the console, with orders waiting for a person, until Ctrl-C")
-    p.add_argument("--console-port", type=_port, default=8280, help="the console's port, with --console")
+    p.add_argument("--console-port", type=_port, default=config.CONSOLE_PORT, help="the console's port, with --console")
 
 
 def _orders(commands: _Commands) -> None:
@@ -335,6 +341,12 @@ def _history(commands: _Commands) -> None:
     p.add_argument("order_ids", nargs="*", metavar="ORDER_ID", type=_order_id, help="the orders to export")
     p.add_argument("--query", help="visibility query, e.g. \"ProcessVersion = 1 AND OrderStatus = 'completed'\"")
     p.add_argument("--out", required=True, help="directory to write into")
+    p.add_argument(
+        "--encrypted",
+        action="store_true",
+        help="keep the payloads as Temporal holds them, encrypted (audit --file and replay read them with the keys); "
+        "by default they are decrypted, customer data included",
+    )
 
     p = commands.add("replay", "orderops.cli.history:replay", "replay histories with the current worker code; non-zero if any diverged")
     p.add_argument("paths", nargs="*", metavar="FILE_OR_DIR", help="history files, or directories of them")
@@ -394,3 +406,21 @@ def _people(commands: _Commands) -> None:
     p = people.add_parser("list", help="everyone, with their roles")
     p.set_defaults(run="orderops.cli.people:list_people")
     p.add_argument("--json", action="store_true", help="as JSON")
+
+
+def _keys(commands: _Commands) -> None:
+    group = commands.add(
+        "keys",
+        None,
+        "the keys that encrypt customer data in Temporal: new, rotate, list",
+        f"AES-256 keys under {config.home() / 'codec-keys'} (or env ORDEROPS_CODEC_KEYS); the newest encrypts, every one decrypts.",
+        connects=False,
+    )
+    keys = group.add_subparsers(dest="keys_command", required=True, parser_class=Parser, metavar="ACTION", help="what to do")
+    keys.add_parser("new", help="make the first key (the worker and the console also make it on first start)").set_defaults(
+        run="orderops.cli.keys:new"
+    )
+    keys.add_parser("rotate", help="add a key that encrypts from now on; the older ones still decrypt").set_defaults(
+        run="orderops.cli.keys:rotate"
+    )
+    keys.add_parser("list", help="the keys, newest (the one that encrypts) last").set_defaults(run="orderops.cli.keys:list_keys")

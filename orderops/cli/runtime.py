@@ -14,8 +14,9 @@ from orderops.worker import check_definitions, limits_from_env, serve
 
 
 def run_server(args) -> int:
-    command = server.command(port=args.port, ui_port=args.ui_port, namespace=args.namespace)
-    print(f"Temporal dev server on 127.0.0.1:{args.port}, Web UI http://localhost:{args.ui_port}, data in {config.home()}")
+    command = server.command(port=args.port, ui_port=args.ui_port, namespace=args.namespace, codec_endpoint=args.codec_endpoint)
+    codec = f", payloads decrypted by {args.codec_endpoint} for a signed-in person" if args.codec_endpoint else ""
+    print(f"Temporal dev server on 127.0.0.1:{args.port}, Web UI http://127.0.0.1:{args.ui_port}{codec}, data in {config.home()}")
     sys.stdout.flush()
     os.execv(command[0], command)
 

@@ -26,7 +26,7 @@ from orderops.messages import AddressChangeReceipt, CancelReceipt, DeliverableAd
 from orderops.order import OrderEdit, OrderItem
 from orderops.people import MAX_PASSWORD, Person
 
-DEFAULT_CONSOLE = "http://127.0.0.1:8280"
+DEFAULT_CONSOLE = f"http://127.0.0.1:{config.CONSOLE_PORT}"
 OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN)]
 R = TypeVar("R")
 

@@ -24,11 +24,14 @@ from markupsafe import Markup
 from pydantic import StringConstraints, ValidationError
 from rich.console import Console
 
+from orderops import config
 from orderops.client import OrderClient, OrderQuery
 from orderops.client.api import OrderSummary
 from orderops.client.errors import ClientError
+from orderops.codec import CodecError, EncryptionCodec, default_codec
 from orderops.console.api import api_router
 from orderops.console.auth import SESSION_COOKIE, SIGNIN_COOKIE, check_csrf, csrf_token, session_token, signed_in, signin_seed
+from orderops.console.codec import codec_router
 from orderops.console.errors import first_error
 from orderops.console.hooks import hooks_router
 from orderops.console.inbox import Catalog, Filters, inbox
@@ -45,6 +48,8 @@ from orderops.report import build, to_html
 # Who may read the KPI report: the roles that answer for the figures, and the auditors who check them.
 REPORT_ROLES = frozenset({"ops", "auditor", "support_supervisor", "supervisor"})
 AT_RISK_SHOWN = 200  # of each kind, breached first
+# The Temporal Web UI of `orderops server`, whose pages ask /codec to decode.
+UI_ORIGINS = frozenset({f"http://localhost:{config.UI_PORT}", f"http://127.0.0.1:{config.UI_PORT}"})
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 Text = Annotated[str, Form(max_length=2000)]
 MAX_ITEM_ROWS = 100
@@ -75,10 +80,14 @@ async def _svg(draw: Callable[[], bytes]) -> Response:
         return Response(str(err).replace("--format svg", "the diagram"), status_code=503, media_type="text/plain")
 
 
-def create_app(orders: OrderClient, people: People, served: Catalog, secure_cookies: bool = True) -> FastAPI:
+def create_app(
+    orders: OrderClient, people: People, served: Catalog, secure_cookies: bool = True, ui_origins: frozenset[str] = UI_ORIGINS
+) -> FastAPI:
     app = FastAPI(title="orderops console", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.include_router(hooks_router(orders, people))
     app.include_router(api_router(orders, people, served.tasks))
+    codec = orders.temporal.data_converter.payload_codec
+    app.include_router(codec_router(people, codec if isinstance(codec, EncryptionCodec) else default_codec(), ui_origins))
     TEMPLATES.env.filters.update(mask_phone=mask_phone, mask_name=mask_name)
 
     @app.exception_handler(RequestValidationError)
@@ -189,7 +198,7 @@ def create_app(orders: OrderClient, people: People, served: Catalog, secure_cook
             raise HTTPException(404, "no such order")
         try:
             timeline = build_timeline(await orders.history(order_id))
-        except ClientError as err:
+        except (ClientError, HistoryError, CodecError) as err:
             raise HTTPException(404, str(err)) from None
         recorder = Console(record=True, width=160, file=io.StringIO(), color_system="truecolor")
         print_timeline(recorder, timeline)
@@ -205,7 +214,7 @@ def create_app(orders: OrderClient, people: People, served: Catalog, secure_cook
             raise HTTPException(404, "no such order")
         try:
             timeline = build_timeline(await orders.history(order_id))
-        except (ClientError, HistoryError) as err:
+        except (ClientError, HistoryError, CodecError) as err:
             raise HTTPException(404, str(err)) from None
         return await _svg(lambda: order_diagram(timeline, "svg"))
 

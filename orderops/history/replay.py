@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from orderops.codec import CodecError, data_converter, default_codec
 from orderops.history.timeline import HistoryError, build_timeline, workflow_id_of
 from orderops.messages import WORKFLOW_NAME, read_input
 from orderops.payloads import Refused
@@ -101,7 +101,10 @@ def problem_with(history: WorkflowHistory) -> str | None:
     if kind != WORKFLOW_NAME:
         return f"a {kind!r} workflow, not an order ({WORKFLOW_NAME})"
     try:
-        read_input(first.workflow_execution_started_event_attributes.input.payloads)
+        codec = default_codec()
+        read_input([codec.decrypt(p) for p in first.workflow_execution_started_event_attributes.input.payloads])
+    except CodecError as err:
+        return f"its input cannot be decrypted here ({err})"
     except Refused as err:
         # Not a divergence of the code: today's workflow would refuse this input before its first step.
         return f"a payload no longer decodes ({err})"
@@ -140,7 +143,7 @@ async def replay(
             yield history
 
     runner = SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner()
-    replayer = Replayer(workflows=list(workflows), data_converter=pydantic_data_converter, runtime=QUIET, workflow_runner=runner)
+    replayer = Replayer(workflows=list(workflows), data_converter=data_converter(), runtime=QUIET, workflow_runner=runner)
     with _captured_activation_failures() as failed:
         async with replayer.workflow_replay_iterator(feed()) as results:
             async for result in results:

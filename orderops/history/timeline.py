@@ -21,6 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import decode_typed_search_attributes
 
 from orderops import search_attributes as sa
+from orderops.codec import CodecError, EncryptionCodec, decrypted, default_codec
 from orderops.messages import (
     CancelRequest,
     DecisionRecord,
@@ -518,12 +519,24 @@ class _Builder:
 def workflow_id_of(history: WorkflowHistory) -> str:
     """The order's workflow id from the start event alone; a `temporal workflow show` file names none."""
     started = history.events[0].workflow_execution_started_event_attributes
-    order_input = _decode(started.input.payloads, OrderInput)
+    try:
+        payloads = [default_codec().decrypt(p) for p in started.input.payloads]
+    except CodecError:
+        return history.workflow_id
+    order_input = _decode(payloads, OrderInput)
     return workflow_id(order_input.order.order_id) if isinstance(order_input, OrderInput) else history.workflow_id
 
 
-def build_timeline(history: WorkflowHistory) -> Timeline:
-    return _Builder(history).build()
+def build_timeline(history: WorkflowHistory, codec: EncryptionCodec | None = None) -> Timeline:
+    """The order's timeline; its payloads decrypted with `codec`, by default this machine's keys (orderops/codec.py)."""
+    codec = codec or default_codec()
+    events = []
+    for event in history.events:
+        plain = HistoryEvent()
+        plain.CopyFrom(event)
+        decrypted(plain, codec)
+        events.append(plain)
+    return _Builder(WorkflowHistory(history.workflow_id, events)).build()
 
 
 def load_history_file(path, text: str | None = None) -> WorkflowHistory:

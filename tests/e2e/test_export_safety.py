@@ -15,13 +15,13 @@ from urllib.parse import unquote
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.store import Store
 from orderops import search_attributes as sa
 from orderops.cli.history import history_file_name
 from orderops.client import OrderClient
+from orderops.codec import data_converter
 from orderops.messages import TASK_QUEUE, WORKFLOW_NAME, ExternalEvent
 from orderops.order import Order
 from orderops.server import temporal_binary
@@ -34,7 +34,7 @@ from tests.helpers import cli, definition, finished, order_data
 async def own_env(store: Store):
     """A dev server and worker of this module's own (see the docstring), like the session's."""
     environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), search_attributes=sa.ALL, data_converter=pydantic_data_converter
+        dev_server_existing_path=temporal_binary(), search_attributes=sa.ALL, data_converter=data_converter()
     )
     try:
         async with build_worker(environment.client, store, extra_activities=support.extra_activities()):

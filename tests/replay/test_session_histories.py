@@ -16,15 +16,16 @@ from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.common import RawValue
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from orderops.codec import Keyring, data_converter
 from orderops.history.timeline import load_history_file
 from orderops.messages import OrderResult
 from tests.helpers import SESSION_HISTORIES
 from workflows import OrderWorkflow
 
 FILES = sorted(SESSION_HISTORIES.glob("*/*.json"))
+KEYS = SESSION_HISTORIES / "codec-keys"  # the session's own, copied beside its histories
 
 # `make test` sets this: its replay step must find the histories of the run before it.
 if not FILES and not os.environ.get("ORDEROPS_REQUIRE_SESSION_HISTORIES"):
@@ -46,7 +47,7 @@ async def test_all_session_histories_replay():
         for history in histories(FILES):
             yield history
 
-    replayer = Replayer(workflows=[OrderWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[OrderWorkflow], data_converter=data_converter(Keyring.load(KEYS)))
     results = await replayer.replay_workflows(each(), raise_on_replay_failure=False)
     failures = {run_id: str(error) for run_id, error in results.replay_failures.items()}
     assert failures == {}
@@ -64,7 +65,7 @@ class TimerFirstOrderWorkflow(OrderWorkflow):
 
 async def test_a_nondeterministic_change_is_detected():
     history = next(h for h in histories(FILES) if completed(h))
-    replayer = Replayer(workflows=[TimerFirstOrderWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[TimerFirstOrderWorkflow], data_converter=data_converter(Keyring.load(KEYS)))
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, workflow.NondeterminismError)
     # Core names what no longer matches: the engine marker the new timer now comes before.

@@ -1,0 +1,149 @@
+"""Customer data encrypted in Temporal: nothing readable in a raw history, every orderops reader decrypts,
+keys rotate under running orders, and the console's codec server answers only people allowed to read it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+
+import httpx
+import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payloads
+
+from activities.store import Store
+from orderops.client import OrderClient
+from orderops.codec import KEY_ID, Keyring, data_converter, key_dir, new_key
+from orderops.console.app import create_app
+from orderops.console.inbox import catalog
+from orderops.people import People
+from orderops.proof import new_key as new_signing_key
+from orderops.server import temporal_binary
+from tests.helpers import ROOT, cli, deliver, settled, shipped, status, wait_until, waiting_for
+
+NAME, PHONE, STREET = "张小明", "13912345678", "77 Secret Garden Road"
+SECRETS = (NAME, PHONE, STREET)
+
+
+def encodings(text: str) -> list[bytes]:
+    """The ways a payload could carry the text: UTF-8, JSON's escapes, and base64 at each of its three alignments."""
+    raw = text.encode()
+    found = [raw, json.dumps(text).strip('"').encode()]
+    for shift in range(3):
+        encoded = base64.b64encode(b"x" * shift + raw)[4 if shift else 0 :].rstrip(b"=")
+        found.append(encoded[: len(encoded) - 4])  # the middle, unaffected by what comes after
+    return found
+
+
+def leaks(blob: bytes) -> list[str]:
+    return [f"{text!r} as {form!r}" for text in SECRETS for form in encodings(text) if form in blob]
+
+
+def customer() -> dict:
+    return {
+        "customer_name": NAME,
+        "phone": PHONE,
+        "address": {"province": "Zhejiang", "city": "Hangzhou", "district": "Xihu", "street": STREET, "postcode": "310000"},
+    }
+
+
+async def test_a_finished_orders_raw_history_holds_none_of_the_customers_data(start, store: Store, address, tmp_path):
+    order, handle = await start(**customer())
+    await deliver(handle)
+    result = await settled(handle, store)
+    assert result.status == "completed" and result.order.customer_name == NAME  # the client decrypts
+
+    raw = await handle.fetch_history()  # as Temporal keeps it, nothing decoded
+    blob = b"".join(event.SerializeToString() for event in raw.events) + raw.to_json().encode()
+    assert leaks(blob) == []
+    shown = subprocess.run(
+        [temporal_binary(), "workflow", "show", "--workflow-id", handle.id, "--address", address, "--output", "json"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert leaks(shown.stdout) == [] and base64.b64encode(b"binary/encrypted") in shown.stdout  # metadata, as JSON shows bytes
+
+    # Every reader of orderops decrypts; an export keeps the ciphertext only when asked to.
+    audit = await cli("audit", order.order_id, address=address)
+    assert audit.returncode == 0 and "completed" in audit.stdout
+    for flags, readable in (([], True), (["--encrypted"], False)):
+        out = tmp_path / ("encrypted" if flags else "plain")
+        exported = await cli("export", order.order_id, "--out", str(out), *flags, address=address)
+        assert exported.returncode == 0, exported.stderr
+        [path] = out.iterdir()
+        assert (leaks(path.read_bytes()) != []) is readable
+        from_file = await cli("audit", "--file", str(path))
+        assert from_file.returncode == 0 and "completed" in from_file.stdout, from_file.stderr
+        replayed = await cli("replay", str(path))
+        assert replayed.returncode == 0, replayed.stderr + replayed.stdout
+
+
+async def test_an_order_started_under_the_old_key_finishes_and_reads_after_a_rotation(start, client, store: Store, address):
+    order, handle = await start(**customer())
+    await wait_until(handle, waiting_for("scanned"))
+    old_key = Keyring.load().current
+    rotated = new_key()
+    os.utime(key_dir() / f"{rotated}.key", ns=(2**62, 2**62))  # the newest, for every keyring read from now on
+    try:
+        # A client of the new key sends the scan; the worker, which read the keys before, reads it all the same.
+        after = OrderClient(await type(client).connect(address, data_converter=data_converter()))
+        assert isinstance(after.temporal.data_converter.payload_codec, type(client.data_converter.payload_codec))
+        await shipped(after.handle(order.order_id))
+        await deliver(handle)
+        assert (await settled(handle, store)).status == "completed"
+        history = await handle.fetch_history()
+        used = {
+            p.metadata[KEY_ID].decode()
+            for e in history.events
+            if e.HasField("workflow_execution_signaled_event_attributes")
+            for p in e.workflow_execution_signaled_event_attributes.input.payloads
+        }
+        assert rotated in used and old_key in {
+            p.metadata[KEY_ID].decode() for p in history.events[0].workflow_execution_started_event_attributes.input.payloads
+        }
+        shown = await cli("status", order.order_id, address=address)
+        assert shown.returncode == 0 and "Hangzhou" in shown.stdout
+    finally:
+        os.utime(key_dir() / f"{rotated}.key")  # back to now: later keys stay newer
+
+
+@pytest.fixture
+async def codec_console(client, worker, tmp_path):
+    people = People(tmp_path / "people.db")
+    people.add("amy.chen", "Amy Chen", ["support_agent"], "correct horse battery")
+    people.add("wes.li", "Wes Li", ["warehouse_supervisor"], "correct horse battery")
+    orders = OrderClient(client, signer=new_signing_key(tmp_path / "keys"))
+    app = create_app(orders, people, catalog(ROOT / "process_defs"), secure_cookies=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as http:
+        yield http, people
+
+
+async def test_the_codec_server_decrypts_only_for_people_whose_role_reads_customer_data(codec_console, start):
+    http, people = codec_console
+    _, handle = await start(**customer())
+    view = await status(handle)
+    raw = await handle.fetch_history()
+    sent = json_format.MessageToJson(Payloads(payloads=raw.events[0].workflow_execution_started_event_attributes.input.payloads))
+    ui = {"Origin": "http://127.0.0.1:8233", "Content-Type": "application/json", "X-Namespace": "default"}
+
+    nobody = await http.post("/codec/decode", content=sent, headers=ui)
+    assert nobody.status_code == 401 and nobody.headers["access-control-allow-origin"] == "http://127.0.0.1:8233"
+    wes = {**ui, "Authorization": f"Bearer {people.issue_token('wes.li', 'cli')}"}
+    assert (await http.post("/codec/decode", content=sent, headers=wes)).status_code == 403
+    amy = {**ui, "Authorization": f"Bearer {people.issue_token('amy.chen', 'cli')}"}
+    decoded = await http.post("/codec/decode", content=sent, headers=amy)
+    assert decoded.status_code == 200 and decoded.headers["access-control-allow-credentials"] == "true"
+    [payload] = json_format.Parse(decoded.content, Payloads()).payloads
+    assert NAME in payload.data.decode() and view.order.customer_name == NAME
+    other_site = await http.post("/codec/decode", content=sent, headers={**amy, "Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in other_site.headers  # the browser keeps the answer from that page
+    preflight = await http.options("/codec/decode", headers={"Origin": "http://localhost:8233", "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204 and "x-namespace" in preflight.headers["access-control-allow-headers"]
+    garbled = await http.post("/codec/decode", content=b"{payloads: nope", headers=amy)
+    assert garbled.status_code == 400 and "not a codec request" in garbled.json()["detail"]
+    encoded = await http.post("/codec/encode", content=decoded.content, headers=amy)
+    assert encoded.status_code == 200 and leaks(encoded.content) == []
+    await handle.terminate("test done")
