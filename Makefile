@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/interpreter.py
 	$(BIN)/python bench/standard.py
 	$(BIN)/python bench/report.py
+	$(BIN)/python bench/codec.py
+	$(BIN)/python bench/inbox.py
 
 # Pages generated from the code; a test fails when they are stale.
 docs: $(STAMP)

@@ -459,7 +459,7 @@ async def _drive(client: Client, store: Store, count: int | None, worker_task: a
     run_tag = datetime.now().strftime("%m%d%H%M%S")
     scenarios = load_scenarios(count, run_tag)
     if client.service_client.config.target_host == config.DEFAULT_ADDRESS:
-        console.print(f"Web UI: http://localhost:{config.UI_PORT}/namespaces/{client.namespace}/workflows")
+        console.print(f"Web UI: http://127.0.0.1:{config.UI_PORT}/namespaces/{client.namespace}/workflows")
     tracked: list[Tracked] = []
     orders, keys = OrderClient(client, signer=proof.signer()), proof.trusted_keys()
     actors = Actors(orders, store, tracked, keys)

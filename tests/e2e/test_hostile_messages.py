@@ -112,14 +112,18 @@ async def test_bad_signals_are_refused_and_recorded_and_the_order_still_complete
 
 @pytest.mark.parametrize("name, values, expected", BAD_UPDATES, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(BAD_UPDATES)])
 async def test_a_bad_update_is_refused_in_one_line_and_the_order_can_still_be_cancelled(
-    start, client, store, address, name, values, expected
+    start, client, store, address, console, name, values, expected
 ):
     before = store.stock_levels()
     _order, handle = await start(**NEEDS_REVIEW)
     await wait_until(handle, awaiting_decision)
-    sent = await asyncio.to_thread(
-        temporal, address, "workflow", "update", "execute", "--workflow-id", handle.id, "--name", name, *inputs(values)
-    )
+    update = ["workflow", "update", "execute", "--workflow-id", handle.id, "--name", name, *inputs(values)]
+    # The refusal's reason is encrypted like every failure message (orderops/codec.py): without the codec it reads
+    # "Encoded failure"; through the console's codec server, as a person who may read it, it is the one line.
+    hidden = await asyncio.to_thread(temporal, address, *update)
+    assert hidden.returncode != 0 and "Encoded failure" in hidden.stderr and expected not in hidden.stderr
+    codec = ["--codec-endpoint", f"{console.url}/codec", "--codec-auth", f"Bearer {console.tokens['amy']}"]
+    sent = await asyncio.to_thread(temporal, address, *update, *codec)
     assert sent.returncode != 0 and expected in sent.stderr, sent.stderr
     assert "Traceback" not in sent.stderr
     view = await status(handle)
