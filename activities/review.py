@@ -21,7 +21,7 @@ from activities.defn import activity_defn
 from activities.inputs import ReviewArgs
 from activities.results import Finding, ReviewResult
 from activities.store import StoreActivities
-from orderops.order import Order
+from orderops.order import Order, mask_phone
 from orderops.settings import ReviewRules
 
 log = structlog.get_logger()
@@ -95,7 +95,8 @@ def findings(db: sqlite3.Connection, order: Order, rules: ReviewRules, anchor: s
         elif postcode and not re.fullmatch(rules.postcode.pattern, postcode, re.ASCII):
             found.append(("postcode_invalid", f"postcode {order.address.postcode!r} is not {rules.postcode.expected}"))
     if rules.phone.enabled and not re.fullmatch(rules.phone.pattern, order.phone, re.ASCII):
-        found.append(("phone_invalid", f"phone {order.phone!r} is not {rules.phone.expected}"))
+        # Masked: the finding is shown to anyone who may decide, and logged; the number itself is in the encrypted order.
+        found.append(("phone_invalid", f"phone {mask_phone(order.phone)!r} is not {rules.phone.expected}"))
     if rules.duplicate.enabled:
         duplicate = db.execute(
             f"SELECT order_id FROM orders_seen WHERE {earlier} AND address_key = ? AND items_key = ? ORDER BY seen_at DESC, order_id DESC",

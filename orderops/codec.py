@@ -31,6 +31,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
@@ -172,6 +173,14 @@ def decrypted(message: Message, codec: EncryptionCodec) -> None:
         message.message = str(attributes.get("message", message.message))
         message.stack_trace = str(attributes.get("stack_trace", ""))
         message.ClearField("encoded_attributes")
+
+
+def plain(history: WorkflowHistory) -> WorkflowHistory:
+    """The history with its payloads decrypted, in place, with this machine's keys (an export, a golden file)."""
+    codec = default_codec()
+    for event in history.events:
+        decrypted(event, codec)
+    return history
 
 
 def default_codec() -> EncryptionCodec:

@@ -12,8 +12,9 @@ class Unreachable(Exception):
 
 
 async def connect(address: str, namespace: str) -> Client:
+    converter = data_converter()  # first: a bad key is its own one line, not taken for a bad address
     try:
-        return await Client.connect(address, namespace=namespace, data_converter=data_converter())
+        return await Client.connect(address, namespace=namespace, data_converter=converter)
     except ValueError as err:  # the SDK's own check of the address, before any connection
         raise Unreachable(f"--address {address!r} is not HOST:PORT ({err})") from None
     except RuntimeError as err:

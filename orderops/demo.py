@@ -444,6 +444,10 @@ async def _console_for_people(client: Client, port: int, worker_task: asyncio.Ta
     console.print(f"Console: http://127.0.0.1:{port}  ({FOR_PEOPLE} orders wait there for a person's review)")
     for person_id, _, roles in DEMO_PEOPLE:
         console.print(f"  sign in as {person_id} / {password}  ({', '.join(roles)})")
+    console.print(
+        f"Web UI http://127.0.0.1:{config.UI_PORT}: payloads are encrypted; signed in here as demo.agent, turn on "
+        '"Include cross-origin credentials" in the UI\'s codec settings to read them'
+    )
     console.print("Ctrl-C stops the console, the worker and the server.")
     sys.stdout.flush()
     serving = asyncio.create_task(server_.serve())

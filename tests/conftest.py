@@ -26,7 +26,7 @@ from activities.store import Store
 from orderops import search_attributes as sa
 from orderops.cli.history import history_file_name
 from orderops.client import OrderClient
-from orderops.codec import data_converter, key_dir
+from orderops.codec import data_converter, key_dir, plain
 from orderops.config import SAMPLES_DIR
 from orderops.messages import WORKFLOW_NAME
 from orderops.order import Order
@@ -145,7 +145,8 @@ async def _record_golden(name: str, handles: list[WorkflowHandle]) -> None:
         if (await handle.describe()).close_time is None:
             continue
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:80] + (f"-{index + 1}" if index else "")
-        (target / f"{safe}.json").write_text((await handle.fetch_history()).to_json(), encoding="utf-8")
+        # Decrypted: a golden file replays anywhere, without this session's keys (never committed).
+        (target / f"{safe}.json").write_text(plain(await handle.fetch_history()).to_json(), encoding="utf-8")
 
 
 def _starter(client: Client, started: list[WorkflowHandle]):

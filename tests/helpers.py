@@ -187,16 +187,22 @@ async def shipped(handle: WorkflowHandle, timeout: float = 30) -> OrderStatusVie
     return view
 
 
-async def cli(*args: str, address: str | None = None, signed: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+async def cli(
+    *args: str, address: str | None = None, signed: dict[str, str] | None = None, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """run_cli without blocking the event loop that this session's worker runs on."""
-    return await asyncio.to_thread(run_cli, *args, address=address, signed=signed)
+    return await asyncio.to_thread(run_cli, *args, address=address, signed=signed, extra_env=extra_env)
 
 
 def run_cli(
-    *args: str, address: str | None = None, stdin: str | None = None, signed: dict[str, str] | None = None
+    *args: str,
+    address: str | None = None,
+    stdin: str | None = None,
+    signed: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """The installed console script, as a user runs it; `signed` is a person's sign-in (SignIns.of)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ORDEROPS_TOKEN", "ORDEROPS_CONSOLE")} | (signed or {})
+    env = {k: v for k, v in os.environ.items() if k not in ("ORDEROPS_TOKEN", "ORDEROPS_CONSOLE")} | (signed or {}) | (extra_env or {})
     if address:
         env["TEMPORAL_ADDRESS"] = address
     return subprocess.run(

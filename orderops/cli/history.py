@@ -8,12 +8,11 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError
 
 from orderops.cli.common import CliError, UsageError, order_client, out, write
 from orderops.client import ClientError, OrderQuery
-from orderops.codec import CodecError, decrypted, default_codec
+from orderops.codec import CodecError, plain
 from orderops.history.replay import replay as replay_histories
 from orderops.history.show import print_timeline
 from orderops.history.timeline import HistoryError, build_timeline, load_history_file
@@ -40,14 +39,6 @@ async def audit(args) -> int:
 _KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 # Longer names are cut, with a hash of the whole id (names stay under the usual 255-byte limit).
 MAX_NAME = 200
-
-
-def plain(history: WorkflowHistory) -> WorkflowHistory:
-    """The history with its payloads decrypted with this machine's keys."""
-    codec = default_codec()
-    for event in history.events:
-        decrypted(event, codec)
-    return history
 
 
 def history_file_name(wf_id: str) -> str:

@@ -90,9 +90,9 @@ async def test_review_and_status_from_the_command_line(tmp_path, worker, address
             break
         await asyncio.sleep(0.1)
     assert status["status"] == "awaiting_review"
-    assert status["pending_user_tasks"][0]["details"] == [{"code": "phone_invalid", "reason": "phone '12345' is not a valid mobile number"}]
+    assert status["pending_user_tasks"][0]["details"] == [{"code": "phone_invalid", "reason": "phone '****' is not a valid mobile number"}]
     pending = (await cli("status", oid, address=address)).stdout
-    assert "  - phone_invalid: phone '12345' is not a valid mobile number" in pending
+    assert "  - phone_invalid: phone '****' is not a valid mobile number" in pending
     assert "ships to: Shanghai Shanghai Pudong 88 Century Avenue 200120" in pending and "items: TEA-001 x2, MUG-002 x1 (181.50)" in pending
 
     wrong = await cli("review", oid, "--decision", "maybe", address=address, signed=amy)

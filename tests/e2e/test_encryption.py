@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
+import stat
 import subprocess
 
 import httpx
@@ -15,16 +17,18 @@ from temporalio.api.common.v1 import Payloads
 
 from activities.store import Store
 from orderops.client import OrderClient
-from orderops.codec import KEY_ID, Keyring, data_converter, key_dir, new_key
+from orderops.codec import KEY_ID, KEYS_ENV, Keyring, data_converter, key_dir, new_key
 from orderops.console.app import create_app
 from orderops.console.inbox import catalog
+from orderops.messages import ReviewDecision
 from orderops.people import People
 from orderops.proof import new_key as new_signing_key
 from orderops.server import temporal_binary
-from tests.helpers import ROOT, cli, deliver, settled, shipped, status, wait_until, waiting_for
+from tests.helpers import AGENT, ROOT, cli, deliver, run_cli, settled, shipped, signed, status, wait_until, waiting_for
 
 NAME, PHONE, STREET = "张小明", "13912345678", "77 Secret Garden Road"
-SECRETS = (NAME, PHONE, STREET)
+WRONG_PHONE = "23912345678"  # not a mobile number: the order waits for a person, with a finding that names it
+SECRETS = (NAME, PHONE, WRONG_PHONE, STREET)
 
 
 def encodings(text: str) -> list[bytes]:
@@ -49,8 +53,12 @@ def customer() -> dict:
     }
 
 
-async def test_a_finished_orders_raw_history_holds_none_of_the_customers_data(start, store: Store, address, tmp_path):
-    order, handle = await start(**customer())
+async def test_a_finished_orders_raw_history_holds_none_of_the_customers_data(start, store: Store, address, tmp_path, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    order, handle = await start(**{**customer(), "phone": WRONG_PHONE})
+    view = await wait_until(handle, lambda view: bool(view.pending_user_tasks))
+    assert view.pending_user_tasks[0].details[0]["reason"] == "phone '239****5678' is not a valid mobile number"
+    await handle.execute_update("review", signed(handle, "review", ReviewDecision(decision="approve", agent="amy"), AGENT))
     await deliver(handle)
     result = await settled(handle, store)
     assert result.status == "completed" and result.order.customer_name == NAME  # the client decrypts
@@ -58,6 +66,8 @@ async def test_a_finished_orders_raw_history_holds_none_of_the_customers_data(st
     raw = await handle.fetch_history()  # as Temporal keeps it, nothing decoded
     blob = b"".join(event.SerializeToString() for event in raw.events) + raw.to_json().encode()
     assert leaks(blob) == []
+    logged = caplog.text + capsys.readouterr().out  # the worker's log lines: the SDK's records and orderops's own
+    assert leaks(logged.encode()) == [] and "order reviewed" in logged
     shown = subprocess.run(
         [temporal_binary(), "workflow", "show", "--workflow-id", handle.id, "--address", address, "--output", "json"],
         capture_output=True,
@@ -147,3 +157,24 @@ async def test_the_codec_server_decrypts_only_for_people_whose_role_reads_custom
     encoded = await http.post("/codec/encode", content=decoded.content, headers=amy)
     assert encoded.status_code == 200 and leaks(encoded.content) == []
     await handle.terminate("test done")
+
+
+def test_keys_are_made_rotated_and_listed_in_the_home_and_refused_in_one_line_when_bad(tmp_path):
+    home = {"ORDEROPS_HOME": str(tmp_path)}
+    made = run_cli("keys", "new", extra_env=home)
+    assert made.returncode == 0 and f"made in {tmp_path / 'codec-keys'}" in made.stdout, made.stderr
+    again = run_cli("keys", "new", extra_env=home)
+    assert (again.returncode, again.stderr.strip()) == (
+        1,
+        f"orderops: {tmp_path / 'codec-keys'} already holds 1 key(s); `orderops keys rotate` adds one",
+    )
+    rotated = run_cli("keys", "rotate", extra_env=home)
+    assert rotated.returncode == 0 and "encrypts from now on" in rotated.stdout
+    listed = run_cli("keys", "list", extra_env=home).stdout.splitlines()
+    assert len(listed) == 2 and listed[-1].endswith("encrypts and decrypts") and listed[0].endswith("decrypts")
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in (tmp_path / "codec-keys").glob("*.key"))
+    from_env = {**home, KEYS_ENV: "ops1=" + base64.b64encode(b"k" * 32).decode()}
+    refused = run_cli("keys", "rotate", extra_env=from_env)
+    assert refused.returncode == 1 and "the keys come from ORDEROPS_CODEC_KEYS" in refused.stderr
+    bad = run_cli("--address", "127.0.0.1:1", "status", "A1", extra_env={**home, KEYS_ENV: "ops1=zz"})
+    assert (bad.returncode, bad.stderr.strip()) == (1, "orderops: ORDEROPS_CODEC_KEYS key 'ops1': not base64")

@@ -134,7 +134,7 @@ async def test_anomalous_order_waits_for_a_person_then_approve(start, store: Sto
     task = view.pending_user_tasks[0]
     assert view.status == "awaiting_review" and task.node == "manual_review"
     assert task.outcomes == ["approve", "edit", "merge", "reject"] and task.role == "support_agent"
-    assert task.details == [{"code": "phone_invalid", "reason": "phone '12345' is not a valid mobile number"}]
+    assert task.details == [{"code": "phone_invalid", "reason": "phone '****' is not a valid mobile number"}]
 
     receipt: ReviewReceipt = await handle.execute_update(
         "review", ReviewDecision(decision="approve", agent="amy", reason="called the customer"), result_type=ReviewReceipt

@@ -42,7 +42,7 @@ def test_findings_pair_each_code_with_its_reason(review):
     result = review(phone="1234", paid=False)
     assert result["anomalies"] == ["phone_invalid", "payment_not_confirmed"]
     assert result["findings"] == [
-        {"code": "phone_invalid", "reason": "phone '1234' is not a valid mobile number"},
+        {"code": "phone_invalid", "reason": "phone '****' is not a valid mobile number"},
         {"code": "payment_not_confirmed", "reason": "payment has not been confirmed"},
     ]
     assert result["reasons"] == [f["reason"] for f in result["findings"]]
@@ -134,7 +134,7 @@ def test_the_postcode_pattern_is_tunable(review):
 
 
 def test_phone_invalid(review):
-    assert review(phone="1234")["findings"] == [{"code": "phone_invalid", "reason": "phone '1234' is not a valid mobile number"}]
+    assert review(phone="1234")["findings"] == [{"code": "phone_invalid", "reason": "phone '****' is not a valid mobile number"}]
     assert codes(review(phone="13800138001")) == []
     assert codes(review(phone="12800138001")) == ["phone_invalid"]  # no mainland mobile starts 12
     assert codes(review({"phone": {"enabled": False}}, phone="1234")) == []
@@ -143,7 +143,7 @@ def test_phone_invalid(review):
 def test_the_phone_pattern_is_tunable(review):
     landlines_too = {"phone": {"pattern": r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$", "expected": "a mobile or landline number"}}
     assert codes(review(landlines_too, phone="021-12345678")) == []
-    assert review(landlines_too, phone="12345")["reasons"] == ["phone '12345' is not a mobile or landline number"]
+    assert review(landlines_too, phone="12345")["reasons"] == ["phone '****' is not a mobile or landline number"]
 
 
 # --- duplicate_order ---------------------------------------------------------------------------------

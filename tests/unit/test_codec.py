@@ -87,3 +87,12 @@ async def test_a_whole_history_is_decrypted_in_place_failure_messages_included(t
     assert history.events[0].workflow_execution_started_event_attributes.memo.fields["waiting:review"] == PLAIN
     restored: Failure = history.events[1].activity_task_failed_event_attributes.failure
     assert restored.message == "phone 13800138001 refused" and not restored.HasField("encoded_attributes")
+
+
+def test_the_embedded_servers_web_ui_asks_the_consoles_codec_server_unless_told_otherwise(tmp_path):
+    from orderops import server
+    from orderops.config import CODEC_ENDPOINT
+
+    default = server.command(db=tmp_path / "t.db")
+    assert default[default.index("--ui-codec-endpoint") + 1] == CODEC_ENDPOINT == "http://127.0.0.1:8280/codec"
+    assert "--ui-codec-endpoint" not in server.command(db=tmp_path / "t.db", codec_endpoint="")
