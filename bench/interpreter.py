@@ -207,10 +207,10 @@ class Bench:
 
 async def replay_ms(shapes: dict[str, Shape], copies: int) -> dict[tuple[str, str], float]:
     """Milliseconds per history of replaying each side's history in this process: its workflow code alone."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
     from bench.noop import SevenNoopsByHand
+    from orderops.codec import data_converter
     from workflows import OrderWorkflow
 
     async def copies_of(history: WorkflowHistory, n: int):
@@ -220,7 +220,7 @@ async def replay_ms(shapes: dict[str, Shape], copies: int) -> dict[tuple[str, st
     costs = {}
     for runner in ("sandboxed", "unsandboxed"):
         extra = {"workflow_runner": UnsandboxedWorkflowRunner()} if runner == "unsandboxed" else {}
-        replayer = Replayer(workflows=[OrderWorkflow, SevenNoopsByHand], data_converter=pydantic_data_converter, **extra)
+        replayer = Replayer(workflows=[OrderWorkflow, SevenNoopsByHand], data_converter=data_converter(), **extra)
         for side in SIDES:
             await replayer.replay_workflows(copies_of(shapes[side].history, 3))  # warm
             began = time.perf_counter()

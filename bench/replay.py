@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from orderops.codec import data_converter
 from orderops.history.replay import replay
 from orderops.history.timeline import load_history_file
 from workflows import OrderWorkflow
@@ -35,7 +35,7 @@ async def sdk_default(histories: list[WorkflowHistory]) -> None:
         for history in histories:
             yield history
 
-    replayer = Replayer(workflows=[OrderWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[OrderWorkflow], data_converter=data_converter())
     async with replayer.workflow_replay_iterator(each()) as results:
         async for result in results:
             assert result.replay_failure is None, f"{result.history.workflow_id}: {result.replay_failure}"
