@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         read_input,
         read_message,
     )
+    from orderops.metrics import OrderMetrics
     from orderops.payloads import Refused
     from orderops.process.constructs import construct
     from orderops.process.cost import MAX_COST_NS
@@ -228,6 +229,7 @@ class OrderWorkflow:
         self._breaches: list[dict[str, Any]] = []
         self._breached: set[str] = set()
         self._notices: list[asyncio.Task] = []
+        self._metrics: OrderMetrics | None = None  # made in run: a workflow's meter is not there before
 
     # -- the story: set up, walk the definition, settle the outcome --------
 
@@ -239,6 +241,8 @@ class OrderWorkflow:
             raise ApplicationError("invalid process definition: " + "; ".join(self._problems), type="InvalidDefinition", non_retryable=True)
         if not self._has(ENGINE_2):
             self._publish()
+        self._metrics = OrderMetrics(self._definition.id)
+        self._metrics.started()
         status, end_node, reason = await self._walk_until_end_or_cancel()
         self._finished = True
         if self._notices:
@@ -249,6 +253,7 @@ class OrderWorkflow:
         self._current = []
         self._publish(step=end_node or "")
         workflow.logger.info("order ended", extra={"status": status, "node": end_node})
+        self._metrics.ended(status)
         result = OrderResult(
             order_id=self._order.order_id,
             status=status,
@@ -530,6 +535,8 @@ class OrderWorkflow:
         if node.result:
             self._vars[node.result] = {"decision": decision.decision, "agent": decision.agent, "reason": decision.reason}
         self._finish(step, "completed", f"{decision.decision} by {decision.agent}")
+        if self._metrics is not None:
+            self._metrics.decision(node.id, decision.decision)
         target = node.outcomes[decision.decision]
         assert target is not None  # lint rejects an outcome without a target
         return target
@@ -885,6 +892,8 @@ class OrderWorkflow:
             self._at_risk = {"node": node.id, "deadline": deadline.isoformat(), "at": workflow.now().isoformat()}
             self._at_risk_log.append(self._at_risk)
             workflow.upsert_search_attributes([sa.AT_RISK.value_set(True)])
+            if self._metrics is not None:
+                self._metrics.at_risk(node.id)
             message = f"order {self._order.order_id} is at risk at {node.id}: deadline {deadline.isoformat()}"
             activity = self._definition.at_risk_activity if self._definition and self._has(DEFINITION_RULES) else "notify_ops"
             if activity:
@@ -1007,11 +1016,12 @@ class OrderWorkflow:
         self._steps.append(step)
         return step
 
-    @staticmethod
-    def _finish(step: StepRecord, outcome: str, detail: str | None = None) -> None:
+    def _finish(self, step: StepRecord, outcome: str, detail: str | None = None) -> None:
         step.ended_at = workflow.now()
         step.outcome = outcome
         step.detail = detail
+        if self._metrics is not None:
+            self._metrics.step(step.node, outcome, step.ended_at - step.started_at)
 
     def _evaluate(self, node: Node, expression: str) -> Any:
         self._vars["now"] = workflow.now().isoformat()

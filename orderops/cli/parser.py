@@ -8,6 +8,7 @@ and `orderops lint` start fast (docs/performance.md#start-up).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 
 from orderops import config
@@ -150,6 +151,12 @@ def _runtime(commands: _Commands) -> None:
 
     p = commands.add("worker", "orderops.cli.runtime:run_worker", "run a worker for order workflows and activities")
     p.add_argument("--process-dir", default=str(config.PROCESS_DIR), help="the definitions checked before serving")
+    p.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        default=os.environ.get("ORDEROPS_METRICS"),
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (env ORDEROPS_METRICS; e.g. 0.0.0.0:9464)",
+    )
 
     p = commands.add("console", "orderops.cli.runtime:run_console", "the web console where people sign in and decide waiting orders")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on; another than 127.0.0.1 needs HTTPS in front")

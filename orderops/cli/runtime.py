@@ -9,6 +9,7 @@ from pathlib import Path
 from activities.store import open_store
 from orderops import config, demo, server
 from orderops.cli.common import CliError, order_client
+from orderops.client import OrderClient
 from orderops.process.lint import InvalidDefinition
 from orderops.worker import check_definitions, limits_from_env, serve
 
@@ -34,7 +35,7 @@ async def run_worker(args) -> int:
         limits = limits_from_env(os.environ)
     except ValueError as err:
         raise CliError(str(err)) from None
-    client = await order_client(args)
+    client = await OrderClient.connect(args.address, args.namespace, metrics=args.metrics)
     await serve(client.temporal, open_store(), process_dir, limits=limits)
     return 0
 
@@ -47,7 +48,6 @@ async def run_console(args) -> int:
     import uvicorn
 
     from orderops import proof
-    from orderops.client import OrderClient
     from orderops.console.app import create_app
     from orderops.console.inbox import catalog
     from orderops.people import open_people

@@ -214,8 +214,8 @@ class OrderClient:
         return message.model_copy(update={"proof": proof})
 
     @classmethod
-    async def connect(cls, address: str, namespace: str) -> OrderClient:
-        return cls(await connect(address, namespace))
+    async def connect(cls, address: str, namespace: str, metrics: str | None = None) -> OrderClient:
+        return cls(await connect(address, namespace, metrics))
 
     def handle(self, order_id: str) -> WorkflowHandle:
         return self.temporal.get_workflow_handle(workflow_id(order_id))
