@@ -12,6 +12,7 @@ from rich.console import Console
 
 from orderops import payloads
 from orderops.client import ClientError, OrderClient
+from orderops.connect import Security
 
 # Piped output (CI logs, less) gets a wide table instead of rich's 80-column default.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -25,9 +26,21 @@ class UsageError(Exception):
     """Arguments that do not fit together: exit status 2, like argparse's own errors."""
 
 
-async def order_client(args) -> OrderClient:
+async def order_client(args, metrics: str | None = None) -> OrderClient:
     """Connect only after the command's own input is checked, so input errors never wait on a server."""
-    return await OrderClient.connect(args.address, args.namespace)
+    return await OrderClient.connect(args.address, args.namespace, metrics=metrics, security=security_of(args))
+
+
+def security_of(args) -> Security:
+    from_env = Security.from_env()
+    return Security(
+        tls=args.tls or from_env.tls,
+        cert_path=args.tls_cert_path,
+        key_path=args.tls_key_path,
+        ca_path=args.tls_ca_path,
+        server_name=args.tls_server_name,
+        api_key=args.api_key,
+    )
 
 
 def read_text(path: str) -> str:

@@ -76,6 +76,17 @@ def _connection(parser: argparse.ArgumentParser, defaults: bool) -> None:
 
     parser.add_argument("--address", default=default(config.default_address()), help="Temporal frontend HOST:PORT (env TEMPORAL_ADDRESS)")
     parser.add_argument("--namespace", default=default(config.default_namespace()), help="Temporal namespace (env TEMPORAL_NAMESPACE)")
+    # A secured cluster (mTLS, Temporal Cloud): the `temporal` CLI's options and environment variables.
+    secured = [
+        ("--tls-cert-path", "TEMPORAL_TLS_CLIENT_CERT_PATH", "the client certificate (PEM) for mutual TLS"),
+        ("--tls-key-path", "TEMPORAL_TLS_CLIENT_KEY_PATH", "its private key (PEM)"),
+        ("--tls-ca-path", "TEMPORAL_TLS_SERVER_CA_CERT_PATH", "the CA that signed the server's certificate, if not a public one"),
+        ("--tls-server-name", "TEMPORAL_TLS_SERVER_NAME", "the name the server's certificate holds, if not the address's host"),
+        ("--api-key", "TEMPORAL_API_KEY", "an API key (Temporal Cloud); turns TLS on"),
+    ]
+    for option, env, summary in secured:
+        parser.add_argument(option, default=default(os.environ.get(env)), help=f"{summary} (env {env})")
+    parser.add_argument("--tls", action="store_true", default=default(False), help="TLS without a client certificate (env TEMPORAL_TLS)")
 
 
 def _logging(parser: argparse.ArgumentParser, defaults: bool) -> None:

@@ -35,7 +35,7 @@ async def run_worker(args) -> int:
         limits = limits_from_env(os.environ)
     except ValueError as err:
         raise CliError(str(err)) from None
-    client = await OrderClient.connect(args.address, args.namespace, metrics=args.metrics)
+    client = await order_client(args, metrics=args.metrics)
     await serve(client.temporal, open_store(), process_dir, limits=limits)
     return 0
 

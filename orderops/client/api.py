@@ -42,7 +42,7 @@ from activities.inputs import ReturnRequest
 from orderops import search_attributes as sa
 from orderops.client.errors import ClientError, InvalidRequest, NoWorker
 from orderops.client.visibility import OrderQuery
-from orderops.connect import connect
+from orderops.connect import Security, connect
 from orderops.messages import (
     SENDER_FIELD,
     TASK_QUEUE,
@@ -214,8 +214,8 @@ class OrderClient:
         return message.model_copy(update={"proof": proof})
 
     @classmethod
-    async def connect(cls, address: str, namespace: str, metrics: str | None = None) -> OrderClient:
-        return cls(await connect(address, namespace, metrics))
+    async def connect(cls, address: str, namespace: str, metrics: str | None = None, security: Security | None = None) -> OrderClient:
+        return cls(await connect(address, namespace, metrics, security))
 
     def handle(self, order_id: str) -> WorkflowHandle:
         return self.temporal.get_workflow_handle(workflow_id(order_id))
