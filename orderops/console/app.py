@@ -37,7 +37,7 @@ from orderops.console.hooks import hooks_router
 from orderops.console.inbox import Catalog, Filters, inbox
 from orderops.history.diagram import order_diagram
 from orderops.history.show import print_timeline
-from orderops.history.timeline import HistoryError, build_timeline
+from orderops.history.timeline import HistoryError, Timeline, build_timeline
 from orderops.limits import ORDER_ID_PATTERN, whole_number
 from orderops.messages import ReviewDecision
 from orderops.order import OrderEdit, mask_name, mask_phone
@@ -190,16 +190,19 @@ def create_app(
                 found.setdefault(summary.order_id, summary)
         return page(request, "at_risk.html", person, orders_at_risk=list(found.values()))
 
+    async def timeline_of(order_id: str) -> Timeline:
+        if not re.fullmatch(ORDER_ID_PATTERN, order_id):
+            raise HTTPException(404, "no such order")
+        try:
+            return build_timeline(await orders.history(order_id))
+        except (ClientError, HistoryError, CodecError) as err:
+            raise HTTPException(404, str(err)) from None
+
     @app.get("/orders/{order_id}/audit", response_class=HTMLResponse, include_in_schema=False)
     async def audit(request: Request, order_id: str) -> HTMLResponse:
         """The order's timeline from its history, as `orderops audit` prints it: read-only, for auditors and ops."""
         person = require_reader(request, "audit timelines are")
-        if not re.fullmatch(ORDER_ID_PATTERN, order_id):
-            raise HTTPException(404, "no such order")
-        try:
-            timeline = build_timeline(await orders.history(order_id))
-        except (ClientError, HistoryError, CodecError) as err:
-            raise HTTPException(404, str(err)) from None
+        timeline = await timeline_of(order_id)
         recorder = Console(record=True, width=160, file=io.StringIO(), color_system="truecolor")
         print_timeline(recorder, timeline)
         # rich escapes the text it exports; the page embeds its <pre> as it is.
@@ -210,12 +213,7 @@ def create_app(
     async def order_diagram_svg(request: Request, order_id: str) -> Response:
         """The definition the order ran under, its visited steps green and where it stands yellow."""
         require(request)
-        if not re.fullmatch(ORDER_ID_PATTERN, order_id):
-            raise HTTPException(404, "no such order")
-        try:
-            timeline = build_timeline(await orders.history(order_id))
-        except (ClientError, HistoryError, CodecError) as err:
-            raise HTTPException(404, str(err)) from None
+        timeline = await timeline_of(order_id)
         return await _svg(lambda: order_diagram(timeline, "svg"))
 
     @app.get("/definitions", response_class=HTMLResponse, include_in_schema=False)
