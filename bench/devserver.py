@@ -18,6 +18,7 @@ from temporalio.client import Client
 
 from activities.store import Store
 from orderops import server
+from orderops.codec import Keyring
 from orderops.config import SAMPLES_DIR
 from orderops.connect import Unreachable, connect
 
@@ -47,7 +48,8 @@ async def stack(home: Path, port: int, ui_port: int, tree: Path | None, stock: i
     worker = None
     try:
         with open(home / "worker.log", "ab") as log:
-            env = {**os.environ, "ORDEROPS_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
+            # The benchmark's own codec keys: the worker must read the orders it starts.
+            env = {**os.environ, "ORDEROPS_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{port}", **Keyring.load().as_env()}
             if tree is not None:
                 env["PYTHONPATH"] = str(tree)  # before the editable install on sys.path: the baseline's code
             launch = "import sys; from orderops.cli import main; main()"

@@ -50,6 +50,7 @@ from activities import ACTIVITY_NAMES  # noqa: E402
 from activities.store import Store  # noqa: E402
 from bench.devserver import start_dev_server, stop  # noqa: E402
 from orderops.client import OrderClient  # noqa: E402
+from orderops.codec import Keyring  # noqa: E402
 from orderops.config import SAMPLES_DIR  # noqa: E402
 from orderops.messages import ExternalEvent, OrderStatusView, ReviewDecision  # noqa: E402
 from orderops.order import Order, workflow_id  # noqa: E402
@@ -146,7 +147,13 @@ class Bench:
         self.server, self.client = await start_dev_server(PORT, UI_PORT, self.folder / "temporal.db", self.folder / "temporal-server.log")
 
     def start_worker(self, home: Path, setting: Setting) -> subprocess.Popen:
-        env = {**os.environ, "ORDEROPS_HOME": str(home), "TEMPORAL_ADDRESS": f"127.0.0.1:{PORT}", **setting.env()}
+        env = {
+            **os.environ,
+            "ORDEROPS_HOME": str(home),
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{PORT}",
+            **setting.env(),
+            **Keyring.load().as_env(),
+        }
         with open(home / "worker.log", "ab") as log:
             self.worker = subprocess.Popen([ORDEROPS, "worker"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         return self.worker

@@ -71,6 +71,12 @@ class Keyring:
         keys = {path.stem: _key(path.read_text().strip(), str(path)) for path in files}
         return cls(keys, files[-1].stem, folder)
 
+    def as_env(self) -> dict[str, str]:
+        """These keys as ORDEROPS_CODEC_KEYS (the one that encrypts first): how another process, a worker
+        on another host or a container, is given the same keys."""
+        ordered = [self.current, *(k for k in self.keys if k != self.current)]
+        return {KEYS_ENV: ",".join(f"{k}={base64.b64encode(self.keys[k]).decode()}" for k in ordered)}
+
     @classmethod
     def parse(cls, listed: str) -> Keyring:
         keys: dict[str, bytes] = {}

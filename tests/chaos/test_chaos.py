@@ -40,6 +40,7 @@ from temporalio.service import RPCError
 from activities.store import Store
 from orderops import server
 from orderops.client import ClientError, OrderClient
+from orderops.codec import Keyring
 from orderops.config import SAMPLES_DIR
 from orderops.connect import Unreachable, connect
 from orderops.messages import CancelReceipt, CancelRequest, ExternalEvent, OrderResult, OrderStatusView, ReviewDecision, ReviewReceipt
@@ -172,7 +173,8 @@ class Cluster:
 
     def start_worker(self) -> None:
         self.workers_started += 1
-        env = {**os.environ, "ORDEROPS_HOME": str(self.home), "TEMPORAL_ADDRESS": self.address}
+        # The same codec keys as this test's client, as a worker on another host would be given them.
+        env = {**os.environ, "ORDEROPS_HOME": str(self.home), "TEMPORAL_ADDRESS": self.address, **Keyring.load().as_env()}
         with open(self.home / "worker.log", "ab") as log:
             self.worker = subprocess.Popen(
                 [str(Path(sys.executable).parent / "orderops"), "worker"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT

@@ -96,3 +96,14 @@ def test_the_embedded_servers_web_ui_asks_the_consoles_codec_server_unless_told_
     default = server.command(db=tmp_path / "t.db")
     assert default[default.index("--ui-codec-endpoint") + 1] == CODEC_ENDPOINT == "http://127.0.0.1:8280/codec"
     assert "--ui-codec-endpoint" not in server.command(db=tmp_path / "t.db", codec_endpoint="")
+
+
+async def test_a_keyring_handed_on_through_the_environment_encrypts_and_decrypts_the_same(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEYS_ENV, raising=False)
+    Keyring.load(tmp_path)
+    newer = new_key(tmp_path)
+    os.utime(tmp_path / f"{newer}.key", ns=(2**62, 2**62))
+    here = Keyring.load(tmp_path)
+    there = Keyring.parse(here.as_env()[KEYS_ENV])
+    assert there.keys == here.keys and there.current == here.current == newer
+    assert await EncryptionCodec(there).decode(await EncryptionCodec(here).encode([PLAIN])) == [PLAIN]
