@@ -265,7 +265,7 @@ class CarrierActivities(StoreActivities):
         with self.store.transaction() as db:
             round_no = current_round(db, order.order_id)
             db.execute(
-                "INSERT OR IGNORE INTO tracking_events VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tracking_events VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (order.order_id, key, round_no, status, json.dumps(detail, sort_keys=True), now_iso()),
             )
             outbox(db, order.order_id, status, "sms", order.phone, render(status, order, args.templates, detail), key=f"tracking:{key}")
@@ -285,7 +285,7 @@ class CarrierActivities(StoreActivities):
                     )
                 db.execute(
                     "UPDATE carrier_bookings SET state = 'delivered' WHERE order_id = ? AND round = ? AND state = 'handed_over'"
-                    " AND (? IS NULL OR tracking_no = ?)",
+                    " AND (CAST(? AS TEXT) IS NULL OR tracking_no = ?)",
                     (order.order_id, round_no, parcel, parcel),
                 )
             failed = db.execute(

@@ -81,7 +81,7 @@ class CustomerActivities(StoreActivities):
         signer = str(args.delivery.get("signer") or args.order.customer_name)
         with self.store.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?)",
+                "INSERT INTO deliveries VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (args.order.order_id, current_round(db, args.order.order_id), args.delivered_at.isoformat(), signer),
             )
             row = db.execute("SELECT delivered_at, signed_by FROM deliveries WHERE order_id = ?", (args.order.order_id,)).fetchone()
@@ -92,7 +92,7 @@ class CustomerActivities(StoreActivities):
         """The customer's rating and comment, kept once per order; returns them as given."""
         with self.store.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO feedback VALUES (?, ?, ?, ?)",
+                "INSERT INTO feedback VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (args.order.order_id, args.feedback.rating, args.feedback.comment, now_iso()),
             )
         return args.feedback
@@ -103,7 +103,7 @@ class CustomerActivities(StoreActivities):
         order = args.order
         amount = f"{order.amount:.2f}"
         with self.store.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO refunds VALUES (?, ?, ?, ?)", (order.order_id, args.reason, amount, now_iso()))
+            db.execute("INSERT INTO refunds VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", (order.order_id, args.reason, amount, now_iso()))
             outbox(db, order.order_id, "refunded", "sms", order.phone, render("refunded", order, {}), key=f"refunded:{args.reason}")
         log.info("refunded", amount=amount, reason=args.reason)
         return Refunded(amount=amount, reason=args.reason)

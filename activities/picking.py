@@ -60,12 +60,10 @@ class PickingActivities(StoreActivities):
                     if row:
                         return row["id"]
                     release_at = (now + window).isoformat(timespec="seconds")
-                    wave_id = db.execute(
-                        "INSERT INTO waves (warehouse, opened_at, release_at, state) VALUES (?, ?, ?, 'open')",
+                    return db.execute(
+                        "INSERT INTO waves (warehouse, opened_at, release_at, state) VALUES (?, ?, ?, 'open') RETURNING id",
                         (warehouse, now_iso(), release_at),
-                    ).lastrowid
-                    assert wave_id is not None  # an INSERT that succeeded sets it
-                    return wave_id
+                    ).fetchone()["id"]
 
                 lists = self._create_lists(db, order.order_id, round_no, wave_for=wave_for)
             waves = [w["wave_id"] for w in lists]
@@ -138,7 +136,7 @@ class PickingActivities(StoreActivities):
                 if expected.get(sku, 0) != scanned.get(sku, 0)
             ]
             db.execute(
-                "INSERT OR IGNORE INTO scans VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO scans VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     order.order_id,
                     round_no,
@@ -149,7 +147,7 @@ class PickingActivities(StoreActivities):
                 ),
             )
             counts = db.execute(
-                "SELECT COUNT(*) AS scans, SUM(matched = 0) AS mismatches FROM scans WHERE order_id = ? AND round = ?",
+                "SELECT COUNT(*) AS scans, SUM(CASE WHEN matched = 0 THEN 1 ELSE 0 END) AS mismatches FROM scans WHERE order_id = ? AND round = ?",
                 (order.order_id, round_no),
             ).fetchone()
             if differences:

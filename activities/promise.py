@@ -66,7 +66,7 @@ class PromiseActivities(StoreActivities):
         order = args.order
         with self.store.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO delay_compensations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO delay_compensations VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     order.order_id,
                     str(coupon.amount),

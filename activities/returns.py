@@ -141,7 +141,7 @@ class ReturnActivities(StoreActivities):
                     )
                 outcome = outcomes.get(sku, "restock")
                 inserted = db.execute(
-                    "INSERT OR IGNORE INTO return_inspections VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO return_inspections VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (order.order_id, sku, quantity, outcome, origin["warehouse"], origin["bin"], now_iso()),
                 ).rowcount
                 if inserted and outcome == "restock":

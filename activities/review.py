@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import structlog
 
+from activities.database import Db
 from activities.defn import activity_defn
 from activities.inputs import ReviewArgs
 from activities.results import Finding, ReviewResult
@@ -54,7 +54,7 @@ def _hours(window: timedelta) -> str:
     return f"{hours:g} h"
 
 
-def findings(db: sqlite3.Connection, order: Order, rules: ReviewRules, anchor: str) -> list[tuple[str, str]]:
+def findings(db: Db, order: Order, rules: ReviewRules, anchor: str) -> list[tuple[str, str]]:
     """(code, reason) for each rule the order breaks; reads the store, writes nothing.
 
     A plain function rather than the body of the activity: mutation testing (mutmut)

@@ -7,11 +7,11 @@ at-least-once delivery reserves, releases and requisitions exactly once.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import defaultdict
 
 import structlog
 
+from activities.database import Db
 from activities.defn import activity_defn
 from activities.inputs import OrderArgs, ReserveArgs
 from activities.results import Cancelled, Released, Reserved, RoundOpened, Short
@@ -21,7 +21,7 @@ from orderops.order import tally
 log = structlog.get_logger()
 
 
-def _nearest_first(db: sqlite3.Connection, province: str) -> list[str]:
+def _nearest_first(db: Db, province: str) -> list[str]:
     """Warehouses by distance to the destination province; ties by id."""
 
     def distance(row) -> float:
@@ -31,7 +31,7 @@ def _nearest_first(db: sqlite3.Connection, province: str) -> list[str]:
     return [r["id"] for r in sorted(db.execute("SELECT id, distance_km FROM warehouses ORDER BY id"), key=distance)]
 
 
-def _free(db: sqlite3.Connection) -> dict[tuple[str, str], list[tuple[str, int]]]:
+def _free(db: Db) -> dict[tuple[str, str], list[tuple[str, int]]]:
     """(sku, warehouse) -> [(bin, free quantity)] in bin order."""
     free: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
     for r in db.execute("SELECT sku, warehouse, bin, on_hand - reserved AS free FROM stock WHERE on_hand > reserved ORDER BY bin"):
@@ -79,7 +79,7 @@ def _from_bins(quantity: int, bins: list[tuple[str, int]]) -> list[tuple[str, in
     return takes
 
 
-def active_lines(db: sqlite3.Connection, order_id: str, round_no: int) -> list[dict]:
+def active_lines(db: Db, order_id: str, round_no: int) -> list[dict]:
     rows = db.execute(
         "SELECT r.warehouse, r.sku, p.name, r.bin, r.quantity FROM reservations r JOIN products p USING (sku)"
         " WHERE r.order_id = ? AND r.round = ? AND r.state = 'active' ORDER BY r.warehouse, r.bin, r.sku",
@@ -176,7 +176,7 @@ class StockActivities(StoreActivities):
         return RoundOpened(round=round_no + 1, lost=lost)
 
     @staticmethod
-    def _release(db: sqlite3.Connection, order_id: str) -> list[dict]:
+    def _release(db: Db, order_id: str) -> list[dict]:
         rows = db.execute(
             "SELECT sku, warehouse, bin, quantity FROM reservations WHERE order_id = ? AND state = 'active' ORDER BY sku, warehouse, bin",
             (order_id,),
@@ -198,27 +198,27 @@ class StockActivities(StoreActivities):
             return Cancelled(cancelled=self._cancel_requisitions(db, args.order.order_id))
 
     @staticmethod
-    def _cancel_requisitions(db: sqlite3.Connection, order_id: str) -> int:
+    def _cancel_requisitions(db: Db, order_id: str) -> int:
         return db.execute(
             "UPDATE purchase_requisitions SET state = 'cancelled' WHERE order_id = ? AND state = 'open'", (order_id,)
         ).rowcount
 
     @staticmethod
-    def _reserved(db: sqlite3.Connection, order_id: str, round_no: int, repeated: bool) -> Reserved:
+    def _reserved(db: Db, order_id: str, round_no: int, repeated: bool) -> Reserved:
         parts = shipments(active_lines(db, order_id, round_no))
         return Reserved.model_validate(
             {"status": "reserved", "round": round_no, "shipments": parts, "split": len(parts) > 1, "repeated": repeated}
         )
 
     @staticmethod
-    def _requisition(db: sqlite3.Connection, order_id: str, wanted: dict[str, int], warehouse: str, free) -> Short:
+    def _requisition(db: Db, order_id: str, wanted: dict[str, int], warehouse: str, free) -> Short:
         """Ask purchasing for what the nearest warehouse lacks; the order waits for `restocked`."""
         short = []
         for sku, quantity in sorted(wanted.items()):
             missing = quantity - _available(free, sku, warehouse)
             if missing > 0:
                 db.execute(
-                    "INSERT OR IGNORE INTO purchase_requisitions (order_id, sku, warehouse, quantity, created_at) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO purchase_requisitions (order_id, sku, warehouse, quantity, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (order_id, sku, warehouse, missing, now_iso()),
                 )
                 short.append({"sku": sku, "warehouse": warehouse, "missing": missing})

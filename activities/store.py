@@ -7,219 +7,25 @@ order id and safe to repeat.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 import yaml
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 
-from orderops.config import SAMPLES_DIR, home
+from activities.database import Db, backend_of, connected, engine_for, migration_lock, shown
+from orderops.config import SAMPLES_DIR, home, store_url
 from orderops.limits import MAX_STOCK
 
-SCHEMA_VERSION = (
-    4  # 2: warehouses, bins, rounds, carrier bookings, tracking, returns; 3: delivered, cancelled, closed states; 4: partial receipts
-)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS warehouses (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    distance_km TEXT NOT NULL           -- JSON: destination province -> km, "*" for the rest
-);
-CREATE TABLE IF NOT EXISTS products (
-    sku TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    weight_kg REAL NOT NULL CHECK (weight_kg > 0),
-    goods_class TEXT NOT NULL CHECK (goods_class IN ('general', 'fragile', 'liquid', 'bulky', 'hazardous')),
-    made_to_order INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS stock (
-    sku TEXT NOT NULL REFERENCES products(sku),
-    warehouse TEXT NOT NULL REFERENCES warehouses(id),
-    bin TEXT NOT NULL,
-    on_hand INTEGER NOT NULL CHECK (on_hand >= 0),
-    reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0 AND reserved <= on_hand),
-    PRIMARY KEY (sku, warehouse, bin)
-);
--- A fulfilment round is one attempt to get the goods to the customer; a reship opens the next.
-CREATE TABLE IF NOT EXISTS rounds (
-    order_id TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    opened_at TEXT NOT NULL,
-    PRIMARY KEY (order_id, round)
-);
-CREATE TABLE IF NOT EXISTS reservations (
-    order_id TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    sku TEXT NOT NULL REFERENCES products(sku),
-    warehouse TEXT NOT NULL,
-    bin TEXT NOT NULL,
-    quantity INTEGER NOT NULL CHECK (quantity > 0),
-    state TEXT NOT NULL CHECK (state IN ('active', 'released', 'shipped')),
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (order_id, round, sku, warehouse, bin)
-);
-CREATE TABLE IF NOT EXISTS purchase_requisitions (
-    id INTEGER PRIMARY KEY,
-    order_id TEXT NOT NULL,
-    sku TEXT NOT NULL,
-    warehouse TEXT NOT NULL,
-    quantity INTEGER NOT NULL,
-    received INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'received', 'cancelled')),
-    created_at TEXT NOT NULL
-);
--- One open requisition per order, SKU and warehouse: a repeated reservation raises none twice.
-CREATE UNIQUE INDEX IF NOT EXISTS one_open_requisition ON purchase_requisitions (order_id, sku, warehouse) WHERE state = 'open';
-CREATE TABLE IF NOT EXISTS orders_seen (
-    order_id TEXT PRIMARY KEY,
-    customer_id TEXT NOT NULL,
-    address_key TEXT NOT NULL,
-    items_key TEXT NOT NULL,
-    seen_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS blacklist (
-    kind TEXT NOT NULL CHECK (kind IN ('customer', 'phone', 'address')),
-    value TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    PRIMARY KEY (kind, value)
-);
-CREATE TABLE IF NOT EXISTS waves (
-    id INTEGER PRIMARY KEY,
-    warehouse TEXT NOT NULL,
-    opened_at TEXT NOT NULL,
-    release_at TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('open', 'released')),
-    walk TEXT                           -- JSON: the wave's one pick walk, in bin order
-);
-CREATE TABLE IF NOT EXISTS pick_lists (
-    order_id TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    warehouse TEXT NOT NULL,
-    wave_id INTEGER REFERENCES waves(id),
-    lines TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('open', 'cancelled')),
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (order_id, round, warehouse)
-);
-CREATE TABLE IF NOT EXISTS scans (
-    order_id TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    scan_key TEXT NOT NULL,             -- when the scan reached the order: a redelivery is the same scan
-    matched INTEGER NOT NULL,
-    detail TEXT NOT NULL,
-    scanned_at TEXT NOT NULL,
-    PRIMARY KEY (order_id, round, scan_key)
-);
-CREATE TABLE IF NOT EXISTS waybills (
-    order_id TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    warehouse TEXT NOT NULL,
-    tracking_no TEXT NOT NULL UNIQUE,
-    weight_kg REAL NOT NULL,
-    packaging TEXT NOT NULL,
-    hazardous INTEGER NOT NULL,
-    label_path TEXT NOT NULL,
-    address_key TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('active', 'void')),
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (order_id, round, warehouse)
-);
-CREATE TABLE IF NOT EXISTS carrier_bookings (
-    order_id TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    warehouse TEXT NOT NULL,
-    carrier TEXT NOT NULL,
-    service TEXT NOT NULL,
-    tracking_no TEXT NOT NULL,
-    day TEXT NOT NULL,                  -- the pickup day the carrier's daily capacity counts against
-    cost REAL NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('booked', 'cancelled', 'handed_over', 'delivered', 'intercept_requested', 'lost')),
-    courier TEXT,
-    handed_over_at TEXT,
-    booked_at TEXT NOT NULL,
-    PRIMARY KEY (order_id, round, warehouse)
-);
--- Ops mark a carrier whose booking system refuses orders; selection falls back to the next.
-CREATE TABLE IF NOT EXISTS carrier_outages (
-    carrier TEXT PRIMARY KEY,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tracking_events (
-    order_id TEXT NOT NULL,
-    event_key TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    PRIMARY KEY (order_id, event_key)
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    order_id TEXT PRIMARY KEY,
-    round INTEGER NOT NULL,
-    delivered_at TEXT NOT NULL,
-    signed_by TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS notifications (
-    id INTEGER PRIMARY KEY,
-    order_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    dedupe_key TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    recipient TEXT NOT NULL,
-    message TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    UNIQUE (order_id, dedupe_key)
-);
-CREATE TABLE IF NOT EXISTS delay_compensations (
-    order_id TEXT PRIMARY KEY,
-    amount TEXT NOT NULL,
-    currency TEXT NOT NULL,
-    service_level TEXT NOT NULL,
-    promised_by TEXT NOT NULL,
-    delivered_at TEXT NOT NULL,
-    granted_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    order_id TEXT PRIMARY KEY,
-    rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
-    comment TEXT NOT NULL,
-    received_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS refunds (
-    order_id TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    amount TEXT NOT NULL,
-    refunded_at TEXT NOT NULL,
-    PRIMARY KEY (order_id, reason)
-);
-CREATE TABLE IF NOT EXISTS returns (
-    return_id TEXT PRIMARY KEY,
-    order_id TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('refund', 'exchange')),
-    reason TEXT NOT NULL,
-    items TEXT NOT NULL,
-    value TEXT NOT NULL,
-    label_path TEXT,
-    state TEXT NOT NULL CHECK (state IN ('requested', 'label_issued', 'inspected', 'rejected', 'expired', 'cancelled')),
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS return_inspections (
-    return_id TEXT NOT NULL,
-    sku TEXT NOT NULL,
-    quantity INTEGER NOT NULL,
-    outcome TEXT NOT NULL CHECK (outcome IN ('restock', 'scrap')),
-    warehouse TEXT NOT NULL,
-    bin TEXT NOT NULL,
-    inspected_at TEXT NOT NULL,
-    PRIMARY KEY (return_id, sku)
-);
-"""
+# Layout 5 is Alembic revision 0005 (activities/migrations/versions/); 4 is the oldest it upgrades.
+LAYOUT = 5
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 @dataclass
@@ -229,7 +35,7 @@ class Receipt:
 
 
 class StaleStore(Exception):
-    """A store written by an older orderops; its layout cannot serve this version."""
+    """A store of another layout than this orderops reads: `orderops store upgrade` brings an older one up."""
 
 
 def now_iso() -> str:
@@ -237,46 +43,37 @@ def now_iso() -> str:
 
 
 class Store:
-    def __init__(self, path: Path, labels_dir: Path):
-        self.path = path
-        self.labels_dir = labels_dir
-        path.parent.mkdir(parents=True, exist_ok=True)
-        labels_dir.mkdir(parents=True, exist_ok=True)
-        db = self.connect()
-        try:
-            tables = {r["name"] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if "meta" in tables else None
-            if ("stock" in tables and version is None) or (version is not None and int(version[0]) != SCHEMA_VERSION):
-                raise StaleStore(
-                    f"{path} was written by another orderops version (store layout {version[0] if version else 1}, this one reads "
-                    f"{SCHEMA_VERSION}); move it away or run `make clean` to start a fresh store"
-                )
-            db.executescript(SCHEMA)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        finally:
-            db.close()
+    """The warehouse store at `url` (a PostgreSQL URL, a sqlite:/// URL, or a SQLite file's path)."""
 
-    def connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        return db
+    def __init__(self, url: str | Path, labels_dir: Path, *, create: bool = True):
+        if isinstance(url, Path):
+            url.parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{url}"
+        self.url = url
+        self.labels_dir = labels_dir
+        labels_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = engine_for(url)
+        self.backend = backend_of(self.engine)
+        with migration_lock(self.engine) as connection:
+            layout = layout_of(connection)
+            if layout is None and create:
+                migrate(connection, None)
+            elif layout != LAYOUT:
+                raise StaleStore(stale_reason(shown(url), layout))
+
+    @property
+    def path(self) -> Path:
+        """The SQLite store's file."""
+        assert self.backend.name == "sqlite" and self.engine.url.database, f"{shown(self.url)} is not a file"
+        return Path(self.engine.url.database)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE takes the write lock up front, so check-then-write is atomic."""
-        db = self.connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+    def transaction(self) -> Iterator[Db]:
+        """Opens with the store's write lock held (docs/warehouse.md), so check-then-write is atomic."""
+        with connected(self.engine) as connection:
+            connection.exec_driver_sql(self.backend.begin_write)
+            yield Db(connection, self.backend)
+            connection.commit()
 
     def seed(self, seed_file: Path) -> bool:
         """Load warehouses, products with their stock per bin, and the blacklist, once, into an empty store."""
@@ -321,7 +118,7 @@ class Store:
                 raise KeyError(f"{sku} at {warehouse} {bin} holds {on_hand:,}; it can take 1 to {MAX_STOCK - on_hand:,} more")
             db.execute(
                 "INSERT INTO stock (sku, warehouse, bin, on_hand) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (sku, warehouse, bin) DO UPDATE SET on_hand = on_hand + excluded.on_hand",
+                " ON CONFLICT (sku, warehouse, bin) DO UPDATE SET on_hand = stock.on_hand + excluded.on_hand",
                 (sku, warehouse, bin, quantity),
             )
             # Oldest first, as far as the goods go; a requisition is closed once all it asked for has come.
@@ -348,26 +145,30 @@ class Store:
             if reason is None:
                 db.execute("DELETE FROM carrier_outages WHERE carrier = ?", (carrier,))
             else:
-                db.execute("INSERT OR REPLACE INTO carrier_outages VALUES (?, ?)", (carrier, reason))
+                db.execute(
+                    "INSERT INTO carrier_outages VALUES (?, ?) ON CONFLICT (carrier) DO UPDATE SET reason = excluded.reason",
+                    (carrier, reason),
+                )
 
     def inconsistencies(self, finished_orders: list[str] | None = None) -> list[str]:
         """What would be wrong with the warehouse: reserved counts that disagree with the reservations,
         finished orders still holding stock, a notification written twice. Empty when all is well."""
+        # SQLite keeps whatever type was written; PostgreSQL's INTEGER columns hold nothing else.
+        loose = "typeof(on_hand) != 'integer' OR typeof(reserved) != 'integer' OR " if self.backend.loose_types else ""
         problems = [
             f"stock {r['sku']} at {r['warehouse']} {r['bin']}: on_hand {r['on_hand']!r} and reserved {r['reserved']!r}"
             f" are not whole numbers with 0 <= reserved <= on_hand <= {MAX_STOCK:,}"
             for r in self.rows(
-                "SELECT sku, warehouse, bin, on_hand, reserved FROM stock WHERE typeof(on_hand) != 'integer'"
-                " OR typeof(reserved) != 'integer' OR reserved < 0 OR reserved > on_hand OR on_hand > ?",
+                f"SELECT sku, warehouse, bin, on_hand, reserved FROM stock WHERE {loose}reserved < 0 OR reserved > on_hand OR on_hand > ?",
                 MAX_STOCK,
             )
         ]
         problems += [
             f"stock {r['sku']} at {r['warehouse']} {r['bin']}: reserved {r['reserved']} but reservations hold {r['held']}"
             for r in self.rows(
-                "SELECT s.sku, s.warehouse, s.bin, s.reserved, COALESCE(SUM(r.quantity), 0) AS held FROM stock s"
+                "SELECT * FROM (SELECT s.sku, s.warehouse, s.bin, s.reserved, COALESCE(SUM(r.quantity), 0) AS held FROM stock s"
                 " LEFT JOIN reservations r ON r.sku = s.sku AND r.warehouse = s.warehouse AND r.bin = s.bin AND r.state = 'active'"
-                " GROUP BY s.sku, s.warehouse, s.bin HAVING s.reserved != held"
+                " GROUP BY s.sku, s.warehouse, s.bin, s.reserved) AS counted WHERE reserved != held"
             )
         ]
         for order_id in finished_orders or []:
@@ -377,7 +178,7 @@ class Store:
         problems += [
             f"order {r['order_id']}: {r['n']} {r['kind']!r} notifications for {r['causes']} cause(s)"
             for r in self.rows(
-                "SELECT n.order_id, n.kind, COUNT(*) AS n, CASE"
+                "SELECT * FROM (SELECT n.order_id, n.kind, COUNT(*) AS n, CASE"
                 "  WHEN n.kind IN ('in_transit', 'out_for_delivery', 'delivery_failed', 'delivered', 'lost') THEN"
                 "   (SELECT COUNT(*) FROM tracking_events t WHERE t.order_id = n.order_id AND t.status = n.kind)"
                 "  WHEN n.kind = 'repick' THEN (SELECT COUNT(*) FROM scans s WHERE s.order_id = n.order_id AND s.matched = 0)"
@@ -385,7 +186,7 @@ class Store:
                 "   (SELECT COUNT(*) FROM carrier_bookings b WHERE b.order_id = n.order_id AND b.state = 'intercept_requested')"
                 "  WHEN n.kind = 'refunded' THEN (SELECT COUNT(*) FROM refunds f WHERE f.order_id = n.order_id)"
                 "  ELSE (SELECT COALESCE(MAX(round), 1) FROM rounds r WHERE r.order_id = n.order_id) END AS causes"
-                " FROM notifications n GROUP BY n.order_id, n.kind HAVING n > causes"
+                " FROM notifications n GROUP BY n.order_id, n.kind) AS counted WHERE n > causes"
             )
         ]
         return problems
@@ -398,29 +199,87 @@ class Store:
         }
 
     def rows(self, sql: str, *params) -> list[dict]:
-        db = self.connect()
-        try:
-            return [dict(r) for r in db.execute(sql, params)]
-        finally:
-            db.close()
+        with connected(self.engine) as connection:
+            return [dict(r) for r in Db(connection, self.backend).execute(sql, params)]
+
+    def tables(self) -> list[str]:
+        with connected(self.engine) as connection:
+            return sorted(sa.inspect(connection).get_table_names())
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def open_store() -> Store:
-    """The warehouse store under ORDEROPS_HOME, seeded with the sample catalogue the first time."""
-    store = Store(home() / "warehouse.db", home() / "labels")
+    """The warehouse store at ORDEROPS_STORE_URL, or under ORDEROPS_HOME; seeded with the sample catalogue the first time."""
+    url = store_url()
+    store = Store(url, home() / "labels")
     store.seed(SAMPLES_DIR / "warehouse.yaml")
     return store
 
 
-def current_round(db: sqlite3.Connection, order_id: str) -> int:
+def layout_of(connection: sa.Connection) -> int | None:
+    """The store's layout: Alembic's revision, or for a store from before Alembic, meta.schema_version
+    (1 when it has stock but no meta); None for an empty database."""
+    tables = set(sa.inspect(connection).get_table_names())
+    if "alembic_version" in tables:
+        revision = MigrationContext.configure(connection).get_current_revision()
+        return int(revision) if revision else None
+    if "meta" in tables:
+        row = connection.exec_driver_sql("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 1
+    return 1 if "stock" in tables else None
+
+
+def stale_reason(where: str, layout: int | None) -> str:
+    if layout is None:
+        return f"{where} holds no store yet; a worker or any orderops command creates it"
+    if layout > LAYOUT:
+        return f"{where} is at store layout {layout}, newer than this orderops reads ({LAYOUT}); upgrade orderops"
+    if layout < 4:
+        return (
+            f"{where} is at store layout {layout}, older than `orderops store upgrade` can migrate (4 to {LAYOUT});"
+            " move it away or run `make clean` to start a fresh store"
+        )
+    return f"{where} is at store layout {layout} and this orderops reads {LAYOUT}: run `orderops store upgrade`"
+
+
+def migrate(connection: sa.Connection, layout: int | None) -> None:
+    """Run Alembic's migrations from `layout` (None: an empty database) to the current one."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    if layout is not None and "alembic_version" not in sa.inspect(connection).get_table_names():
+        command.stamp(config, f"{layout:04d}")  # a layout-4 store from before Alembic
+    command.upgrade(config, f"{LAYOUT:04d}")
+    connection.commit()
+
+
+def upgrade(url: str) -> tuple[int | None, int]:
+    """Bring the store at `url`, with its data, to the current layout (or make it, in an empty database):
+    (layout before, None for none, and layout now)."""
+    engine = engine_for(url)
+    try:
+        with migration_lock(engine) as connection:
+            before = layout_of(connection)
+            if before is not None and not 4 <= before <= LAYOUT:
+                raise StaleStore(stale_reason(shown(url), before))
+            if before != LAYOUT:
+                migrate(connection, before)
+            return before, LAYOUT
+    finally:
+        engine.dispose()
+
+
+def current_round(db: Db, order_id: str) -> int:
     """The order's fulfilment round: 1 until a reship opens the next."""
     return db.execute("SELECT COALESCE(MAX(round), 1) FROM rounds WHERE order_id = ?", (order_id,)).fetchone()[0]
 
 
-def next_number(db: sqlite3.Connection, name: str) -> int:
+def next_number(db: Db, name: str) -> int:
     """A store-wide sequence, never reused (tracking numbers): advanced in the caller's transaction."""
     db.execute("INSERT INTO meta VALUES (?, '0') ON CONFLICT (key) DO NOTHING", (name,))
-    db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?", (name,))
+    db.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = ?", (name,))
     return int(db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()[0])
 
 
@@ -429,12 +288,12 @@ def event_key(event: dict) -> str:
     return f"{event.get('received_at')}#{event.get('seq', '')}"
 
 
-def outbox(db: sqlite3.Connection, order_id: str, kind: str, channel: str, recipient: str, message: str, key: str | None = None) -> bool:
+def outbox(db: Db, order_id: str, kind: str, channel: str, recipient: str, message: str, key: str | None = None) -> bool:
     """Write a notification in the caller's transaction (transactional outbox); once per order and key."""
     return bool(
         db.execute(
-            "INSERT OR IGNORE INTO notifications (order_id, kind, dedupe_key, channel, recipient, message, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO notifications (order_id, kind, dedupe_key, channel, recipient, message, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (order_id, kind, key or kind, channel, recipient, message, now_iso()),
         ).rowcount
     )

@@ -21,6 +21,11 @@ def home() -> Path:
     return Path(os.environ.get("ORDEROPS_HOME", ".orderops")).resolve()
 
 
+def store_url() -> str:
+    """The warehouse store: ORDEROPS_STORE_URL (postgresql://user@host:5432/db), else a SQLite file in the home."""
+    return os.environ.get("ORDEROPS_STORE_URL") or f"sqlite:///{home() / 'warehouse.db'}"
+
+
 def default_address() -> str:
     return os.environ.get("TEMPORAL_ADDRESS") or DEFAULT_ADDRESS
 

@@ -206,6 +206,8 @@ def configure(log_format: str = "console", level: str = "info") -> None:
     root.setLevel(level.upper())
     # Every request the CLI sends the console would be a line: only its failures are news (one line, from the command).
     logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
+    # Alembic names every plugin it loads and every migration it runs; `orderops store upgrade` says what it did.
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

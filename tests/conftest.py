@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -34,7 +35,7 @@ from orderops.people import People
 from orderops.process.load import DefinitionSnapshot
 from orderops.server import PRIORITY_CONFIG, SQLITE_PRAGMAS, temporal_binary
 from orderops.worker import build_worker
-from tests import support
+from tests import postgres, support
 from tests.helpers import ROOT, SESSION_HISTORIES, SignIns, definition, free_port, order_data
 
 
@@ -50,6 +51,19 @@ async def export_histories(client: Client, server: str) -> None:
         (target / history_file_name(history.workflow_id)).write_text(history.to_json(), encoding="utf-8")
     # The histories are encrypted: the replay step reads them with the session's keys (test keys, never committed).
     shutil.copytree(key_dir(), SESSION_HISTORIES / "codec-keys", dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """This run's PostgreSQL database (tests/postgres.py), created on first use."""
+    with postgres.run_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_store_url(postgres_database: str) -> str:
+    """A store URL on PostgreSQL whose tables no other test sees."""
+    return postgres.fresh_schema(postgres_database)
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,12 @@ def report(err: Exception) -> int | None:
         print("\n".join(err.messages), file=sys.stderr)
         return 1
     # Imported here: a lint run never reaches Temporal or the store, and should not load them.
+    from activities.database import StoreUnavailable
     from activities.store import StaleStore
     from orderops.codec import CodecError
     from orderops.history.timeline import HistoryError
 
-    if isinstance(err, (ClientError, Unreachable, HistoryError, StaleStore, CodecError)):
+    if isinstance(err, (ClientError, Unreachable, HistoryError, StaleStore, StoreUnavailable, CodecError)):
         print(f"orderops: {err}", file=sys.stderr)
         return 1
     from temporalio.service import RPCError

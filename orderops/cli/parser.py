@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     _history(commands)
     _people(commands)
     _keys(commands)
+    _store(commands)
     return parser
 
 
@@ -442,3 +443,18 @@ def _keys(commands: _Commands) -> None:
         run="orderops.cli.keys:rotate"
     )
     keys.add_parser("list", help="the keys, newest (the one that encrypts) last").set_defaults(run="orderops.cli.keys:list_keys")
+
+
+def _store(commands: _Commands) -> None:
+    group = commands.add(
+        "store",
+        None,
+        "the warehouse store's layout: status, upgrade",
+        f"The store at env ORDEROPS_STORE_URL (postgresql://user@host:5432/db), else the SQLite file {config.home() / 'warehouse.db'}.",
+        connects=False,
+    )
+    store = group.add_subparsers(dest="store_command", required=True, parser_class=Parser, metavar="ACTION", help="what to do")
+    store.add_parser("status", help="where the store is and its layout").set_defaults(run="orderops.cli.store:status")
+    store.add_parser("upgrade", help="bring the store, with its data, to this version's layout (stop the workers first)").set_defaults(
+        run="orderops.cli.store:upgrade"
+    )

@@ -1,7 +1,9 @@
-"""Activity tests: each test gets a fresh store seeded with samples/warehouse.yaml."""
+"""Activity tests: each test gets a fresh store seeded with samples/warehouse.yaml, once on SQLite and
+once on PostgreSQL (tests/postgres.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,11 +16,20 @@ from tests.helpers import order_data
 from tests.store_helpers import run as run_activity
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store's URL, on each backend in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'warehouse.db'}"
+    return request.getfixturevalue("postgres_store_url")
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    store = Store(tmp_path / "warehouse.db", tmp_path / "labels")
+def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
+    store = Store(store_url, tmp_path / "labels")
     store.seed(SAMPLES_DIR / "warehouse.yaml")
-    return store
+    yield store
+    store.close()
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ PROMISE_POLICY = load_policy(ROOT / "process_defs" / "policies" / "promise.yaml"
 
 def snapshot(store: Store) -> dict[str, list[str]]:
     """Every row of every table, and every label file with its text; order-independent."""
-    tables = [r["name"] for r in store.rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    tables = store.tables()
     snap = {table: sorted(json.dumps(row, sort_keys=True) for row in store.rows(f'SELECT * FROM "{table}"')) for table in tables}
     snap[LABELS] = sorted(
         f"{path.relative_to(store.labels_dir)}\n{path.read_text(encoding='utf-8')}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -448,20 +447,6 @@ def test_tracking_numbers_are_never_reused_after_a_void(store: Store):
     again = run(PackingActivities(store).pack_order, first)["parcels"][0]["tracking_no"]
     other = run(PackingActivities(store).pack_order, second)["parcels"][0]["tracking_no"]
     assert len({number, again, other}) == 3
-
-
-def test_a_store_of_another_layout_is_refused_in_one_line(tmp_path: Path):
-    from activities.store import SCHEMA_VERSION, StaleStore
-
-    Store(tmp_path / "w.db", tmp_path / "labels")
-    db = sqlite3.connect(tmp_path / "w.db")
-    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    db.commit()
-    db.close()
-    with pytest.raises(
-        StaleStore, match=rf"w.db was written by another orderops version \(store layout 2, this one reads {SCHEMA_VERSION}\)"
-    ):
-        Store(tmp_path / "w.db", tmp_path / "labels")
 
 
 def test_a_split_order_is_delivered_parcel_by_parcel(store: Store):
