@@ -7,14 +7,17 @@ from datetime import UTC, datetime, timedelta
 from typing import get_type_hints
 
 import yaml
+from alembic import command
+from alembic.config import Config
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
 
 from activities.carrier import CarrierActivities
+from activities.database import engine_for
 from activities.packing import PackingActivities
 from activities.picking import PickingActivities
 from activities.stock import StockActivities
-from activities.store import Store
+from activities.store import MIGRATIONS, Store
 from orderops.config import PROCESS_DIR
 from orderops.order import Order
 from tests.helpers import order_data
@@ -78,3 +81,16 @@ def packed(store: Store, **overrides) -> dict:
 
 def codes(result: dict) -> list[str]:
     return result["anomalies"]
+
+
+def as_layout_4(url: str) -> None:
+    """Turn the store at `url`, rows and all, into what orderops left before Alembic: layout 4, no alembic_version."""
+    engine = engine_for(url)
+    with engine.connect() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+        connection.exec_driver_sql("DROP TABLE alembic_version")
+        connection.commit()
+    engine.dispose()

@@ -35,8 +35,9 @@ async def run_worker(args) -> int:
         limits = limits_from_env(os.environ)
     except ValueError as err:
         raise CliError(str(err)) from None
+    store = open_store()  # a store that needs `orderops store upgrade` is refused before anything polls
     client = await order_client(args, metrics=args.metrics)
-    await serve(client.temporal, open_store(), process_dir, limits=limits)
+    await serve(client.temporal, store, process_dir, limits=limits)
     return 0
 
 
