@@ -62,10 +62,9 @@ class Store:
                 raise StaleStore(stale_reason(shown(url), layout))
 
     @property
-    def path(self) -> Path:
-        """The SQLite store's file."""
-        assert self.backend.name == "sqlite" and self.engine.url.database, f"{shown(self.url)} is not a file"
-        return Path(self.engine.url.database)
+    def where(self) -> str:
+        """The store's URL, fit to print: without a password."""
+        return shown(self.url)
 
     @contextmanager
     def transaction(self) -> Iterator[Db]:

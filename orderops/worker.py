@@ -118,7 +118,7 @@ async def serve(
         task_queue=TASK_QUEUE,
         namespace=client.namespace,
         definitions_checked=f"{process_dir}: {', '.join(checked)}",
-        store=str(store.path),
+        store=store.where,
         **limits,
     )
     async with worker:

@@ -71,7 +71,7 @@ def write(store: Store, sql: str, *params) -> None:
 
 def test_a_store_opens_where_neither_its_directory_nor_its_labels_directory_exists_yet(tmp_path: Path):
     store = Store(tmp_path / "a" / "b" / "warehouse.db", tmp_path / "c" / "d" / "labels")
-    assert store.path.is_file()
+    assert (tmp_path / "a" / "b" / "warehouse.db").is_file()
     assert store.labels_dir.is_dir()
 
 
