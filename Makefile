@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/report.py
 	$(BIN)/python bench/codec.py
 	$(BIN)/python bench/inbox.py
+	$(BIN)/python bench/store.py --baseline baf262c
 
 # Pages generated from the code; a test fails when they are stale.
 docs: $(STAMP)
