@@ -105,7 +105,14 @@ def engine_for(url: str) -> sa.Engine:
         raise StoreUnavailable(f"ORDEROPS_STORE_URL {url!r} is not a URL like postgresql://user@host:5432/db") from None
     if parsed.get_backend_name() == "postgresql":
         # psycopg 3 is the driver; a plain postgresql:// URL, as libpq and the docs write it, means it.
-        return sa.create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True, pool_size=10, max_overflow=10)
+        # Pre-ping: a worker outlives a database restart. A host that does not answer is an error in 10 s, not a hang.
+        return sa.create_engine(
+            parsed.set(drivername="postgresql+psycopg"),
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=10,
+            connect_args={"connect_timeout": 10},
+        )
     if parsed.get_backend_name() != "sqlite":
         raise StoreUnavailable(f"ORDEROPS_STORE_URL must be postgresql://... or sqlite:///..., not {parsed.drivername}://")
     if parsed.database:

@@ -45,10 +45,8 @@ def now_iso() -> str:
 class Store:
     """The warehouse store at `url` (a PostgreSQL URL, a sqlite:/// URL, or a SQLite file's path)."""
 
-    def __init__(self, url: str | Path, labels_dir: Path, *, create: bool = True):
-        if isinstance(url, Path):
-            url.parent.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{url}"
+    def __init__(self, url: str | Path, labels_dir: Path):
+        url = f"sqlite:///{url}" if isinstance(url, Path) else url
         self.url = url
         self.labels_dir = labels_dir
         labels_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +54,7 @@ class Store:
         self.backend = backend_of(self.engine)
         with migration_lock(self.engine) as connection:
             layout = layout_of(connection)
-            if layout is None and create:
+            if layout is None:  # an empty database: this is the store's first start
                 migrate(connection, None)
             elif layout != LAYOUT:
                 raise StaleStore(stale_reason(shown(url), layout))

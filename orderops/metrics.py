@@ -2,7 +2,8 @@
 
 Recorded from the order workflow through its metric meter, which is replay-safe: a history being
 replayed (after a restart, or by `orderops replay`) records nothing, so every order counts once.
-Activity failures are the SDK's `temporal_activity_execution_failed`, by activity type. Names and
+Activity failures are the SDK's `temporal_activity_execution_failed`, by activity type. The gauges
+of orders at risk now are the worker's, from visibility (orderops/open_orders.py). Names and
 labels: docs/operations.md#metrics.
 """
 

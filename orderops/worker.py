@@ -18,6 +18,7 @@ from activities.envelope import AttemptEnvelope
 from activities.store import Store
 from orderops.activity_names import ACTIVITY_NAMES
 from orderops.messages import TASK_QUEUE
+from orderops.open_orders import watch_open_orders
 from orderops.process.lint import InvalidDefinition, load_definition
 from orderops.proof import SANDBOX_PASSTHROUGH
 from workflows import OrderWorkflow
@@ -106,8 +107,14 @@ def build_worker(
 
 
 async def serve(
-    client: Client, store: Store, process_dir: Path, stop: asyncio.Event | None = None, limits: WorkerLimits | None = None
+    client: Client,
+    store: Store,
+    process_dir: Path,
+    stop: asyncio.Event | None = None,
+    limits: WorkerLimits | None = None,
+    gauges: bool = False,
 ) -> None:
+    """Run the worker until `stop`; with `gauges`, also keep the open-order gauges of --metrics current."""
     checked, problems = check_definitions(process_dir)
     if problems:
         raise InvalidDefinition(problems)
@@ -122,4 +129,9 @@ async def serve(
         **limits,
     )
     async with worker:
-        await (stop or asyncio.Event()).wait()
+        watcher = asyncio.create_task(watch_open_orders(client)) if gauges else None
+        try:
+            await (stop or asyncio.Event()).wait()
+        finally:
+            if watcher:
+                watcher.cancel()

@@ -37,7 +37,7 @@ async def run_worker(args) -> int:
         raise CliError(str(err)) from None
     store = open_store()  # a store that needs `orderops store upgrade` is refused before anything polls
     client = await order_client(args, metrics=args.metrics)
-    await serve(client.temporal, store, process_dir, limits=limits)
+    await serve(client.temporal, store, process_dir, limits=limits, gauges=bool(args.metrics))
     return 0
 
 

@@ -12,6 +12,7 @@ from activities.store import Store
 from orderops.client import OrderClient
 from orderops.connect import Unreachable, connect
 from orderops.messages import ReviewDecision
+from orderops.open_orders import GAUGES, open_order_counts, watch_open_orders
 from orderops.order import Order
 from orderops.worker import build_worker
 from tests import support
@@ -64,6 +65,23 @@ async def test_a_workers_metrics_count_orders_steps_decisions_and_the_sdks_own(a
     assert sum(samples(text, "temporal_workflow_completed_total").values()) >= 3
     failed = samples(text, "temporal_activity_execution_failed_total")
     assert sum(v for labels, v in failed.items() if 'activity_type="flaky_step"' in labels) == 2
+
+
+async def test_a_worker_serves_gauges_of_the_running_orders_at_risk_and_past_a_deadline_now(address):
+    bound = f"127.0.0.1:{free_port()}"
+    client = await connect(address, "default", metrics=bound)
+    watcher = asyncio.create_task(watch_open_orders(client, every=0.2))
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the gauges show what visibility counts, once the watcher has read it
+            served = {name: samples(httpx.get(f"http://{bound}/metrics", timeout=5).text, name) for name in GAUGES}
+            counts = await open_order_counts(client)
+            if all(list(served[name].values()) == [float(counts[name])] for name in GAUGES):
+                break
+            assert time.monotonic() < deadline, f"served {served}, visibility counts {counts}"
+            await asyncio.sleep(0.2)
+    finally:
+        watcher.cancel()
 
 
 async def test_a_metrics_address_that_cannot_be_served_is_one_line(address):

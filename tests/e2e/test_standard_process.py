@@ -323,15 +323,10 @@ async def test_two_courier_scans_in_one_instant_both_count(start, store: Store):
 
 async def test_cancel_while_the_reservation_is_in_flight_still_releases_it(start, store: Store):
     before = store.stock_levels()
-    blocker = store.connect()
-    blocker.execute("BEGIN IMMEDIATE")  # the warehouse is busy: reserve_stock cannot commit yet
-    try:
+    with store.transaction():  # the warehouse is busy (its write lock held): reserve_stock cannot commit yet
         order, handle = await start()
         await wait_until(handle, lambda v: any(s.node == "reserve_stock" and s.outcome == "running" for s in v.steps))
         await handle.execute_update("cancel", CancelRequest(reason="customer changed their mind"))
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
     result = await settled(handle, store)
     assert result.status == "cancelled"
     assert store.stock_levels()["TEA-001"] == before["TEA-001"]

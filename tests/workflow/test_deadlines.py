@@ -6,12 +6,16 @@ is then fast-forwarded to exactly the moment a test needs.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime, timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from activities.store import Store
+from orderops import open_orders
 from orderops import search_attributes as sa
 from orderops.history.timeline import build_timeline
 from orderops.messages import ExternalEvent, OrderStatusView, ReviewDecision
@@ -67,6 +71,8 @@ async def test_late_delivery_breaches_the_receive_at_the_promise_and_is_compensa
     attributes = (await handle.describe()).typed_search_attributes
     # Breached now; no longer "at risk" of it: the flag is cleared when the step ends.
     assert attributes.get(sa.BREACHED) is True and attributes.get(sa.AT_RISK) is False
+    await counted(ts_env.client, "orderops_orders_breached_now", handle, 1)
+    await counted(ts_env.client, "orderops_orders_at_risk_now", handle, 0)
 
     await handle.signal("event", ExternalEvent(name="delivered", data={"signer": "Li Wei"}))
     result = await finish(handle, ts_store)
@@ -131,6 +137,14 @@ async def test_a_decision_past_ship_by_takes_the_breach_path(ts_env, ts_start, t
     assert kinds == {"at_risk", "ship_by_missed"}
 
 
+async def counted(client: Client, gauge: str, handle, expected: int) -> None:
+    """Whether the gauge's visibility query counts this order, once visibility has caught up."""
+    deadline = time.monotonic() + 10
+    while (found := (await client.count_workflows(f"{open_orders.query(gauge)} AND WorkflowId = '{handle.id}'")).count) != expected:
+        assert time.monotonic() < deadline, f"{gauge} counts {found} for {handle.id}, not {expected}"
+        await asyncio.sleep(0.1)
+
+
 async def test_at_risk_near_the_deadline_then_cleared_when_the_step_ends_in_time(ts_env, ts_start, ts_store: Store):
     order, handle = await ts_start("deadlines.yaml")
     view = await wait_until(handle, awaiting_decision)
@@ -144,6 +158,7 @@ async def test_at_risk_near_the_deadline_then_cleared_when_the_step_ends_in_time
     view = await wait_until(handle, lambda v: v.at_risk is not None)
     assert view.at_risk["node"] == "approve"
     assert (await handle.describe()).typed_search_attributes.get(sa.AT_RISK) is True
+    await counted(ts_env.client, "orderops_orders_at_risk_now", handle, 1)  # the worker's gauge of orders at risk now
     await wait_until(
         handle, lambda v: bool(ts_store.rows("SELECT 1 FROM notifications WHERE order_id = ? AND kind = 'at_risk'", order.order_id))
     )
@@ -153,6 +168,7 @@ async def test_at_risk_near_the_deadline_then_cleared_when_the_step_ends_in_time
     # `pack` starts past 80% of the same window, so it is at risk from its start, and clears too.
     assert (result.status, result.breaches, [r["node"] for r in result.at_risk]) == ("completed", [], ["approve", "pack"])
     assert (await handle.describe()).typed_search_attributes.get(sa.AT_RISK) is False
+    await counted(ts_env.client, "orderops_orders_at_risk_now", handle, 0)
 
 
 async def test_a_task_whose_retries_would_outlast_its_deadline_breaches(start, store: Store):
