@@ -25,17 +25,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from startup import export  # bench/startup.py: a revision's tree, from git archive
+
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = (1, 8)
-
-
-def export(revision: str, folder: Path) -> Path:
-    folder.mkdir()
-    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True)
-    if archive.returncode != 0:
-        sys.exit(f"git archive {revision}: {archive.stderr.decode().strip()}")
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder
 
 
 def child(store_arg: str, orders: int, scratch: Path) -> None:
