@@ -272,7 +272,8 @@ class CarrierActivities(StoreActivities):
             if status == "delivered":
                 # Signed for: nothing left to intercept. A scan naming its parcel signs for that one (a split order
                 # has several); one naming none signs for all of them.
-                parcel = detail.get("tracking_no")
+                # Tracking numbers are text: one sent as a number names the same parcel, on every backend.
+                parcel = None if detail.get("tracking_no") is None else str(detail["tracking_no"])
                 if (
                     parcel is not None
                     and not db.execute(

@@ -100,16 +100,20 @@ def engine_for(url: str) -> sa.Engine:
     """An engine for `postgresql://user@host:port/db` or `sqlite:///path`, set up the way the store needs."""
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError:
-        raise StoreUnavailable(f"ORDEROPS_STORE_URL {url!r} is not a URL like postgresql://user@host:5432/db") from None
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
+        # The URL is not echoed: it may hold a password.
+        raise StoreUnavailable("ORDEROPS_STORE_URL is not a URL like postgresql://user@host:5432/db (or sqlite:///path)") from None
     if parsed.get_backend_name() == "postgresql":
         # psycopg 3 is the driver; a plain postgresql:// URL, as libpq and the docs write it, means it.
-        # Pre-ping: a worker outlives a database restart. A host that does not answer is an error in 10 s, not a hang.
+        # READ COMMITTED whatever the server's default: a transaction waiting for the write lock must see
+        # what the one before it committed. Pre-ping: a worker outlives a database restart. A host that
+        # does not answer is an error in 10 s, not a hang. Room for the worker's 32 activity threads.
         return sa.create_engine(
             parsed.set(drivername="postgresql+psycopg"),
+            isolation_level="READ COMMITTED",
             pool_pre_ping=True,
             pool_size=10,
-            max_overflow=10,
+            max_overflow=30,
             connect_args={"connect_timeout": 10},
         )
     if parsed.get_backend_name() != "sqlite":
@@ -144,7 +148,7 @@ def connected(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A connection, or one line saying why there is none (the driver's own first line)."""
     try:
         connection = engine.connect()
-    except sa.exc.OperationalError as e:
+    except sa.exc.DBAPIError as e:
         reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
         raise StoreUnavailable(f"cannot open the store at {shown(engine.url)}: {reason}") from None
     with connection:

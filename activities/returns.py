@@ -82,7 +82,8 @@ class ReturnActivities(StoreActivities):
                 raise ApplicationError(f"return {order.order_id} was not assessed", type="InvalidReturn", non_retryable=True)
             if row["label_path"] is None:
                 warehouse = db.execute(
-                    "SELECT w.name FROM reservations r JOIN warehouses w ON w.id = r.warehouse WHERE r.order_id = ? AND r.state = 'shipped' LIMIT 1",
+                    "SELECT w.name FROM reservations r JOIN warehouses w ON w.id = r.warehouse WHERE r.order_id = ? AND r.state = 'shipped'"
+                    " ORDER BY r.round DESC, r.warehouse LIMIT 1",
                     (args.request.original_order_id,),
                 ).fetchone()
                 path = self.store.labels_dir / f"RT-{order.order_id}.zpl"
@@ -132,7 +133,8 @@ class ReturnActivities(StoreActivities):
         with self.store.transaction() as db:
             for sku, quantity in quantities.items():
                 origin = db.execute(
-                    "SELECT warehouse, bin FROM reservations WHERE order_id = ? AND sku = ? AND state = 'shipped' ORDER BY round DESC LIMIT 1",
+                    "SELECT warehouse, bin FROM reservations WHERE order_id = ? AND sku = ? AND state = 'shipped'"
+                    " ORDER BY round DESC, warehouse, bin LIMIT 1",
                     (args.request.original_order_id, sku),
                 ).fetchone()
                 if origin is None:

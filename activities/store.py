@@ -221,7 +221,8 @@ def layout_of(connection: sa.Connection) -> int | None:
     tables = set(sa.inspect(connection).get_table_names())
     if "alembic_version" in tables:
         revision = MigrationContext.configure(connection).get_current_revision()
-        return int(revision) if revision else None
+        if revision:
+            return int(revision)
     if "meta" in tables:
         row = connection.exec_driver_sql("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else 1
@@ -246,6 +247,9 @@ def migrate(connection: sa.Connection, layout: int | None) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
+    if connection.dialect.name == "sqlite":
+        # SQLite's DDL is transactional too: a first start cut short leaves an empty database, not half a store.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     if layout is not None and "alembic_version" not in sa.inspect(connection).get_table_names():
         command.stamp(config, f"{layout:04d}")  # a layout-4 store from before Alembic
     command.upgrade(config, f"{LAYOUT:04d}")

@@ -19,15 +19,15 @@ _schemas = itertools.count(1)
 
 
 @contextmanager
-def run_database() -> Iterator[str]:
-    """A database of this test run's own: its URL, dropped when the run ends."""
+def run_database(options: str = "") -> Iterator[str]:
+    """A database of this test run's own (`options` to CREATE DATABASE): its URL, dropped when the run ends."""
     name = f"orderops_test_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as e:
         raise RuntimeError(f"the store's tests need PostgreSQL at {ADMIN_URL} (ORDEROPS_TEST_POSTGRES): {str(e).splitlines()[0]}") from None
     with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" {options}')
         try:
             yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
         finally:
