@@ -46,6 +46,17 @@ def _too_slow(carrier: Carrier, promise: dict, now: datetime) -> str | None:
     return None
 
 
+def _answer(row) -> dict:
+    """A booking as book_carrier answers it, first time or redelivered: whether it keeps the promise, and
+    the carriers passed over (None for a booking made before store layout 5, which kept neither)."""
+    booking = dict(row)
+    if booking["meets_promise"] is not None:
+        booking["meets_promise"] = bool(booking["meets_promise"])
+    if booking["refused"] is not None:
+        booking["refused"] = json.loads(booking["refused"])
+    return booking
+
+
 class CarrierActivities(StoreActivities):
     @activity_defn("book_carrier")
     def book_carrier(self, args: BookArgs) -> Booked:
@@ -70,7 +81,7 @@ class CarrierActivities(StoreActivities):
                     "SELECT * FROM carrier_bookings WHERE order_id = ? AND round = ? AND warehouse = ? AND state != 'cancelled'",
                     (order.order_id, round_no, parcel["warehouse"]),
                 ).fetchone()
-                bookings.append(dict(held) if held else self._book(db, order.order_id, round_no, parcel, args, now, day))
+                bookings.append(_answer(held) if held else self._book(db, order.order_id, round_no, parcel, args, now, day))
         log.info("carriers booked", bookings=[(b["tracking_no"], b["carrier"]) for b in bookings])
         return Booked.model_validate({"bookings": bookings})
 
@@ -109,19 +120,32 @@ class CarrierActivities(StoreActivities):
         )
         cost = round(carrier.base_cost + carrier.cost_per_kg * parcel["weight_kg"], 2)
         db.execute(
-            "INSERT INTO carrier_bookings (order_id, round, warehouse, carrier, service, tracking_no, day, cost, state, booked_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'booked', ?) ON CONFLICT (order_id, round, warehouse) DO UPDATE SET"
+            "INSERT INTO carrier_bookings"
+            " (order_id, round, warehouse, carrier, service, tracking_no, day, cost, state, booked_at, meets_promise, refused)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'booked', ?, ?, ?) ON CONFLICT (order_id, round, warehouse) DO UPDATE SET"
             " carrier = excluded.carrier, service = excluded.service, tracking_no = excluded.tracking_no, day = excluded.day,"
-            " cost = excluded.cost, state = 'booked', booked_at = excluded.booked_at",
-            (order_id, round_no, parcel["warehouse"], carrier.name, service, parcel["tracking_no"], day, cost, now_iso()),
+            " cost = excluded.cost, state = 'booked', booked_at = excluded.booked_at, meets_promise = excluded.meets_promise,"
+            " refused = excluded.refused",
+            (
+                order_id,
+                round_no,
+                parcel["warehouse"],
+                carrier.name,
+                service,
+                parcel["tracking_no"],
+                day,
+                cost,
+                now_iso(),
+                int(bool(in_time)),
+                json.dumps(refused),
+            ),
         )
-        booking = dict(
+        return _answer(
             db.execute(
                 "SELECT * FROM carrier_bookings WHERE order_id = ? AND round = ? AND warehouse = ?",
                 (order_id, round_no, parcel["warehouse"]),
             ).fetchone()
         )
-        return {**booking, "meets_promise": bool(in_time), "refused": refused}
 
     @activity_defn("cancel_booking")
     def cancel_booking(self, args: OrderArgs) -> Cancelled:

@@ -173,9 +173,9 @@ class Booking(Result):
     courier: str | None
     handed_over_at: str | None
     booked_at: str
-    # A redelivery returns the stored row, without these two (a known bug: tests/store/test_redelivery.py, WRONG_ANSWER).
-    meets_promise: bool | None = absent("The carrier delivers by the promise; absent when the booking already existed")
-    refused: list[str] | None = absent("Carriers passed over, each with why; absent when the booking already existed")
+    # Kept with the booking (store layout 5), so a redelivery answers as the first delivery did.
+    meets_promise: bool | None = absent("The carrier delivers by the promise; absent for a booking made before store layout 5")
+    refused: list[str] | None = absent("Carriers passed over, each with why; absent for a booking made before store layout 5")
 
 
 class Booked(Result):

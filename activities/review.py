@@ -68,7 +68,10 @@ def findings(db: Db, order: Order, rules: ReviewRules, anchor: str) -> list[tupl
     def since(window: timedelta) -> str:
         return (datetime.fromisoformat(anchor) - window).isoformat(timespec="microseconds")
 
-    earlier = "customer_id = ? AND seen_at >= ? AND (seen_at < ? OR (seen_at = ? AND order_id < ?))"
+    # seen_at as written since reviews carried microseconds: rows from before, in whole seconds
+    # ('...T06:00:00+00:00'), would sort before the same instant in microseconds.
+    seen_at = "CASE WHEN length(seen_at) = 25 THEN substr(seen_at, 1, 19) || '.000000' || substr(seen_at, 20) ELSE seen_at END"
+    earlier = f"customer_id = ? AND {seen_at} >= ? AND ({seen_at} < ? OR ({seen_at} = ? AND order_id < ?))"
 
     if rules.unknown_sku.enabled:
         known = {r["sku"] for r in db.execute("SELECT sku FROM products")}
@@ -99,7 +102,7 @@ def findings(db: Db, order: Order, rules: ReviewRules, anchor: str) -> list[tupl
         found.append(("phone_invalid", f"phone {mask_phone(order.phone)!r} is not {rules.phone.expected}"))
     if rules.duplicate.enabled:
         duplicate = db.execute(
-            f"SELECT order_id FROM orders_seen WHERE {earlier} AND address_key = ? AND items_key = ? ORDER BY seen_at DESC, order_id DESC",
+            f"SELECT order_id FROM orders_seen WHERE {earlier} AND address_key = ? AND items_key = ? ORDER BY {seen_at} DESC, order_id DESC",
             (order.customer_id, since(rules.duplicate.window), anchor, anchor, order.order_id, address_key, items_key),
         ).fetchone()
         if duplicate:
@@ -146,7 +149,8 @@ class ReviewActivities(StoreActivities):
             # Microseconds order reviews within a second; ISO-8601 UTC texts sort as times
             # (rows written with whole seconds too).
             row = db.execute("SELECT seen_at FROM orders_seen WHERE order_id = ?", (order.order_id,)).fetchone()
-            anchor = row["seen_at"] if row else datetime.now(UTC).isoformat(timespec="microseconds")
+            first = datetime.fromisoformat(row["seen_at"]) if row else datetime.now(UTC)
+            anchor = first.isoformat(timespec="microseconds")
             found = findings(db, order, args.rules, anchor)
             # Re-review after an edit replaces the earlier fingerprint of this order, keeping its first seen_at.
             db.execute(

@@ -158,12 +158,7 @@ def test_orders_first_reviewed_in_the_same_microsecond_are_ordered_by_order_id(h
     assert ("velocity_exceeded" in codes(result)) is counted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: activities/review.py findings(): the `earlier` query compares seen_at as text; a row stored in whole seconds ('...T06:00:00+00:00',"
-    " as now_iso() wrote them before microseconds and as tests' age() still does) sorts before the same instant"
-    " in microseconds ('...T06:00:00.000000+00:00'), so an order exactly `window` before is not counted",
-)
+# Rows in whole seconds ('...T06:00:00+00:00') are what orderops wrote before reviews carried microseconds.
 @pytest.mark.parametrize("rule", ["velocity", "duplicate"])
 def test_an_order_stored_in_whole_seconds_exactly_at_the_window_start_still_counts(history, rule):
     history.earlier(timedelta(hours=6), timespec="seconds")

@@ -1,6 +1,7 @@
 """Layout 5: an index of the active reservations by bin, which reserving, releasing and the store's
-consistency check look them up by; on PostgreSQL, text compared byte by byte as SQLite compares it;
-the store's layout is Alembic's from here on.
+consistency check look them up by; a carrier booking keeps whether it meets the promise and the
+carriers passed over, so that a redelivered book_carrier answers as the first did; on PostgreSQL,
+text compared byte by byte as SQLite compares it; the store's layout is Alembic's from here on.
 
 Revision ID: 0005
 """
@@ -15,6 +16,8 @@ TEXT_COLUMNS = "SELECT table_name, column_name FROM information_schema.columns W
 
 def upgrade() -> None:
     op.execute("CREATE INDEX active_reservations ON reservations (sku, warehouse, bin) WHERE state = 'active'")
+    op.execute("ALTER TABLE carrier_bookings ADD COLUMN meets_promise INTEGER")  # 1 or 0; NULL for bookings made before
+    op.execute("ALTER TABLE carrier_bookings ADD COLUMN refused TEXT")  # JSON: ["<carrier> <why>", ...]
     if op.get_context().dialect.name == "postgresql":
         # Bins, ids and ISO timestamps are text: sorted and compared by the database's collation, a bin
         # 'b-01' would come before 'C-01' on a database made with en_US or ICU and after it on SQLite.
@@ -25,6 +28,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP INDEX active_reservations")
+    op.execute("ALTER TABLE carrier_bookings DROP COLUMN meets_promise")
+    op.execute("ALTER TABLE carrier_bookings DROP COLUMN refused")
     if op.get_context().dialect.name == "postgresql":
         _collate('"default"')
     op.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
