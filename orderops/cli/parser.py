@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import urllib.parse
 
 from orderops import config
 from orderops.limits import MAX_STOCK, ORDER_ID_PATTERN, whole_number
@@ -61,6 +62,18 @@ def _order_id(text: str) -> str:
     if not re.fullmatch(ORDER_ID_PATTERN, text):
         raise argparse.ArgumentTypeError(f"{_shown(text)} is not an order id (a letter or digit, then letters, digits, - or _; at most 64)")
     return text
+
+
+def web_origin(text: str) -> str:
+    """A web origin, scheme://host[:port], as browsers send it in the Origin header."""
+    parts = urllib.parse.urlsplit(text.strip())
+    try:
+        parts.port  # noqa: B018 - a port that is no number raises here
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a web origin like https://temporal.example.com[:port]")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def _port(text: str) -> int:
@@ -174,6 +187,15 @@ def _runtime(commands: _Commands) -> None:
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on; another than 127.0.0.1 needs HTTPS in front")
     p.add_argument("--port", type=_port, default=config.CONSOLE_PORT, help="the console's port")
     p.add_argument("--process-dir", default=str(config.PROCESS_DIR), help="the definitions whose user tasks fill the inbox")
+    p.add_argument(
+        "--ui-origin",
+        action="append",
+        type=web_origin,
+        default=[],
+        metavar="URL",
+        help="where the Temporal Web UI is served (e.g. https://temporal.example.com), allowed to ask /codec to decrypt "
+        f"beside http://localhost:{config.UI_PORT}; repeat for more (env ORDEROPS_UI_ORIGINS, comma-separated)",
+    )
 
     p = commands.add("demo", "orderops.cli.runtime:run_demo", "server + worker + sample orders, decided and delivered, then a summary")
     p.add_argument("--orders", type=_positive, help="how many orders (default: each sample scenario once)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from activities.store import open_store
 from orderops import config, demo, server
 from orderops.cli.common import CliError, order_client
+from orderops.cli.parser import web_origin
 from orderops.client import OrderClient
 from orderops.process.lint import InvalidDefinition
 from orderops.worker import check_definitions, limits_from_env, serve
@@ -49,15 +51,24 @@ async def run_console(args) -> int:
     import uvicorn
 
     from orderops import proof
-    from orderops.console.app import create_app
+    from orderops.console.app import UI_ORIGINS, create_app
     from orderops.console.inbox import catalog
     from orderops.people import open_people
 
-    served = catalog(Path(args.process_dir))
+    served, origins = catalog(Path(args.process_dir)), UI_ORIGINS | ui_origins(args)
     orders = OrderClient((await order_client(args)).temporal, signer=proof.signer())
     # Plain HTTP on the loopback address; anywhere else HTTPS is in front, and the cookies say Secure.
-    app = create_app(orders, open_people(), served, secure_cookies=args.host not in ("127.0.0.1", "localhost"))
+    app = create_app(orders, open_people(), served, secure_cookies=args.host not in ("127.0.0.1", "localhost"), ui_origins=origins)
     print(f"orderops console on http://{args.host}:{args.port} (people: orderops people list)")
     sys.stdout.flush()
     await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve()
     return 0
+
+
+def ui_origins(args) -> set[str]:
+    """The Web UI's origins from --ui-origin and ORDEROPS_UI_ORIGINS (comma-separated)."""
+    named = [o.strip() for o in os.environ.get("ORDEROPS_UI_ORIGINS", "").split(",") if o.strip()]
+    try:
+        return set(args.ui_origin) | {web_origin(o) for o in named}
+    except argparse.ArgumentTypeError as err:
+        raise CliError(f"ORDEROPS_UI_ORIGINS: {err}") from None

@@ -93,6 +93,7 @@ DELIBERATELY_UNSET: dict[str, tuple[frozenset[str], str]] = {
         for name in ("ORDEROPS_CONSOLE", "ORDEROPS_TOKEN")
     },
     "ORDEROPS_METRICS": (frozenset({"console"}), "only `orderops worker --metrics` serves metrics"),
+    "ORDEROPS_UI_ORIGINS": (frozenset({"worker"}), "only the console serves the Web UI's codec endpoint"),
     **{
         f"ORDEROPS_HOOK_SECRET_{source}": (frozenset({"worker"}), "only the console answers the event sources' webhooks")
         for source in ("PAYMENTS", "COURIER", "SCANNER", "RETURNS")

@@ -9,6 +9,9 @@ import logging
 import os
 import stat
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,7 +27,7 @@ from orderops.messages import ReviewDecision
 from orderops.people import People
 from orderops.proof import new_key as new_signing_key
 from orderops.server import temporal_binary
-from tests.helpers import AGENT, ROOT, cli, deliver, run_cli, settled, shipped, signed, status, wait_until, waiting_for
+from tests.helpers import AGENT, ROOT, cli, deliver, free_port, run_cli, settled, shipped, signed, status, wait_until, waiting_for
 
 NAME, PHONE, STREET = "张小明", "13912345678", "77 Secret Garden Road"
 WRONG_PHONE = "23912345678"  # not a mobile number: the order waits for a person, with a finding that names it
@@ -178,3 +181,40 @@ def test_keys_are_made_rotated_and_listed_in_the_home_and_refused_in_one_line_wh
     assert refused.returncode == 1 and "the keys come from ORDEROPS_CODEC_KEYS" in refused.stderr
     bad = run_cli("--address", "127.0.0.1:1", "status", "A1", extra_env={**home, KEYS_ENV: "ops1=zz"})
     assert (bad.returncode, bad.stderr.strip()) == (1, "orderops: ORDEROPS_CODEC_KEYS key 'ops1': not base64")
+
+
+def test_a_web_ui_served_elsewhere_is_let_in_by_ui_origin_and_a_bad_origin_is_one_line(address: str, tmp_path):
+    port = free_port()
+    env = {**os.environ, "ORDEROPS_UI_ORIGINS": "https://ops.example.com:8443"}
+    command = [str(Path(sys.executable).parent / "orderops"), "console", "--address", address, "--port", str(port)]
+    with (tmp_path / "console.log").open("w") as log:
+        process = subprocess.Popen(
+            [*command, "--ui-origin", "https://Temporal.Example.com"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/signin", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "console.log").read_text()
+                time.sleep(0.1)
+        for origin, allowed in [
+            ("https://temporal.example.com", True),
+            ("https://ops.example.com:8443", True),
+            ("http://localhost:8233", True),
+            ("https://temporal.example.com.evil.example", False),
+        ]:
+            preflight = httpx.options(f"{url}/codec/decode", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}, timeout=5)
+            assert (preflight.headers.get("access-control-allow-origin") == origin) is allowed, origin
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    refused = run_cli("console", "--ui-origin", "temporal.example.com", address=address)
+    assert refused.returncode == 2 and "'temporal.example.com' is not a web origin like https://" in refused.stderr.splitlines()[-1]
+    refused = run_cli("console", "--port", str(free_port()), address=address, extra_env={"ORDEROPS_UI_ORIGINS": "https://a.example/path"})
+    assert (refused.returncode, refused.stderr.strip()) == (
+        1,
+        "orderops: ORDEROPS_UI_ORIGINS: 'https://a.example/path' is not a web origin like https://temporal.example.com[:port]",
+    )
