@@ -18,13 +18,12 @@ import io
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from orderops.limits import whole_number
+from orderops.limits import read_bounded, whole_number
 from orderops.order import Order
 
 ADDRESS_COLUMNS = ("province", "city", "district", "street", "postcode")
@@ -94,9 +93,15 @@ class _Row:
 def read_csv_orders(path: str, field_errors: FieldErrors) -> CsvOrders:
     """Read PATH ('-' for stdin) as UTF-8, with or without a BOM, and parse it."""
     try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        if path == "-":
+            data = read_bounded(sys.stdin.buffer, "<stdin>")
+        else:
+            with open(path, "rb") as source:
+                data = read_bounded(source, path)
     except FileNotFoundError:
         raise CsvFileError(f"{path}: no such file") from None
+    except ValueError as err:
+        raise CsvFileError(str(err)) from None
     except OSError as err:
         raise CsvFileError(f"{path}: cannot read: {err.strerror or err}") from None
     return parse_csv_orders(data, "<stdin>" if path == "-" else path, field_errors)

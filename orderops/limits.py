@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import BinaryIO
 
 MAX_QUANTITY = 10_000
 """Units of one SKU on one order line."""
 MAX_STOCK = 1_000_000_000
+# An order file (JSON or CSV) read by `orderops start`: some 50,000 orders, read whole, never more.
+MAX_ORDER_FILE_BYTES = 64 * 1024 * 1024
 """Units of one SKU on hand in one bin: far above any real shelf, far below where SQLite integers overflow."""
 
 # Bidirectional overrides and isolates reorder what a reader sees (a name can display as another).
@@ -49,3 +52,11 @@ def whole_number(text: str) -> int | None:
 # An order id names its workflow (order-<id>), files and log lines: nothing that can climb a path or
 # break a query. The order model, the command line and the client read it through this one pattern.
 ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
+
+
+def read_bounded(source: BinaryIO, name: str) -> bytes:
+    """All of `source`, or ValueError naming `name` when it holds more than MAX_ORDER_FILE_BYTES."""
+    data = source.read(MAX_ORDER_FILE_BYTES + 1)
+    if len(data) > MAX_ORDER_FILE_BYTES:
+        raise ValueError(f"{name} is more than {MAX_ORDER_FILE_BYTES:,} bytes, the most an order file may be; split it")
+    return data

@@ -13,6 +13,7 @@ from rich.console import Console
 from orderops import payloads
 from orderops.client import ClientError, OrderClient
 from orderops.connect import Security
+from orderops.limits import read_bounded
 
 # Piped output (CI logs, less) gets a wide table instead of rich's 80-column default.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -44,14 +45,20 @@ def security_of(args) -> Security:
 
 
 def read_text(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+    """An order file ('-' for stdin) as UTF-8 text, of at most MAX_ORDER_FILE_BYTES."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        if path == "-":
+            return read_bounded(sys.stdin.buffer, "<stdin>").decode("utf-8")
+        with open(path, "rb") as source:
+            return read_bounded(source, path).decode("utf-8")
     except FileNotFoundError:
         raise CliError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise CliError(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}") from None
+    except UnicodeDecodeError as err:
+        raise CliError(f"{path}: cannot read: {err}") from None
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    except OSError as err:
+        raise CliError(f"{path}: cannot read: {err.strerror or err}") from None
 
 
 def report(problems: list[str], outcome: str) -> str:

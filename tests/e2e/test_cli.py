@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from activities.store import Store
+from orderops.limits import MAX_ORDER_FILE_BYTES
 from orderops.messages import OrderResult, OrderStatusView
 from orderops.order import Order, workflow_id
 from tests.helpers import KNOWN_ACTIVITIES, ROOT, awaiting_decision, cli, definition, exists, order_data, run_cli, settled, wait_until
@@ -57,6 +58,21 @@ def test_start_reports_malformed_files_in_one_line(tmp_path, address, content, m
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["orders.json", "orders.csv", "-"])
+def test_start_reads_no_order_file_past_its_limit(tmp_path, address, name):
+    text = " " * MAX_ORDER_FILE_BYTES + "[]"  # a valid JSON document, one byte past the limit with its first bracket
+    if name == "-":
+        result = run_cli("start", "-", address=address, stdin=text)
+    else:
+        (tmp_path / name).write_text(text)
+        result = run_cli("start", str(tmp_path / name), address=address)
+    shown = "<stdin>" if name == "-" else str(tmp_path / name)
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"orderops: {shown} is more than {MAX_ORDER_FILE_BYTES:,} bytes, the most an order file may be; split it\n",
+    )
 
 
 async def test_start_json_lines_then_duplicate_is_refused(tmp_path, client, worker, address):
