@@ -33,15 +33,14 @@ class StoreUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Backend:
-    name: str
     begin_write: str  # the statement that opens a write transaction holding the store's write lock
     # Values whose type the column cannot enforce: SQLite stores any type in any column.
     loose_types: bool
 
 
 BACKENDS = {
-    "sqlite": Backend("sqlite", "BEGIN IMMEDIATE", loose_types=True),
-    "postgresql": Backend("postgresql", f"SELECT pg_advisory_xact_lock({WRITE_LOCK})", loose_types=False),
+    "sqlite": Backend("BEGIN IMMEDIATE", loose_types=True),
+    "postgresql": Backend(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})", loose_types=False),
 }
 
 
@@ -88,9 +87,8 @@ def _named(sql: str) -> sa.TextClause:
 class Db:
     """One connection to the store, in a transaction when the store's `transaction()` gave it."""
 
-    def __init__(self, connection: sa.Connection, backend: Backend):
+    def __init__(self, connection: sa.Connection):
         self.connection = connection
-        self.backend = backend
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         return Cursor(self.connection.execute(_named(sql), {f"p{i}": value for i, value in enumerate(params)}))

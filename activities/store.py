@@ -69,7 +69,7 @@ class Store:
         """Opens with the store's write lock held (docs/warehouse.md), so check-then-write is atomic."""
         with connected(self.engine) as connection:
             connection.exec_driver_sql(self.backend.begin_write)
-            yield Db(connection, self.backend)
+            yield Db(connection)
             connection.commit()
 
     def seed(self, seed_file: Path) -> bool:
@@ -197,7 +197,7 @@ class Store:
 
     def rows(self, sql: str, *params) -> list[dict]:
         with connected(self.engine) as connection:
-            return [dict(r) for r in Db(connection, self.backend).execute(sql, params)]
+            return [dict(r) for r in Db(connection).execute(sql, params)]
 
     def tables(self) -> list[str]:
         with connected(self.engine) as connection:
@@ -242,11 +242,17 @@ def stale_reason(where: str, layout: int | None) -> str:
     return f"{where} is at store layout {layout} and this orderops reads {LAYOUT}: run `orderops store upgrade`"
 
 
-def migrate(connection: sa.Connection, layout: int | None) -> None:
-    """Run Alembic's migrations from `layout` (None: an empty database) to the current one."""
+def alembic_config(connection: sa.Connection) -> Config:
+    """Alembic's configuration for the store's migrations, run on `connection`."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
+    return config
+
+
+def migrate(connection: sa.Connection, layout: int | None) -> None:
+    """Run Alembic's migrations from `layout` (None: an empty database) to the current one."""
+    config = alembic_config(connection)
     if connection.dialect.name == "sqlite":
         # SQLite's DDL is transactional too: a first start cut short leaves an empty database, not half a store.
         connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -8,7 +8,6 @@ from typing import get_type_hints
 
 import yaml
 from alembic import command
-from alembic.config import Config
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
 
@@ -17,7 +16,7 @@ from activities.database import engine_for
 from activities.packing import PackingActivities
 from activities.picking import PickingActivities
 from activities.stock import StockActivities
-from activities.store import MIGRATIONS, Store
+from activities.store import Store, alembic_config
 from orderops.config import PROCESS_DIR
 from orderops.order import Order
 from tests.helpers import order_data
@@ -87,10 +86,7 @@ def as_layout_4(url: str) -> None:
     """Turn the store at `url`, rows and all, into what orderops left before Alembic: layout 4, no alembic_version."""
     engine = engine_for(url)
     with engine.connect() as connection:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
+        command.downgrade(alembic_config(connection), "0004")
         connection.exec_driver_sql("DROP TABLE alembic_version")
         connection.commit()
     engine.dispose()
